@@ -1,0 +1,190 @@
+"""System checks: the mistakes a new user makes, reported at start-up rather than in production.
+
+Errors (``notifications.E00x``) stop ``runserver`` and ``migrate``; warnings (``W00x``) do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+
+
+@register(Tags.compatibility)
+def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    missing = [
+        app
+        for app in ("django.contrib.auth", "django.contrib.contenttypes")
+        if not apps.is_installed(app)
+    ]
+    return [
+        Error(
+            f"'{app}' must be in INSTALLED_APPS for notifications.",
+            hint=f"Add '{app}' to INSTALLED_APPS.",
+            id="notifications.E003",
+        )
+        for app in missing
+    ]
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    overrides = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(overrides, dict):
+        return [Error("settings.NOTIFICATIONS must be a dict.", id="notifications.E002")]
+    errors = []
+    for name, value in overrides.items():
+        if name not in DEFAULTS:
+            errors.append(
+                Error(
+                    f"settings.NOTIFICATIONS has an unknown key {name!r}.",
+                    hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                    id="notifications.E002",
+                )
+            )
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                Error(
+                    f"settings.NOTIFICATIONS[{name!r}] must be a positive number (got {value!r}).",
+                    id="notifications.E002",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    default = layers.get("default")
+    if not default:
+        return [
+            Error(
+                "No default channel layer is configured: notifications cannot be pushed.",
+                hint="Set CHANNEL_LAYERS['default'] (channels_redis in production; "
+                "channels.layers.InMemoryChannelLayer for a single process).",
+                id="notifications.E001",
+            )
+        ]
+    backend = default.get("BACKEND", "")
+    messages: list[Error | Warning] = []
+    if backend.endswith("InMemoryChannelLayer") and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "The in-memory channel layer only reaches sockets of the process that sends: "
+                "notifications sent from another process (a worker, the shell, a second daphne) "
+                "will not be pushed.",
+                hint="Use channels_redis with more than one process.",
+                id="notifications.W003",
+            )
+        )
+    if backend == "channels_redis.core.RedisChannelLayer":
+        for host in default.get("CONFIG", {}).get("hosts", []) or [{}]:
+            if not isinstance(host, dict) or host.get("socket_timeout", 0) is not None:
+                messages.append(
+                    Warning(
+                        "With redis-py 8 an idle RedisChannelLayer receive() times out after "
+                        'about 5 s unless each host entry sets "socket_timeout": None.',
+                        hint='Use hosts like [{"address": REDIS_URL, "socket_timeout": None, '
+                        '"max_connections": 1000}].',
+                        id="notifications.W004",
+                    )
+                )
+                break
+    return messages
+
+
+@register(Tags.compatibility)
+def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    from channels.auth import AuthMiddleware
+    from channels.security.websocket import OriginValidator
+
+    from .consumers import NotificationConsumer
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    not_wired = Warning(
+        "The notifications WebSocket consumer is not routed: clients can only poll the REST API.",
+        hint="Route notifications.routing.websocket_urlpatterns in the 'websocket' branch of the "
+        "ASGI application named by settings.ASGI_APPLICATION (see the README). A project that "
+        "uses only the REST API can silence this check.",
+        id="notifications.W001",
+    )
+    if not path:
+        return [not_wired]
+    try:
+        application = import_string(path)
+    except ImportError as error:
+        return [
+            Error(
+                f"settings.ASGI_APPLICATION {path!r} cannot be imported: {error}",
+                id="notifications.E005",
+            )
+        ]
+    chain = next(
+        (
+            chain
+            for chain in _paths(application, ())
+            if getattr(chain[-1], "consumer_class", None)
+            and issubclass(chain[-1].consumer_class, NotificationConsumer)
+        ),
+        None,
+    )
+    if chain is None:
+        return [not_wired]
+    messages: list[Error | Warning] = []
+    if not any(isinstance(step, AuthMiddleware) for step in chain):
+        messages.append(
+            Error(
+                "The notifications WebSocket route is not inside AuthMiddlewareStack: every "
+                "socket would be anonymous and closed with 4401.",
+                hint="Wrap the URLRouter in channels.auth.AuthMiddlewareStack.",
+                id="notifications.E004",
+            )
+        )
+    if not any(isinstance(step, OriginValidator) for step in chain):
+        messages.append(
+            Warning(
+                "The notifications WebSocket route has no Origin check: another site could open "
+                "a socket with your users' cookies (cross-site WebSocket hijacking).",
+                hint="Wrap it in channels.security.websocket.AllowedHostsOriginValidator.",
+                id="notifications.W002",
+            )
+        )
+    return messages
+
+
+_CHILDREN = (
+    "application_mapping",
+    "application",
+    "inner",
+    "app",
+    "routes",
+    "url_patterns",
+    "callback",
+)
+
+
+def _paths(node: Any, chain: tuple[Any, ...], depth: int = 0) -> Iterator[tuple[Any, ...]]:
+    """Every chain of wrappers from the ASGI application down to a routed consumer."""
+    chain = (*chain, node)
+    if getattr(node, "consumer_class", None) is not None or depth > 30:
+        yield chain
+        return
+    for attribute in _CHILDREN:
+        child = getattr(node, attribute, None)
+        if child is None:
+            continue
+        if isinstance(child, dict):
+            for key, value in child.items():
+                if attribute != "application_mapping" or key == "websocket":
+                    yield from _paths(value, chain, depth + 1)
+        elif isinstance(child, list | tuple):
+            for item in child:
+                yield from _paths(item, chain, depth + 1)
+        else:
+            yield from _paths(child, chain, depth + 1)

@@ -1,0 +1,84 @@
+"""The app's settings: one object over ``settings.NOTIFICATIONS``, read afresh on every access.
+
+Reading ``django.conf.settings`` each time (not caching) keeps ``override_settings`` working.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # REST API
+    "PAGE_SIZE": 20,
+    "MAX_PAGE_SIZE": 100,
+    # resume / backlog
+    "BACKLOG_LIMIT": 100,
+    # Ids come from a sequence, but transactions commit in their own order: a row can become
+    # visible after a newer one was already shown. Resume reaches back this far (measured from the
+    # client's last id) so such a row is not skipped. It must exceed the longest transaction that
+    # sends a notification.
+    "RESUME_MARGIN_SECONDS": 60,
+    # WebSocket limits
+    "MAX_MESSAGE_BYTES": 4096,
+    "MESSAGES_PER_SECOND": 10,
+    "MESSAGE_BURST": 20,
+    "MAX_IDS_PER_MESSAGE": 500,
+    # notify()
+    "MAX_DATA_BYTES": 16384,
+    # push: how many group sends run concurrently while a batch fans out
+    "PUSH_CONCURRENCY": 100,
+}
+
+
+class Settings:
+    """Typed access to ``settings.NOTIFICATIONS`` over :data:`DEFAULTS`."""
+
+    def _get(self, name: str) -> Any:
+        overrides = getattr(django_settings, "NOTIFICATIONS", {}) or {}
+        return overrides.get(name, DEFAULTS[name])
+
+    @property
+    def PAGE_SIZE(self) -> int:
+        return self._get("PAGE_SIZE")
+
+    @property
+    def MAX_PAGE_SIZE(self) -> int:
+        return self._get("MAX_PAGE_SIZE")
+
+    @property
+    def BACKLOG_LIMIT(self) -> int:
+        return self._get("BACKLOG_LIMIT")
+
+    @property
+    def RESUME_MARGIN(self) -> timedelta:
+        return timedelta(seconds=self._get("RESUME_MARGIN_SECONDS"))
+
+    @property
+    def MAX_MESSAGE_BYTES(self) -> int:
+        return self._get("MAX_MESSAGE_BYTES")
+
+    @property
+    def MESSAGES_PER_SECOND(self) -> float:
+        return self._get("MESSAGES_PER_SECOND")
+
+    @property
+    def MESSAGE_BURST(self) -> int:
+        return self._get("MESSAGE_BURST")
+
+    @property
+    def MAX_IDS_PER_MESSAGE(self) -> int:
+        return self._get("MAX_IDS_PER_MESSAGE")
+
+    @property
+    def MAX_DATA_BYTES(self) -> int:
+        return self._get("MAX_DATA_BYTES")
+
+    @property
+    def PUSH_CONCURRENCY(self) -> int:
+        return self._get("PUSH_CONCURRENCY")
+
+
+app_settings = Settings()

@@ -1,0 +1,213 @@
+"""The notifications table and the queries every other module asks of it.
+
+Knows nothing of sockets or HTTP. Views, consumers and services say
+``Notification.objects.for_user(user).unread()``; they never build these filters by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models
+from django.db.models import Count, Q
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+
+
+class Level(models.TextChoices):
+    INFO = "info", _("Info")
+    SUCCESS = "success", _("Success")
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
+
+
+class Counts(TypedDict):
+    unread_count: int
+    unseen_count: int
+    last_id: int | None
+
+
+UNREAD = Q(read_at__isnull=True, archived_at__isnull=True)
+UNSEEN = Q(seen_at__isnull=True, archived_at__isnull=True)
+
+
+def id_list(ids: Sequence[int], using: str = "default") -> RawSQL | list[int]:
+    """The given ids as something ``__in`` accepts, in one query parameter where the database can.
+
+    A plain list becomes one parameter per id: SQLite refuses more than 32,766 of them and the SQL
+    grows with the audience. An array (PostgreSQL) or a JSON document (SQLite) stays one parameter.
+    """
+    vendor = connections[using].vendor
+    if vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [list(ids)])
+    if vendor == "sqlite":
+        return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(list(ids))])
+    return list(ids)
+
+
+def _sql(queryset: models.QuerySet) -> tuple[str, tuple[Any, ...]]:
+    return queryset.query.get_compiler(queryset.db).as_sql()
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def for_user(self, user: Any) -> NotificationQuerySet:
+        user_id = getattr(user, "pk", user)
+        return self.filter(recipient_id=user_id)
+
+    def unread(self) -> NotificationQuerySet:
+        return self.filter(UNREAD)
+
+    def read(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=False)
+
+    def unseen(self) -> NotificationQuerySet:
+        return self.filter(UNSEEN)
+
+    def archived(self) -> NotificationQuerySet:
+        return self.filter(archived_at__isnull=False)
+
+    def unarchived(self) -> NotificationQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+    def up_to(self, last_id: int | None) -> NotificationQuerySet:
+        """Only what existed up to ``last_id``: makes "mark all" race-safe against new arrivals."""
+        return self if last_id is None else self.filter(id__lte=last_id)
+
+    def with_related(self) -> NotificationQuerySet:
+        """Everything the serializer reads, in a query count that does not grow with the page."""
+        return self.prefetch_related("actor", "target")
+
+    # State changes: one UPDATE each, returning how many rows changed.
+    def mark_read(self) -> int:
+        return self.filter(read_at__isnull=True).update(read_at=timezone.now())
+
+    def mark_unread(self) -> int:
+        return self.filter(read_at__isnull=False).update(read_at=None)
+
+    def mark_seen(self) -> int:
+        return self.filter(seen_at__isnull=True).update(seen_at=timezone.now())
+
+    def archive(self) -> int:
+        return self.filter(archived_at__isnull=True).update(archived_at=timezone.now())
+
+    def unarchive(self) -> int:
+        return self.filter(archived_at__isnull=False).update(archived_at=None)
+
+    def backlog(self, after: int, limit: int | None = None) -> tuple[list[Notification], bool]:
+        """What a client that has shown everything up to ``after`` may have missed, oldest first.
+
+        Call it on one user's rows. Besides every row newer than ``after``, it returns the rows
+        created within ``RESUME_MARGIN`` before the one the client saw last: a transaction that
+        took an id before ``after`` but committed after it was shown is caught here. Clients drop
+        the duplicates this brings by id. The flag is False when more rows wait than ``limit``.
+        """
+        limit = app_settings.BACKLOG_LIMIT if limit is None else limit
+        anchor = (
+            self.filter(id__lte=after).order_by("-id").values_list("created_at", flat=True).first()
+        )
+        newer = Q(id__gt=after)
+        if anchor is not None:
+            newer |= Q(created_at__gte=anchor - app_settings.RESUME_MARGIN)
+        rows = list(self.filter(newer).with_related().order_by("id")[: limit + 1])
+        return rows[:limit], len(rows) <= limit
+
+    def counts(self) -> Counts:
+        """Unread and unseen counts and the newest id of one user's rows, in one round trip.
+
+        Three scalar subqueries rather than one aggregate with filters: each then uses its own
+        partial index instead of all three reading every row of the user.
+        """
+        unread, unread_params = _sql(self.unread().order_by().values("id"))
+        unseen, unseen_params = _sql(self.unseen().order_by().values("id"))
+        last, last_params = _sql(self.order_by("-id").values("id")[:1])
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM ({unread}) AS u),"
+            f" (SELECT COUNT(*) FROM ({unseen}) AS s), ({last})"
+        )
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(sql, (*unread_params, *unseen_params, *last_params))
+            unread_count, unseen_count, last_id = cursor.fetchone()
+        return {"unread_count": unread_count, "unseen_count": unseen_count, "last_id": last_id}
+
+    def counts_by_recipient(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """``{user_id: (unread, unseen)}`` for many users in one query (users with none absent)."""
+        if not user_ids:
+            return {}
+        rows = (
+            self.filter(recipient_id__in=id_list(user_ids, self.db), archived_at__isnull=True)
+            .filter(Q(read_at__isnull=True) | Q(seen_at__isnull=True))
+            .values("recipient_id")
+            .annotate(
+                unread=Count("id", filter=Q(read_at__isnull=True)),
+                unseen=Count("id", filter=Q(seen_at__isnull=True)),
+            )
+            .values_list("recipient_id", "unread", "unseen")
+        )
+        return {user_id: (unread, unseen) for user_id, unread, unseen in rows}
+
+
+class Notification(models.Model):
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("recipient"),
+        db_index=False,  # covered by the composite indexes below, which all lead with it
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"), blank=True, default="")
+    level = models.CharField(_("level"), max_length=16, choices=Level.choices, default=Level.INFO)
+    category = models.SlugField(
+        _("category"), max_length=64, blank=True, default="", db_index=False
+    )
+    url = models.CharField(_("url"), max_length=2000, blank=True, default="")
+
+    actor_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    actor_object_id = models.CharField(max_length=255, blank=True, default="")
+    actor = GenericForeignKey("actor_content_type", "actor_object_id")
+
+    target_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    target_object_id = models.CharField(max_length=255, blank=True, default="")
+    target = GenericForeignKey("target_content_type", "target_object_id")
+
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
+    archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-id"]
+        permissions = [("send_notification", _("Can send notifications from the admin"))]
+        indexes = [
+            # The list (newest first), resume (id > N) and "up to id" updates.
+            models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
+            # Resume's safety margin, and retention by age.
+            models.Index(fields=["recipient", "created_at"], name="notif_recipient_created"),
+            # The badge counts: small partial indexes that only hold what is being counted.
+            models.Index(fields=["recipient", "id"], condition=UNREAD, name="notif_unread"),
+            models.Index(fields=["recipient", "id"], condition=UNSEEN, name="notif_unseen"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None

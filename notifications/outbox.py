@@ -1,0 +1,87 @@
+"""Holds what a transaction sent or changed until it commits, then announces it.
+
+All ``notify()`` calls of one transaction land in one outbox and are announced by one
+``notification_sent`` signal, so the push that follows is one batched channel-layer call, not
+one per call. Work done inside a savepoint that is rolled back must never be announced: Django
+drops an ``on_commit`` callback registered inside a savepoint when that savepoint rolls back, so
+each savepoint level gets an outbox (and a callback) of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+from . import signals
+from .models import Notification
+
+if TYPE_CHECKING:
+    from .batch import NotificationBatch
+
+logger = logging.getLogger("notifications")
+
+_ATTRIBUTE = "_notifications_outboxes"
+
+
+@dataclass(frozen=True)
+class Change:
+    user_id: int
+    ids: list[int]
+    state: str
+
+
+@dataclass
+class _Outbox:
+    sent: list[NotificationBatch] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Registered with on_commit; kept so we can tell later whether Django still holds it.
+        self.callback = self.flush
+
+    def flush(self) -> None:
+        if self.sent:
+            from .batch import NotificationBatch
+
+            merged = NotificationBatch.merge(self.sent)
+            signals.notification_sent.send_robust(sender=Notification, batch=merged)
+        for change in self.changes:
+            signals.notifications_changed.send_robust(
+                sender=Notification, user_id=change.user_id, ids=change.ids, state=change.state
+            )
+
+
+def queue_sent(batch: NotificationBatch, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Announce ``batch`` when the caller's transaction commits (at once in autocommit mode).
+
+    Call it after the rows are written and the writer's own atomic block has exited, so that the
+    outbox belongs to the caller's savepoint level and collects every call at that level.
+    """
+    _enqueue(using, lambda outbox: outbox.sent.append(batch))
+
+
+def queue_change(change: Change, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Announce ``change`` when the caller's transaction commits, like :func:`queue_sent`."""
+    _enqueue(using, lambda outbox: outbox.changes.append(change))
+
+
+def _enqueue(using: str, add: Callable[[_Outbox], None]) -> None:
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        outbox = _Outbox()
+        add(outbox)
+        outbox.flush()
+        return
+    outboxes: dict[tuple[str | None, ...], _Outbox] = connection.__dict__.setdefault(_ATTRIBUTE, {})
+    registered = {id(callback) for _, callback, _ in connection.run_on_commit}
+    for key in [k for k, box in outboxes.items() if id(box.callback) not in registered]:
+        del outboxes[key]  # flushed already, or dropped with a rolled-back savepoint
+    key = tuple(connection.savepoint_ids)
+    if key not in outboxes:
+        outboxes[key] = _Outbox()
+        transaction.on_commit(outboxes[key].callback, using=using, robust=True)
+    add(outboxes[key])

@@ -1,0 +1,126 @@
+"""The only module that talks to the channel layer: group names, event payloads, sending.
+
+A push is a hint; the database is the truth. So nothing here raises to its caller when the
+layer is down: it logs a warning, and clients catch up by resuming from the last id they saw.
+Payloads hold JSON-native values only (msgpack, the Redis layers' format, refuses datetimes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .conf import app_settings
+
+logger = logging.getLogger("notifications.push")
+
+GROUP_PREFIX = "notifications.user."
+
+# Event types, as consumer method names: "notifications.created" -> notifications_created().
+CREATED = "notifications.created"
+CHANGED = "notifications.changed"
+REVOKE = "notifications.revoke"
+
+Message = tuple[str, dict[str, Any]]  # (group, event)
+
+
+def user_group(user_id: int) -> str:
+    """The group holding every open socket of one user (ids only: group names are not secret)."""
+    return f"{GROUP_PREFIX}{int(user_id)}"
+
+
+def session_digest(session_key: str | None) -> str | None:
+    """A stand-in for a session key in events, which travel through Redis in clear."""
+    if not session_key:
+        return None
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int) -> dict[str, Any]:
+    return {
+        "type": CREATED,
+        "notifications": notifications,
+        "unread_count": unread,
+        "unseen_count": unseen,
+    }
+
+
+def changed_event(ids: list[int], state: str, unread: int, unseen: int) -> dict[str, Any]:
+    return {
+        "type": CHANGED,
+        "ids": ids,
+        "state": state,
+        "unread_count": unread,
+        "unseen_count": unseen,
+    }
+
+
+def revoke_event(session: str | None = None) -> dict[str, Any]:
+    """Close the user's sockets with 4401: those of one session (a digest), or all of them."""
+    return {"type": REVOKE, "session": session}
+
+
+def send(messages: Sequence[Message]) -> None:
+    """Send every message in one trip through the event loop (from sync code)."""
+    if messages:
+        async_to_sync(asend)(messages)
+
+
+async def asend(messages: Sequence[Message]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        logger.warning(
+            "notifications: no channel layer is configured; %d pushes dropped", len(messages)
+        )
+        return
+    limit = asyncio.Semaphore(app_settings.PUSH_CONCURRENCY)
+    failures: list[BaseException] = []
+
+    async def one(group: str, event: dict[str, Any]) -> None:
+        async with limit:
+            try:
+                await layer.group_send(group, event)
+            except Exception as error:  # the layer being down must not reach the sender
+                failures.append(error)
+
+    await asyncio.gather(*(one(group, event) for group, event in messages))
+    if failures:
+        logger.warning(
+            "notifications: %d of %d pushes failed (%r); clients will catch up when they resume",
+            len(failures),
+            len(messages),
+            failures[0],
+        )
+
+
+async def join(user_id: int, channel_name: str, attempts: int = 3) -> bool:
+    """Put a socket in its user's group; retry through a reconnecting layer. False on failure."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    for attempt in range(attempts):
+        try:
+            await layer.group_add(user_group(user_id), channel_name)
+            return True
+        except Exception as error:
+            # After a Redis restart the pub/sub layer's first group_add raises ConnectionError
+            # (channels_redis #256 et seq.); its next attempt reconnects.
+            logger.warning("notifications: group_add failed (attempt %d): %r", attempt + 1, error)
+            await asyncio.sleep(0.05 * 4**attempt)
+    return False
+
+
+async def leave(user_id: int, channel_name: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_discard(user_group(user_id), channel_name)
+    except Exception as error:
+        logger.warning("notifications: group_discard failed: %r", error)

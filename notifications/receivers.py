@@ -1,0 +1,60 @@
+"""Internal receivers, connected in ``AppConfig.ready()``: what was committed becomes pushes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.db import transaction
+
+from . import push
+from .batch import NotificationBatch
+from .models import Notification
+from .serializers import serialize
+
+
+def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
+    """One event per recipient, carrying all of this batch's notifications for them and their
+    counts: each content is shaped once, the counts come from one query for the whole batch."""
+    by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for prototype, rows in batch.parts():
+        shape = serialize(prototype)
+        for nid, recipient_id in rows:
+            by_user[recipient_id].append({**shape, "id": nid})
+    counts = Notification.objects.counts_by_recipient(list(by_user))
+    push.send(
+        [
+            (push.user_group(user_id), push.created_event(items, *counts.get(user_id, (0, 0))))
+            for user_id, items in by_user.items()
+        ]
+    )
+
+
+def push_changed(sender: Any, user_id: int, ids: list[int], state: str, **kwargs: Any) -> None:
+    counts = Notification.objects.for_user(user_id).counts()
+    event = push.changed_event(ids, state, counts["unread_count"], counts["unseen_count"])
+    push.send([(push.user_group(user_id), event)])
+
+
+def close_session_sockets(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """On logout, close the sockets that this session opened (other sessions stay signed in)."""
+    if user is None or getattr(request, "session", None) is None:
+        return
+    digest = push.session_digest(request.session.session_key)
+    if digest is not None:
+        push.send([(push.user_group(user.pk), push.revoke_event(digest))])
+
+
+def close_sockets_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A new password signs out every session, so close every socket of the user once it is saved.
+
+    ``set_password()`` leaves the raw password in ``_password`` until the next save: that is
+    the one reliable sign, on any user model built on ``AbstractBaseUser``, that this save
+    changes the password.
+    """
+    if instance.pk is None or getattr(instance, "_password", None) is None:
+        return
+    user_id = instance.pk
+    transaction.on_commit(
+        lambda: push.send([(push.user_group(user_id), push.revoke_event())]), robust=True
+    )

@@ -1,0 +1,9 @@
+"""WebSocket routes. Wire them into your ASGI application as the README shows."""
+
+from django.urls import path
+
+from .consumers import NotificationConsumer
+
+websocket_urlpatterns = [
+    path("ws/notifications/", NotificationConsumer.as_asgi(), name="notifications-ws"),
+]

@@ -1,0 +1,342 @@
+"""The one way to write notifications: send them, and change their state.
+
+Everything here writes in the caller's transaction and announces what it did only after that
+transaction commits (see ``outbox``). It knows models and signals, and nothing of the channel
+layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.utils import timezone
+
+from . import outbox
+from .batch import NotificationBatch
+from .conf import app_settings
+from .models import Level, Notification, NotificationQuerySet, id_list
+
+__all__ = [
+    "notify",
+    "anotify",
+    "mark_read",
+    "mark_unread",
+    "mark_seen",
+    "archive",
+    "unarchive",
+    "delete",
+    "NotificationBatch",
+]
+
+STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
+_CATEGORY = re.compile(r"^[-a-zA-Z0-9_]*\Z")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def notify(
+    recipients: Any,
+    title: str,
+    body: str = "",
+    *,
+    level: str = Level.INFO,
+    category: str = "",
+    url: str = "",
+    actor: models.Model | None = None,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+) -> NotificationBatch:
+    """Send a notification to each of ``recipients``; return what was written.
+
+    ``recipients`` is a user, a user id, an iterable of users or ids, a QuerySet of users, or an
+    auth ``Group`` (its active members). Raises ``ValueError`` on bad input, writing nothing.
+    The rows are written in the caller's transaction, in one ``INSERT ... SELECT`` whatever the
+    number of recipients, and pushed to their sockets after that transaction commits.
+    """
+    prototype = _prototype(title, body, level, category, url, actor, target, data)
+    audience, expected_ids = _audience(recipients)
+    using = DEFAULT_DB_ALIAS
+    prototype._state.db = using
+    with transaction.atomic(using=using):
+        rows = _insert(prototype, audience, using)
+        if expected_ids is not None and len(rows) != len(expected_ids):
+            missing = sorted(set(expected_ids) - {rid for _, rid in rows})
+            # Raising inside the atomic block rolls back the rows just written.
+            raise ValueError(f"recipients: no user with id {', '.join(map(str, missing[:10]))}")
+    batch = NotificationBatch.of(prototype, rows)
+    if rows:
+        outbox.queue_sent(batch, using)
+    return batch
+
+
+async def anotify(recipients: Any, title: str, body: str = "", **options: Any) -> NotificationBatch:
+    """:func:`notify` for async code: runs it in Django's sync thread (and its transaction)."""
+    return await sync_to_async(notify, thread_sensitive=True)(recipients, title, body, **options)
+
+
+def _prototype(
+    title: Any,
+    body: Any,
+    level: Any,
+    category: Any,
+    url: Any,
+    actor: Any,
+    target: Any,
+    data: Any,
+) -> Notification:
+    """Validate the content of a notification, returning an unsaved instance that holds it."""
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("title: a non-empty string is required")
+    max_title = Notification._meta.get_field("title").max_length
+    if len(title) > max_title:
+        raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
+    if not isinstance(body, str):
+        raise ValueError("body: must be a string")
+    if level not in Level.values:
+        raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r})")
+    if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:
+        raise ValueError(
+            "category: a slug of at most 64 letters, digits, hyphens and underscores is required"
+        )
+    _validate_url(url)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError("data: must be a dict")
+    try:
+        encoded = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"data: must be JSON-serialisable ({error})") from None
+    if len(encoded.encode()) > app_settings.MAX_DATA_BYTES:
+        raise ValueError(f"data: at most {app_settings.MAX_DATA_BYTES} bytes as JSON")
+
+    prototype = Notification(
+        title=title,
+        body=body,
+        level=level,
+        category=category,
+        url=url,
+        data=json.loads(encoded),  # a copy: later changes to the caller's dict do not leak in
+        created_at=timezone.now(),
+    )
+    for role, obj in (("actor", actor), ("target", target)):
+        if obj is None:
+            continue
+        if not isinstance(obj, models.Model) or obj.pk is None:
+            raise ValueError(f"{role}: must be a saved model instance (got {obj!r})")
+        setattr(prototype, role, obj)
+    return prototype
+
+
+def _validate_url(url: Any) -> None:
+    if not isinstance(url, str):
+        raise ValueError("url: must be a string")
+    if not url:
+        return
+    max_url = Notification._meta.get_field("url").max_length
+    if len(url) > max_url:
+        raise ValueError(f"url: at most {max_url} characters")
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ValueError("url: must not contain whitespace or control characters")
+    scheme = _SCHEME.match(url)
+    if scheme:
+        if scheme.group(1).lower() not in ("http", "https") or not url.split(":", 1)[1].startswith(
+            "//"
+        ):
+            raise ValueError("url: only http(s) URLs or site-relative paths are allowed")
+        return
+    # "//host" and "/\host" are taken by browsers as another site: an open redirect.
+    if not url.startswith("/") or url.startswith(("//", "/\\")):
+        raise ValueError(
+            "url: only http(s) URLs or site-relative paths starting with / are allowed"
+        )
+
+
+def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
+    """The recipients as a QuerySet of user ids to insert from, and the ids that must all exist
+    (None when the caller gave a QuerySet or a Group, whose members are whoever matches)."""
+    user_model = get_user_model()
+    if isinstance(recipients, Group):
+        if recipients.pk is None:
+            raise ValueError("recipients: the group is not saved")
+        return user_model._default_manager.filter(groups=recipients, is_active=True), None
+    if isinstance(recipients, models.QuerySet):
+        if recipients.model is not user_model:
+            raise ValueError(
+                f"recipients: a QuerySet of {user_model._meta.label} is required "
+                f"(got one of {recipients.model._meta.label})"
+            )
+        return recipients, None
+    if isinstance(recipients, user_model | int | str) or not isinstance(recipients, Iterable):
+        recipients = [recipients]
+    ids = list(dict.fromkeys(_user_id(item, user_model) for item in recipients))
+    return user_model._default_manager.filter(pk__in=id_list(ids)), ids
+
+
+def _user_id(item: Any, user_model: type[models.Model]) -> int:
+    if isinstance(item, user_model):
+        if item.pk is None:
+            raise ValueError("recipients: a user that is not saved has no id")
+        return item.pk
+    if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+        return item
+    raise ValueError(f"recipients: expected users or positive user ids, got {item!r}")
+
+
+_COLUMNS = (
+    "title",
+    "body",
+    "level",
+    "category",
+    "url",
+    "actor_content_type",
+    "actor_object_id",
+    "target_content_type",
+    "target_object_id",
+    "data",
+    "created_at",
+)
+
+
+def _insert(
+    prototype: Notification, audience: models.QuerySet, using: str
+) -> list[tuple[int, int]]:
+    """Write one row per user of ``audience`` in one statement; return (id, recipient id) pairs."""
+    connection = connections[using]
+    for role in ("actor", "target"):
+        obj = getattr(prototype, role)
+        if obj is not None:
+            content_type = ContentType.objects.db_manager(using).get_for_model(
+                obj, for_concrete_model=False
+            )
+            setattr(prototype, f"{role}_content_type_id", content_type.pk)
+            setattr(prototype, f"{role}_object_id", str(obj.pk))
+    meta = Notification._meta
+    fields = [meta.get_field(name) for name in _COLUMNS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = [
+        field.get_db_prep_save(getattr(prototype, field.attname), connection) for field in fields
+    ]
+    if connection.vendor == "postgresql":
+        # In a SELECT list PostgreSQL types a bare parameter as text, which an integer or JSON
+        # column then refuses: say what each one is.
+        placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
+    else:
+        placeholders = ", ".join("%s" for _ in fields)
+    source, source_params = (
+        audience.order_by()
+        .values(audience_user_id=models.F("pk"))
+        .distinct()
+        .query.get_compiler(using)
+        .as_sql()
+    )
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({quote('recipient_id')}, {columns}) "
+        f"SELECT audience.{quote('audience_user_id')}, {placeholders} FROM ({source}) AS audience "
+        f"RETURNING {quote('id')}, {quote('recipient_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*values, *source_params))
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+# --- state changes -----------------------------------------------------------------------
+
+
+def mark_read(
+    user: Any, ids: Iterable[int] | None = None, *, up_to: int | None = None
+) -> list[int]:
+    """Mark read the given notifications of ``user`` (or all unread ones up to ``up_to``).
+
+    Returns the ids that were unread. Ids that are not the user's are ignored.
+    """
+    return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read, unchanged_if="read")
+
+
+def mark_unread(user: Any, ids: Iterable[int]) -> list[int]:
+    return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread, "unread")
+
+
+def mark_seen(user: Any, *, up_to: int | None) -> list[int]:
+    """Mark seen everything of ``user`` up to ``up_to`` (the badge's unseen count drops to what
+    arrived since)."""
+    return _change(user, "seen", None, up_to, NotificationQuerySet.mark_seen, "seen")
+
+
+def archive(user: Any, ids: Iterable[int]) -> list[int]:
+    return _change(user, "archived", ids, None, NotificationQuerySet.archive, "archived")
+
+
+def unarchive(user: Any, ids: Iterable[int]) -> list[int]:
+    return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive, "unarchived")
+
+
+def delete(user: Any, ids: Iterable[int]) -> list[int]:
+    return _change(user, "deleted", ids, None, lambda qs: qs.delete()[0], None)
+
+
+_ALREADY = {
+    "read": {"read_at__isnull": False},
+    "unread": {"read_at__isnull": True},
+    "seen": {"seen_at__isnull": False},
+    "archived": {"archived_at__isnull": False},
+    "unarchived": {"archived_at__isnull": True},
+}
+
+
+def _change(
+    user: Any,
+    state: str,
+    ids: Iterable[int] | None,
+    up_to: int | None,
+    apply: Any,
+    unchanged_if: str | None,
+) -> list[int]:
+    user_id = _owner_id(user)
+    queryset = Notification.objects.for_user(user_id)
+    if ids is not None:
+        queryset = queryset.filter(id__in=clean_ids(ids))
+    if up_to is not None:
+        queryset = queryset.up_to(clean_id(up_to, "up_to"))
+    if unchanged_if is not None:
+        queryset = queryset.exclude(**_ALREADY[unchanged_if])
+    with transaction.atomic():
+        changed = list(queryset.order_by("id").values_list("id", flat=True))
+        if changed:
+            apply(Notification.objects.filter(id__in=id_list(changed)))
+    if changed:
+        outbox.queue_change(outbox.Change(user_id, changed, state))
+    return changed
+
+
+def _owner_id(user: Any) -> int:
+    user_id = getattr(user, "pk", user)
+    if not isinstance(user_id, int) or isinstance(user_id, bool):
+        raise ValueError("user: a saved user or a user id is required")
+    return user_id
+
+
+def clean_id(value: Any, name: str = "id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}: must be a non-negative integer")
+    return value
+
+
+def clean_ids(values: Any, name: str = "ids") -> list[int]:
+    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
+        raise ValueError(f"{name}: must be a list of integers")
+    ids = [clean_id(value, name) for value in values]
+    if len(ids) > app_settings.MAX_IDS_PER_MESSAGE:
+        raise ValueError(f"{name}: at most {app_settings.MAX_IDS_PER_MESSAGE} ids at a time")
+    return ids

@@ -1,0 +1,31 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+USERS = [
+    # username, password, staff
+    ("admin", "admin-demo", True),
+    ("alice", "alice-demo", False),
+    ("bob", "bob-demo", False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo's users (idempotent) and print their logins."
+
+    def handle(self, *args, **options) -> None:
+        user_model = get_user_model()
+        team, _ = Group.objects.get_or_create(name="Demo team")
+        for username, password, staff in USERS:
+            user, created = user_model.objects.get_or_create(username=username)
+            if created:
+                user.set_password(password)
+                user.is_staff = user.is_superuser = staff
+                user.email = f"{username}@example.com"
+                user.save()
+            if not staff:
+                user.groups.add(team)
+        self.stdout.write("Demo logins (http://127.0.0.1:8000/login/):")
+        for username, password, staff in USERS:
+            role = "superuser" if staff else "user"
+            self.stdout.write(f"  {username:<6} / {password:<11} ({role})")
