@@ -4,7 +4,7 @@ All ``notify()`` calls of one transaction land in one outbox and are announced b
 ``notification_sent`` signal, so the push that follows is one batched channel-layer call, not
 one per call. Work done inside a savepoint that is rolled back must never be announced: Django
 drops an ``on_commit`` callback registered inside a savepoint when that savepoint rolls back, so
-each savepoint level gets an outbox (and a callback) of its own.
+each savepoint level gets an outbox of its own, flushed by callbacks registered at that level.
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ class _Outbox:
         self.callback = self.flush
 
     def flush(self) -> None:
-        if self.sent:
+        sent, changes = self.sent, self.changes
+        self.sent, self.changes = [], []  # a second run (see _enqueue) announces nothing twice
+        if sent:
             from .batch import NotificationBatch
 
-            merged = NotificationBatch.merge(self.sent)
+            merged = NotificationBatch.merge(sent)
             signals.notification_sent.send_robust(sender=Notification, batch=merged)
-        for change in self.changes:
+        for change in changes:
             signals.notifications_changed.send_robust(
                 sender=Notification, user_id=change.user_id, ids=change.ids, state=change.state
             )
@@ -77,11 +79,14 @@ def _enqueue(using: str, add: Callable[[_Outbox], None]) -> None:
         outbox.flush()
         return
     outboxes: dict[tuple[str | None, ...], _Outbox] = connection.__dict__.setdefault(_ATTRIBUTE, {})
-    registered = {id(callback) for _, callback, _ in connection.run_on_commit}
-    for key in [k for k, box in outboxes.items() if id(box.callback) not in registered]:
+    pending = {id(entry[1]) for entry in connection.run_on_commit}
+    for key in [k for k, box in outboxes.items() if id(box.callback) not in pending]:
         del outboxes[key]  # flushed already, or dropped with a rolled-back savepoint
     key = tuple(connection.savepoint_ids)
     if key not in outboxes:
         outboxes[key] = _Outbox()
-        transaction.on_commit(outboxes[key].callback, using=using, robust=True)
+    # Registered on every call, not once: TestCase.captureOnCommitCallbacks() takes only the
+    # callbacks registered during its block. The first run at commit flushes everything queued;
+    # the later runs find the outbox empty.
+    transaction.on_commit(outboxes[key].callback, using=using, robust=True)
     add(outboxes[key])

@@ -1,0 +1,365 @@
+"""notify() and the state-change services: validation, audiences, transactions, signals, queries."""
+
+import datetime
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from notifications import services, signals
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent():
+    """Every batch announced by notification_sent, as (titles, recipient ids)."""
+    received = []
+
+    def receiver(sender, batch, **kwargs):
+        received.append(([n.title for n in batch], batch.recipient_ids))
+
+    signals.notification_sent.connect(receiver)
+    yield received
+    signals.notification_sent.disconnect(receiver)
+
+
+@pytest.fixture
+def changed():
+    received = []
+
+    def receiver(sender, user_id, ids, state, **kwargs):
+        received.append((user_id, ids, state))
+
+    signals.notifications_changed.connect(receiver)
+    yield received
+    signals.notifications_changed.disconnect(receiver)
+
+
+# --- audiences -------------------------------------------------------------------------------
+
+
+def recipients_of(batch):
+    return sorted(batch.recipient_ids)
+
+
+def test_to_one_user(alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = services.notify(alice, "Export ready", url="/exports/7/")
+    notification = Notification.objects.get()
+    assert batch.ids == [notification.pk]
+    assert notification.recipient == alice
+    assert (notification.title, notification.url, notification.level) == (
+        "Export ready",
+        "/exports/7/",
+        "info",
+    )
+    assert notification.read_at is notification.seen_at is notification.archived_at is None
+
+
+def test_to_ids_users_and_duplicates(alice, bob, make_user):
+    carol = make_user("carol")
+    batch = services.notify([alice, bob.pk, carol, alice.pk], "Hi")
+    assert recipients_of(batch) == sorted([alice.pk, bob.pk, carol.pk])
+    assert Notification.objects.count() == 3
+
+
+def test_to_a_queryset(alice, bob, make_user):
+    make_user("carol")
+    users = get_user_model().objects.filter(username__in=["alice", "bob"])
+    assert recipients_of(services.notify(users, "Hi")) == sorted([alice.pk, bob.pk])
+
+
+def test_to_a_group_reaches_its_active_members_only(alice, bob, make_user):
+    group = Group.objects.create(name="team")
+    gone = make_user("gone", is_active=False)
+    group.user_set.add(alice, bob, gone)
+    make_user("outsider")
+    assert recipients_of(services.notify(group, "Team news")) == sorted([alice.pk, bob.pk])
+
+
+def test_an_inactive_user_named_explicitly_is_notified(make_user):
+    dormant = make_user("dormant", is_active=False)
+    assert services.notify(dormant, "Still yours").recipient_ids == [dormant.pk]
+
+
+def test_empty_audience_writes_and_announces_nothing(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = services.notify([], "Nobody")
+        services.notify(Group.objects.create(name="empty"), "Nobody either")
+    assert len(batch) == 0 and Notification.objects.count() == 0 and sent == []
+
+
+def test_actor_target_and_data_are_stored(alice, bob):
+    group = Group.objects.create(name="g")
+    services.notify(alice, "Bob added you", actor=bob, target=group, data={"k": [1, "two"]})
+    notification = Notification.objects.get()
+    assert notification.actor == bob and notification.target == group
+    assert notification.data == {"k": [1, "two"]}
+
+
+def test_data_is_copied_at_send_time(alice):
+    data = {"count": 1}
+    batch = services.notify(alice, "Snapshot", data=data)
+    data["count"] = 2
+    assert Notification.objects.get().data == {"count": 1}
+    assert next(iter(batch)).data == {"count": 1}
+
+
+# --- validation: a clear error, nothing written ----------------------------------------------
+
+LONG = "x" * 201
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": None}, "title"),
+        ({"title": LONG}, "title: at most 200"),
+        ({"body": 5}, "body"),
+        ({"level": "fatal"}, "level: must be one of"),
+        ({"category": "has space"}, "category"),
+        ({"category": "c" * 65}, "category"),
+        ({"url": "javascript:alert(1)"}, "url"),
+        ({"url": "JaVaScRiPt:alert(1)"}, "url"),
+        ({"url": "data:text/html,hi"}, "url"),
+        ({"url": "//evil.example/"}, "url"),
+        ({"url": "/\\evil.example/"}, "url"),
+        ({"url": "ftp://files.example/"}, "url"),
+        ({"url": "http:evil.example"}, "url"),
+        ({"url": "relative/path"}, "url"),
+        ({"url": "/a path"}, "url"),
+        ({"url": "/tab\there"}, "url"),
+        ({"url": "/" + "u" * 2000}, "url: at most"),
+        ({"url": 7}, "url"),
+        ({"data": [1, 2]}, "data: must be a dict"),
+        ({"data": {"when": datetime.datetime(2026, 1, 1)}}, "data: must be JSON"),
+        ({"data": {"n": float("nan")}}, "data: must be JSON"),
+        ({"data": {"big": "x" * 20000}}, "data: at most"),
+        ({"actor": "bob"}, "actor"),
+        ({"target": 5}, "target"),
+    ],
+)
+def test_bad_content_is_refused(alice, options, message):
+    arguments = {"title": "Title", **options}
+    title = arguments.pop("title")
+    with pytest.raises(ValueError, match=message):
+        services.notify(alice, title, **arguments)
+    assert Notification.objects.count() == 0
+
+
+def test_unsaved_actor_is_refused(alice):
+    with pytest.raises(ValueError, match="actor: must be a saved"):
+        services.notify(alice, "Hi", actor=get_user_model()(username="ghost"))
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    ["alice", True, 0, -3, 1.5, None, [1, "x"], [None]],
+    ids=["str", "bool", "zero", "negative", "float", "none", "mixed-list", "list-of-none"],
+)
+def test_bad_recipients_are_refused(alice, recipients):
+    with pytest.raises(ValueError, match="recipients"):
+        services.notify(recipients, "Hi")
+    assert Notification.objects.count() == 0
+
+
+def test_a_queryset_of_another_model_is_refused():
+    with pytest.raises(ValueError, match="QuerySet of auth.User"):
+        services.notify(Group.objects.all(), "Hi")
+
+
+def test_unsaved_user_or_group_is_refused():
+    with pytest.raises(ValueError, match="not saved"):
+        services.notify(get_user_model()(username="ghost"), "Hi")
+    with pytest.raises(ValueError, match="not saved"):
+        services.notify(Group(name="ghosts"), "Hi")
+
+
+def test_unknown_user_id_writes_nothing_and_keeps_the_callers_work(alice, sent):
+    with transaction.atomic():
+        services.notify(alice, "Kept")
+        with pytest.raises(ValueError, match="no user with id 987654"):
+            services.notify([alice.pk, 987654], "Not for anyone")
+    assert list(Notification.objects.values_list("title", flat=True)) == ["Kept"]
+
+
+# --- transactions and signals ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signal_fires_after_commit_once_per_transaction(alice, bob, sent):
+    with transaction.atomic():
+        services.notify(alice, "One")
+        services.notify([alice, bob], "Two")
+        assert sent == []  # nothing announced inside the transaction
+    assert sent == [(["One", "Two", "Two"], [alice.pk, bob.pk])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_each_call_is_announced_at_once(alice, sent):
+    services.notify(alice, "One")
+    services.notify(alice, "Two")
+    assert sent == [(["One"], [alice.pk]), (["Two"], [alice.pk])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_notification_is_never_announced(alice, sent):
+    with transaction.atomic():
+        services.notify(alice, "Never")
+        transaction.set_rollback(True)
+    services.notify(alice, "Later")  # a later transaction must not carry the rolled-back one
+    assert sent == [(["Later"], [alice.pk])]
+    assert list(Notification.objects.values_list("title", flat=True)) == ["Later"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_savepoint_is_not_announced_but_the_rest_is(alice, sent):
+    with transaction.atomic():
+        services.notify(alice, "Before")
+        try:
+            with transaction.atomic():
+                services.notify(alice, "Inner, rolled back")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        with transaction.atomic():
+            services.notify(alice, "Inner, kept")
+        services.notify(alice, "After")
+    titles = [title for batch_titles, _ in sent for title in batch_titles]
+    assert titles == ["Before", "After", "Inner, kept"] or titles == [
+        "Before",
+        "Inner, kept",
+        "After",
+    ]
+    assert "Inner, rolled back" not in titles
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_receiver_does_not_break_the_sender(alice, sent):
+    def broken(**kwargs):
+        raise RuntimeError("integration down")
+
+    signals.notification_sent.connect(broken)
+    try:
+        services.notify(alice, "Still sent")
+    finally:
+        signals.notification_sent.disconnect(broken)
+    assert sent == [(["Still sent"], [alice.pk])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_anotify_from_async_code(alice, sent):
+    async def send():
+        return await services.anotify(alice, "From async", level="warning")
+
+    batch = async_to_sync(send)()
+    assert Notification.objects.get(pk=batch.ids[0]).level == "warning"
+    assert sent == [(["From async"], [alice.pk])]
+
+
+# --- query counts ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fan_out_costs_the_same_queries_for_1_100_and_10000_recipients(bob):
+    user_model = get_user_model()
+    user_model.objects.bulk_create(user_model(username=f"fan{i}") for i in range(10_000))
+    services.notify(bob, "warm the content-type cache", actor=bob)
+    counts = {}
+    for size in (1, 100, 10_000):
+        ids = list(
+            user_model.objects.filter(username__startswith="fan").values_list("pk", flat=True)[
+                :size
+            ]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            batch = services.notify(ids, f"To {size}", actor=bob)
+        assert len(batch) == size
+        counts[size] = len(queries)
+    # The INSERT ... SELECT (with the transaction around it) and the counts the push carries.
+    assert counts == {1: counts[1], 100: counts[1], 10_000: counts[1]}
+    assert counts[1] <= 4, counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fan_out_to_a_group_costs_the_same_queries(make_user):
+    small, large = Group.objects.create(name="small"), Group.objects.create(name="large")
+    user_model = get_user_model()
+    users = user_model.objects.bulk_create(user_model(username=f"m{i}") for i in range(2_000))
+    small.user_set.add(users[0])
+    large.user_set.add(*users)
+    with CaptureQueriesContext(connection) as one:
+        services.notify(small, "Hi")
+    with CaptureQueriesContext(connection) as many:
+        services.notify(large, "Hi")
+    assert len(one) == len(many)
+
+
+# --- state changes ---------------------------------------------------------------------------
+
+
+def ids_for(user, n):
+    return [services.notify(user, f"n{i}").ids[0] for i in range(n)]
+
+
+def test_mark_read_is_scoped_to_the_user(alice, bob, changed, django_capture_on_commit_callbacks):
+    mine, theirs = ids_for(alice, 2), ids_for(bob, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.mark_read(alice, mine + theirs) == mine
+    assert changed == [(alice.pk, mine, "read")]
+    assert Notification.objects.for_user(bob).unread().count() == 1
+    assert services.mark_read(alice, mine) == []  # already read: nothing changes
+
+
+def test_mark_read_up_to_leaves_newer_ones(alice):
+    first, second, third = ids_for(alice, 3)
+    assert services.mark_read(alice, up_to=second) == [first, second]
+    assert list(Notification.objects.for_user(alice).unread().values_list("id", flat=True)) == [
+        third
+    ]
+
+
+def test_mark_unread_seen_archive_unarchive_delete(alice):
+    first, second = ids_for(alice, 2)
+    services.mark_read(alice, [first, second])
+    assert services.mark_unread(alice, [first]) == [first]
+    assert services.mark_seen(alice, up_to=first) == [first]
+    assert services.archive(alice, [second]) == [second]
+    counts = Notification.objects.for_user(alice).counts()
+    assert counts == {"unread_count": 1, "unseen_count": 0, "last_id": second}
+    assert services.unarchive(alice, [second]) == [second]
+    assert services.delete(alice, [first]) == [first]
+    assert list(Notification.objects.values_list("id", flat=True)) == [second]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda user: services.mark_read(user, "1,2"), "ids"),
+        (lambda user: services.mark_read(user, [1, -2]), "ids"),
+        (lambda user: services.mark_read(user, [True]), "ids"),
+        (lambda user: services.mark_read(user, up_to="all"), "up_to"),
+        (lambda user: services.mark_seen(user, up_to=-1), "up_to"),
+        (lambda user: services.archive(user, list(range(501))), "at most 500"),
+        (lambda user: services.mark_read("alice", [1]), "user"),
+    ],
+)
+def test_bad_state_change_input_is_refused(alice, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(alice)
+
+
+def test_state_change_queries_do_not_grow_with_the_ids(alice, django_assert_max_num_queries):
+    few, many = ids_for(alice, 2), ids_for(alice, 200)
+    with CaptureQueriesContext(connection) as one:
+        services.mark_read(alice, few)
+    with CaptureQueriesContext(connection) as other:
+        services.mark_read(alice, many)
+    assert len(one) == len(other)
