@@ -115,7 +115,8 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         )
         newer = Q(id__gt=after)
         if anchor is not None:
-            newer |= Q(created_at__gte=anchor - app_settings.RESUME_MARGIN)
+            # The row at `after` itself the client has shown: leave it out.
+            newer |= Q(created_at__gte=anchor - app_settings.RESUME_MARGIN) & ~Q(id=after)
         rows = list(self.filter(newer).with_related().order_by("id")[: limit + 1])
         return rows[:limit], len(rows) <= limit
 

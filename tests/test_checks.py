@@ -1,0 +1,119 @@
+"""System checks catch a new user's mistakes at start-up."""
+
+import sys
+import types
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.core.checks import run_checks
+
+from notifications.routing import websocket_urlpatterns
+
+
+def ids(**kwargs):
+    return sorted(message.id for message in run_checks() if message.id.startswith("notifications."))
+
+
+@pytest.fixture(autouse=True)
+def debug(settings):
+    settings.DEBUG = True  # pytest-django runs tests with DEBUG off; W003 is tested on its own
+
+
+@pytest.fixture
+def asgi_module():
+    """A throwaway module to hold an ASGI application for ASGI_APPLICATION to name."""
+    module = types.ModuleType("check_asgi")
+    sys.modules["check_asgi"] = module
+    yield module
+    del sys.modules["check_asgi"]
+
+
+def test_the_demo_project_passes():
+    assert ids() == []
+
+
+def test_no_channel_layer(settings):
+    settings.CHANNEL_LAYERS = {}
+    assert "notifications.E001" in ids()
+
+
+def test_in_memory_layer_in_production_warns(settings):
+    settings.DEBUG = False
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert "notifications.W003" in ids()
+
+
+def test_redis_core_layer_without_socket_timeout_warns(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379"}]},
+        }
+    }
+    assert "notifications.W004" in ids()
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["socket_timeout"] = None
+    assert "notifications.W004" not in ids()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [["not", "a", "dict"], {"PAGE_SIZ": 5}, {"PAGE_SIZE": 0}, {"PAGE_SIZE": "20"}, {"PAGE_SIZE": True}],
+)
+def test_bad_settings(settings, value):
+    settings.NOTIFICATIONS = value
+    assert "notifications.E002" in ids()
+
+
+def test_no_asgi_application_warns_routing_missing(settings):
+    settings.ASGI_APPLICATION = None
+    assert ids() == ["notifications.W001"]
+
+
+def test_unimportable_asgi_application(settings):
+    settings.ASGI_APPLICATION = "nowhere.asgi.application"
+    assert ids() == ["notifications.E005"]
+
+
+def test_routing_left_out_is_a_warning_not_an_error(settings, asgi_module):
+    asgi_module.application = ProtocolTypeRouter({"websocket": URLRouter([])})
+    settings.ASGI_APPLICATION = "check_asgi.application"
+    assert ids() == ["notifications.W001"]
+
+
+def test_routing_without_auth_is_an_error(settings, asgi_module):
+    asgi_module.application = ProtocolTypeRouter(
+        {"websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))}
+    )
+    settings.ASGI_APPLICATION = "check_asgi.application"
+    assert ids() == ["notifications.E004"]
+
+
+def test_routing_without_origin_check_warns(settings, asgi_module):
+    asgi_module.application = ProtocolTypeRouter(
+        {"websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))}
+    )
+    settings.ASGI_APPLICATION = "check_asgi.application"
+    assert ids() == ["notifications.W002"]
+
+
+def test_routing_found_inside_an_include(settings, asgi_module):
+    from django.urls import include, path
+
+    nested = types.ModuleType("check_routes")
+    nested.urlpatterns = websocket_urlpatterns
+    sys.modules["check_routes"] = nested
+    try:
+        asgi_module.application = ProtocolTypeRouter(
+            {
+                "websocket": AllowedHostsOriginValidator(
+                    AuthMiddlewareStack(URLRouter([path("live/", URLRouter(websocket_urlpatterns))]))
+                )
+            }
+        )
+        settings.ASGI_APPLICATION = "check_asgi.application"
+        assert ids() == []
+    finally:
+        del sys.modules["check_routes"]
+    del include

@@ -1,0 +1,124 @@
+"""The QuerySet API: counts, and the backlog that resume and `after` rely on."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from notifications import services
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def make(user, title, *, ago: float = 0, **fields):
+    return Notification.objects.create(
+        recipient=user, title=title, created_at=timezone.now() - timedelta(seconds=ago), **fields
+    )
+
+
+def test_counts_ignore_archived_and_other_users(alice, bob):
+    make(alice, "unread")
+    make(alice, "read", read_at=timezone.now())
+    make(alice, "seen", seen_at=timezone.now())
+    make(alice, "archived", archived_at=timezone.now())
+    last = make(alice, "read and seen", read_at=timezone.now(), seen_at=timezone.now())
+    make(bob, "bob's")
+    assert Notification.objects.for_user(alice).counts() == {
+        "unread_count": 2,  # "unread" and "seen"
+        "unseen_count": 2,  # "unread" and "read"
+        "last_id": last.pk,
+    }
+
+
+def test_counts_for_a_user_with_nothing(alice, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert Notification.objects.for_user(alice).counts() == {
+            "unread_count": 0,
+            "unseen_count": 0,
+            "last_id": None,
+        }
+
+
+def test_counts_by_recipient_in_one_query(alice, bob, make_user, django_assert_num_queries):
+    carol = make_user("carol")
+    make(alice, "a")
+    make(alice, "b", read_at=timezone.now())
+    make(bob, "c", seen_at=timezone.now())
+    with django_assert_num_queries(1):
+        counts = Notification.objects.counts_by_recipient([alice.pk, bob.pk, carol.pk])
+    assert counts == {alice.pk: (1, 2), bob.pk: (1, 0)}
+
+
+def test_backlog_returns_newer_rows_oldest_first(alice):
+    seen = make(alice, "seen", ago=600)
+    newer = [make(alice, f"new {i}") for i in range(3)]
+    rows, complete = Notification.objects.for_user(alice).backlog(seen.pk)
+    assert [row.pk for row in rows] == [row.pk for row in newer] and complete
+
+
+def test_backlog_catches_a_row_that_committed_after_a_newer_one_was_shown(alice, settings):
+    """Ids are taken at insert, visibility comes at commit: "late" took its id before "shown"
+    but committed after the client saw "shown". A resume from "shown" must still return it."""
+    settings.NOTIFICATIONS = {"RESUME_MARGIN_SECONDS": 60}
+    make(alice, "long ago", ago=3600)
+    late = make(alice, "late", ago=5)
+    shown = make(alice, "shown", ago=4)
+    # Give "late" a smaller id than "shown" without relying on insert order.
+    Notification.objects.filter(pk=late.pk).update(id=shown.pk + 1)
+    Notification.objects.filter(pk=shown.pk).update(id=shown.pk + 2)
+    Notification.objects.filter(pk=shown.pk + 1).update(id=shown.pk)
+    late_id, shown_id = shown.pk, shown.pk + 2
+    rows, _ = Notification.objects.for_user(alice).backlog(shown_id)
+    titles = [row.title for row in rows]
+    assert "late" in titles  # found by the margin, though its id is below `after`
+    assert "long ago" not in titles  # older than the margin
+    assert late_id < shown_id
+
+
+def test_backlog_margin_is_measured_from_the_clients_last_row(alice, settings):
+    settings.NOTIFICATIONS = {"RESUME_MARGIN_SECONDS": 10}
+    old = make(alice, "old", ago=100)
+    anchor = make(alice, "anchor", ago=50)
+    rows, _ = Notification.objects.for_user(alice).backlog(anchor.pk)
+    assert rows == []  # "old" is outside the margin, and the client has the anchor itself
+    assert old.pk < anchor.pk
+
+
+def test_backlog_after_an_id_the_user_never_had(alice, bob):
+    bobs = make(bob, "bob's")
+    mine = make(alice, "mine")
+    rows, _ = Notification.objects.for_user(alice).backlog(bobs.pk)
+    assert [row.pk for row in rows] == [mine.pk]
+
+
+def test_backlog_limit_and_complete_flag(alice):
+    for i in range(5):
+        make(alice, f"n{i}")
+    rows, complete = Notification.objects.for_user(alice).backlog(0, limit=3)
+    assert len(rows) == 3 and not complete
+    rows, complete = Notification.objects.for_user(alice).backlog(0, limit=5)
+    assert len(rows) == 5 and complete
+
+
+def test_backlog_query_count_does_not_grow(alice, bob, django_assert_num_queries):
+    services.notify(alice, "warm", actor=bob)
+    for i in range(30):
+        services.notify(alice, f"n{i}", actor=bob, target=bob)
+    with django_assert_num_queries(4):  # anchor, rows, then actors and targets prefetched
+        rows, _ = Notification.objects.for_user(alice).backlog(0)
+        assert all(row.actor == bob for row in rows)
+
+
+def test_up_to_and_state_filters(alice):
+    first = make(alice, "first")
+    make(alice, "second")
+    assert list(Notification.objects.for_user(alice).up_to(first.pk)) == [first]
+    assert Notification.objects.for_user(alice).up_to(None).count() == 2
+    assert Notification.objects.for_user(alice).mark_read() == 2
+    assert Notification.objects.for_user(alice).read().count() == 2
+    assert Notification.objects.for_user(alice).mark_unread() == 2
+    assert Notification.objects.for_user(alice).archive() == 2
+    assert Notification.objects.for_user(alice).archived().count() == 2
+    assert Notification.objects.for_user(alice).unarchive() == 2
+    assert Notification.objects.for_user(alice).unarchived().count() == 2
