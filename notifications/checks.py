@@ -48,6 +48,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="notifications.E002",
                 )
             )
+        elif isinstance(DEFAULTS[name], str):
+            if not isinstance(value, str) or not value:
+                errors.append(
+                    Error(
+                        f"settings.NOTIFICATIONS[{name!r}] must be a non-empty string.",
+                        id="notifications.E002",
+                    )
+                )
         elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             errors.append(
                 Error(
@@ -55,6 +63,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="notifications.E002",
                 )
             )
+    alias = overrides.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    if isinstance(alias, str) and alias not in settings.CACHES:
+        errors.append(
+            Error(
+                f"settings.NOTIFICATIONS['CACHE_ALIAS'] names a cache {alias!r} that CACHES lacks.",
+                id="notifications.E002",
+            )
+        )
     return errors
 
 
@@ -125,33 +141,45 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
                 id="notifications.E005",
             )
         ]
-    chain = next(
-        (
-            chain
-            for chain in _paths(application, ())
-            if getattr(chain[-1], "consumer_class", None)
-            and issubclass(chain[-1].consumer_class, NotificationConsumer)
-        ),
-        None,
-    )
-    if chain is None:
+    from .auth import TicketAuthMiddleware
+
+    chains = [
+        chain
+        for chain in _paths(application, ())
+        if getattr(chain[-1], "consumer_class", None)
+        and issubclass(chain[-1].consumer_class, NotificationConsumer)
+    ]
+    if not chains:
         return [not_wired]
+
+    def ticket_branch(chain: tuple[Any, ...]) -> bool:
+        return any(
+            isinstance(outer, TicketAuthMiddleware) and inner is outer.inner
+            for outer, inner in zip(chain, chain[1:], strict=False)
+        )
+
     messages: list[Error | Warning] = []
-    if not any(isinstance(step, AuthMiddleware) for step in chain):
+    if any(
+        not ticket_branch(chain) and not any(isinstance(step, AuthMiddleware) for step in chain)
+        for chain in chains
+    ):
         messages.append(
             Error(
                 "The notifications WebSocket route is not inside AuthMiddlewareStack: every "
                 "socket would be anonymous and closed with 4401.",
-                hint="Wrap the URLRouter in channels.auth.AuthMiddlewareStack.",
+                hint="Wrap the URLRouter in notifications.auth.WebSocketAuthStack.",
                 id="notifications.E004",
             )
         )
-    if not any(isinstance(step, OriginValidator) for step in chain):
+    if any(
+        not ticket_branch(chain) and not any(isinstance(step, OriginValidator) for step in chain)
+        for chain in chains
+    ):
         messages.append(
             Warning(
                 "The notifications WebSocket route has no Origin check: another site could open "
                 "a socket with your users' cookies (cross-site WebSocket hijacking).",
-                hint="Wrap it in channels.security.websocket.AllowedHostsOriginValidator.",
+                hint="Wrap the URLRouter in notifications.auth.WebSocketAuthStack.",
                 id="notifications.W002",
             )
         )
@@ -160,6 +188,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
 
 _CHILDREN = (
     "application_mapping",
+    "fallback",
     "application",
     "inner",
     "app",

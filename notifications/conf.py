@@ -21,6 +21,12 @@ DEFAULTS: dict[str, Any] = {
     # client's last id) so such a row is not skipped. It must exceed the longest transaction that
     # sends a notification.
     "RESUME_MARGIN_SECONDS": 60,
+    # polling: clients wait this many seconds between unread-count requests (X-Poll-Interval)
+    "POLL_INTERVAL_SECONDS": 15,
+    # WebSocket tickets for clients without cookies
+    "TICKET_TTL_SECONDS": 30,
+    # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
+    "CACHE_ALIAS": "default",
     # WebSocket limits
     "MAX_MESSAGE_BYTES": 4096,
     "MESSAGES_PER_SECOND": 10,
@@ -55,6 +61,18 @@ class Settings:
     @property
     def RESUME_MARGIN(self) -> timedelta:
         return timedelta(seconds=self._get("RESUME_MARGIN_SECONDS"))
+
+    @property
+    def POLL_INTERVAL_SECONDS(self) -> int:
+        return self._get("POLL_INTERVAL_SECONDS")
+
+    @property
+    def TICKET_TTL_SECONDS(self) -> int:
+        return self._get("TICKET_TTL_SECONDS")
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        return self._get("CACHE_ALIAS")
 
     @property
     def MAX_MESSAGE_BYTES(self) -> int:

@@ -101,15 +101,14 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
     def unarchive(self) -> int:
         return self.filter(archived_at__isnull=False).update(archived_at=None)
 
-    def backlog(self, after: int, limit: int | None = None) -> tuple[list[Notification], bool]:
-        """What a client that has shown everything up to ``after`` may have missed, oldest first.
+    def since(self, after: int) -> NotificationQuerySet:
+        """What a client that has shown everything up to ``after`` may have missed.
 
-        Call it on one user's rows. Besides every row newer than ``after``, it returns the rows
+        Call it on one user's rows. Besides every row newer than ``after``, it keeps the rows
         created within ``RESUME_MARGIN`` before the one the client saw last: a transaction that
         took an id before ``after`` but committed after it was shown is caught here. Clients drop
-        the duplicates this brings by id. The flag is False when more rows wait than ``limit``.
+        the duplicates this brings by id. Costs one query (the anchor) before the rows' own.
         """
-        limit = app_settings.BACKLOG_LIMIT if limit is None else limit
         anchor = (
             self.filter(id__lte=after).order_by("-id").values_list("created_at", flat=True).first()
         )
@@ -117,7 +116,12 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         if anchor is not None:
             # The row at `after` itself the client has shown: leave it out.
             newer |= Q(created_at__gte=anchor - app_settings.RESUME_MARGIN) & ~Q(id=after)
-        rows = list(self.filter(newer).with_related().order_by("id")[: limit + 1])
+        return self.filter(newer)
+
+    def backlog(self, after: int, limit: int | None = None) -> tuple[list[Notification], bool]:
+        """:meth:`since`, oldest first, at most ``limit`` rows; the flag is False when more wait."""
+        limit = app_settings.BACKLOG_LIMIT if limit is None else limit
+        rows = list(self.since(after).with_related().order_by("id")[: limit + 1])
         return rows[:limit], len(rows) <= limit
 
     def counts(self) -> Counts:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from . import push
+from . import push, versions
 from .batch import NotificationBatch
 from .models import Notification
 from .serializers import serialize
@@ -22,6 +22,7 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
         for nid, recipient_id in rows:
             by_user[recipient_id].append({**shape, "id": nid})
     counts = Notification.objects.counts_by_recipient(list(by_user))
+    versions.bump(by_user)
     push.send(
         [
             (push.user_group(user_id), push.created_event(items, *counts.get(user_id, (0, 0))))
@@ -32,6 +33,7 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
 
 def push_changed(sender: Any, user_id: int, ids: list[int], state: str, **kwargs: Any) -> None:
     counts = Notification.objects.for_user(user_id).counts()
+    versions.bump([user_id])
     event = push.changed_event(ids, state, counts["unread_count"], counts["unseen_count"])
     push.send([(push.user_group(user_id), event)])
 

@@ -327,9 +327,12 @@ def _owner_id(user: Any) -> int:
     return user_id
 
 
+MAX_ID = 2**63 - 1
+
+
 def clean_id(value: Any, name: str = "id") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}: must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ValueError(f"{name}: must be an integer from 0 to 2**63-1")
     return value
 
 

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "notifications",
     "project",
 ]
@@ -68,6 +70,15 @@ DATABASES = {
     )
 }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request may run on another thread: without a pool each one opens a new
+    # connection (slow), and persistent connections pile up until PostgreSQL refuses more.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
+        "timeout": 10,
+    }
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     if os.environ.get("CHANNEL_LAYER", "pubsub") == "core":
@@ -95,6 +106,15 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Live notifications API",
+    "DESCRIPTION": "The REST side of django-live-notifications: the inbox, its state changes, "
+    "the polling fallback and WebSocket tickets.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
 
 # Sessions read at every WebSocket connect: keep that off the database where a cache allows.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

@@ -1,11 +1,15 @@
 """Test settings: the demo's, with a file-backed SQLite test database by default (daphne in the
 end-to-end tests must see the same database as the test process)."""
 
+from pathlib import Path
+
 from project.settings import *  # noqa: F403
-from project.settings import BASE_DIR, DATABASES
+from project.settings import DATABASES
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    # A file (not Django's in-memory default), named after the database: test_db.sqlite3.
+    name = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(name.with_name(f"test_{name.name}"))}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

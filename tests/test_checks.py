@@ -59,7 +59,13 @@ def test_redis_core_layer_without_socket_timeout_warns(settings):
 
 @pytest.mark.parametrize(
     "value",
-    [["not", "a", "dict"], {"PAGE_SIZ": 5}, {"PAGE_SIZE": 0}, {"PAGE_SIZE": "20"}, {"PAGE_SIZE": True}],
+    [
+        ["not", "a", "dict"],
+        {"PAGE_SIZ": 5},
+        {"PAGE_SIZE": 0},
+        {"PAGE_SIZE": "20"},
+        {"PAGE_SIZE": True},
+    ],
 )
 def test_bad_settings(settings, value):
     settings.NOTIFICATIONS = value
@@ -108,7 +114,9 @@ def test_routing_found_inside_an_include(settings, asgi_module):
         asgi_module.application = ProtocolTypeRouter(
             {
                 "websocket": AllowedHostsOriginValidator(
-                    AuthMiddlewareStack(URLRouter([path("live/", URLRouter(websocket_urlpatterns))]))
+                    AuthMiddlewareStack(
+                        URLRouter([path("live/", URLRouter(websocket_urlpatterns))])
+                    )
                 )
             }
         )

@@ -1,0 +1,60 @@
+"""Input and output shapes of the REST API besides the notification itself
+(``notifications.serializers.NotificationSerializer``, shared with the WebSocket)."""
+
+from rest_framework import serializers
+
+from ..models import Level
+
+MAX_ID = 2**63 - 1
+
+
+class ListFiltersSerializer(serializers.Serializer):
+    unread = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true: only unread; false: only read",
+    )
+    archived = serializers.BooleanField(
+        required=False, default=False, help_text="true: only archived; false (default): the inbox"
+    )
+    category = serializers.SlugField(required=False, max_length=64)
+    level = serializers.ChoiceField(choices=Level.choices, required=False)
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="only notifications newer than this id (and any that committed late just "
+        "before it: drop the ids you already have)",
+    )
+
+
+class UpToSerializer(serializers.Serializer):
+    up_to = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="only notifications up to this id: what arrived later is left alone",
+    )
+
+
+class RequiredUpToSerializer(serializers.Serializer):
+    up_to = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+
+
+class CountsSerializer(serializers.Serializer):
+    unread_count = serializers.IntegerField()
+    unseen_count = serializers.IntegerField()
+    last_id = serializers.IntegerField(allow_null=True)
+
+
+class BulkChangeSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="the ids changed")
+    unread_count = serializers.IntegerField()
+    unseen_count = serializers.IntegerField()
+
+
+class TicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="seconds")

@@ -1,0 +1,261 @@
+"""The REST API: an adapter from HTTP to the services and QuerySets, and the polling fallback.
+
+Every view sees only the requesting user's notifications (``get_queryset``), so another user's id
+is a 404 by construction. State changes go through ``notifications.services``, the same code the
+WebSocket uses, so every open socket of the user hears of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.core.cache import caches
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from .. import services, tickets, versions
+from ..conf import app_settings
+from ..models import Notification, NotificationQuerySet
+from ..serializers import NotificationSerializer
+from .pagination import NotificationCursorPagination
+from .serializers import (
+    BulkChangeSerializer,
+    CountsSerializer,
+    ListFiltersSerializer,
+    RequiredUpToSerializer,
+    TicketSerializer,
+    UpToSerializer,
+)
+
+_TOKEN_CACHE_PREFIX = "notifications:token:"
+_TOKEN_CACHE_SECONDS = 300
+
+
+def authentication_classes() -> list[type]:
+    """DRF's own setting when the project sets one; otherwise tokens (when
+    ``rest_framework.authtoken`` is installed) and sessions (with CSRF). Tokens come first so
+    that a missing or bad credential is a 401 with ``WWW-Authenticate``."""
+    if "DEFAULT_AUTHENTICATION_CLASSES" in getattr(settings, "REST_FRAMEWORK", {}):
+        return list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    classes: list[type] = []
+    if apps.is_installed("rest_framework.authtoken"):
+        classes.append(TokenAuthentication)
+    classes.append(SessionAuthentication)
+    return classes
+
+
+def _etag(user_id: int, version: str) -> str:
+    return f'"{user_id}-{version}"'
+
+
+class NotificationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = NotificationSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = NotificationCursorPagination
+    not_modified = False
+
+    def get_authenticators(self) -> list[Any]:
+        return [auth() for auth in authentication_classes()]
+
+    def get_queryset(self) -> NotificationQuerySet:
+        return Notification.objects.for_user(self.request.user).with_related()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @extend_schema(parameters=[ListFiltersSerializer])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        filters = ListFiltersSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = self.filter_queryset(self.get_queryset())
+        options = filters.validated_data
+        if options.get("after") is not None:
+            queryset = queryset.since(options["after"])
+        queryset = queryset.archived() if options["archived"] else queryset.unarchived()
+        if options["unread"] is True:
+            queryset = queryset.filter(read_at__isnull=True)
+        elif options["unread"] is False:
+            queryset = queryset.read()
+        if "category" in options:
+            queryset = queryset.filter(category=options["category"])
+        if "level" in options:
+            queryset = queryset.filter(level=options["level"])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    # --- state changes ------------------------------------------------------------------------
+
+    def _change_one(self, change: Any) -> Response:
+        notification = self.get_object()
+        change(self.request.user, [notification.pk])
+        notification.refresh_from_db()
+        return Response(self.get_serializer(notification).data)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str | None = None) -> Response:
+        return self._change_one(services.mark_read)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def unread(self, request: Request, pk: str | None = None) -> Response:
+        return self._change_one(services.mark_unread)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, pk: str | None = None) -> Response:
+        return self._change_one(services.archive)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request: Request, pk: str | None = None) -> Response:
+        return self._change_one(services.unarchive)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        notification = self.get_object()
+        services.delete(request.user, [notification.pk])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _bulk_answer(self, ids: list[int]) -> Response:
+        counts = Notification.objects.for_user(self.request.user).counts()
+        return Response(
+            {
+                "ids": ids,
+                "unread_count": counts["unread_count"],
+                "unseen_count": counts["unseen_count"],
+            }
+        )
+
+    @extend_schema(request=UpToSerializer, responses=BulkChangeSerializer)
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request: Request) -> Response:
+        """Mark read everything unread, or only what existed up to ``up_to`` (race-safe: what
+        arrived after the user clicked stays unread)."""
+        body = UpToSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._bulk_answer(
+            services.mark_read(request.user, up_to=body.validated_data.get("up_to"))
+        )
+
+    @extend_schema(request=RequiredUpToSerializer, responses=BulkChangeSerializer)
+    @action(detail=False, methods=["post"])
+    def seen(self, request: Request) -> Response:
+        """Mark seen everything up to ``up_to``: the badge's unseen count drops."""
+        body = RequiredUpToSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._bulk_answer(
+            services.mark_seen(request.user, up_to=body.validated_data["up_to"])
+        )
+
+    # --- polling -------------------------------------------------------------------------------
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if self.action == "unread_count" and self._unchanged_since(request):
+            # Nothing changed since the client's ETag: answer 304 without authenticating through
+            # the database (the user id comes from the session or a cached token).
+            self.not_modified = True
+            self.format_kwarg = self.get_format_suffix(**kwargs)
+            request.accepted_renderer, request.accepted_media_type = (
+                self.perform_content_negotiation(request)
+            )
+            return
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        responses={200: CountsSerializer, 304: OpenApiResponse(description="Not modified")},
+        parameters=[
+            OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        ],
+    )
+    @action(detail=False, methods=["get"], url_path="unread-count")
+    def unread_count(self, request: Request) -> Response:
+        """The badge's counts and the newest id. Send the ``ETag`` back as ``If-None-Match``:
+        a 304 means nothing changed. Wait ``X-Poll-Interval`` seconds between requests."""
+        if self.not_modified:
+            return self._poll_response(None, status.HTTP_304_NOT_MODIFIED, self._cheap_etag)
+        user_id = request.user.pk
+        self._remember_token(request)
+        etag = _etag(user_id, versions.current(user_id))  # read before the counts: never newer
+        counts = Notification.objects.for_user(user_id).counts()
+        return self._poll_response(counts, status.HTTP_200_OK, etag)
+
+    def _poll_response(self, data: Any, code: int, etag: str) -> Response:
+        response = Response(data, status=code)
+        response["ETag"] = etag
+        response["X-Poll-Interval"] = str(app_settings.POLL_INTERVAL_SECONDS)
+        response["Cache-Control"] = "private, no-cache"
+        response["Vary"] = "Cookie, Authorization"
+        return response
+
+    def _unchanged_since(self, request: Request) -> bool:
+        header = request.headers.get("If-None-Match")
+        if not header:
+            return False
+        user_id = self._cheap_user_id(request)
+        if user_id is None:
+            return False
+        version = versions.peek(user_id)
+        if version is None:
+            return False
+        etag = _etag(user_id, version)
+        sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+        if etag in sent:
+            self._cheap_etag = etag
+            return True
+        return False
+
+    def _cheap_user_id(self, request: Request) -> int | None:
+        """Who asks, without a database query, as the configured authenticators would see it."""
+        classes = authentication_classes()
+        header = request.headers.get("Authorization", "")
+        if header:
+            if TokenAuthentication in classes and header.startswith("Token "):
+                cached = caches[app_settings.CACHE_ALIAS].get(_token_cache_key(header))
+                return cached
+            return None
+        if SessionAuthentication in classes:
+            session = getattr(request._request, "session", None)
+            raw = session.get(SESSION_KEY) if session is not None else None
+            if raw is not None:
+                return get_user_model()._meta.pk.to_python(raw)
+        return None
+
+    def _remember_token(self, request: Request) -> None:
+        if isinstance(request.successful_authenticator, TokenAuthentication):
+            header = request.headers.get("Authorization", "")
+            caches[app_settings.CACHE_ALIAS].set(
+                _token_cache_key(header), request.user.pk, timeout=_TOKEN_CACHE_SECONDS
+            )
+
+    # --- WebSocket tickets --------------------------------------------------------------------
+
+    @extend_schema(request=None, responses=TicketSerializer)
+    @action(detail=False, methods=["post"], url_path="ws-ticket")
+    def ws_ticket(self, request: Request) -> Response:
+        """A single-use ticket for ``/ws/notifications/?ticket=...``, for clients that cannot
+        send the session cookie (it needs no ``Origin`` header)."""
+        return Response(
+            {
+                "ticket": tickets.issue(request.user.pk),
+                "expires_in": app_settings.TICKET_TTL_SECONDS,
+            }
+        )
+
+
+def _token_cache_key(header: str) -> str:
+    return _TOKEN_CACHE_PREFIX + hashlib.sha256(header.encode()).hexdigest()

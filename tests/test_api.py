@@ -1,0 +1,336 @@
+"""The REST API: every endpoint, its permissions and its bad input."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from notifications import services, tickets
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/notifications/"
+
+
+@pytest.fixture
+def api(alice):
+    client = APIClient()
+    client.force_login(alice)
+    return client
+
+
+def ids_of(response):
+    return [item["id"] for item in response.json()["results"]]
+
+
+def sent(user, n=1, **options):
+    return [services.notify(user, f"n{i}", **options).ids[0] for i in range(n)]
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", BASE),
+        ("get", f"{BASE}1/"),
+        ("delete", f"{BASE}1/"),
+        ("post", f"{BASE}1/read/"),
+        ("post", f"{BASE}read-all/"),
+        ("post", f"{BASE}seen/"),
+        ("get", f"{BASE}unread-count/"),
+        ("post", f"{BASE}ws-ticket/"),
+    ],
+)
+def test_anonymous_gets_401_with_a_json_body(method, path):
+    response = getattr(APIClient(), method)(path)
+    assert response.status_code in (401, 403)
+    assert "detail" in response.json()
+
+
+def test_token_authentication(alice):
+    token = Token.objects.create(user=alice)
+    sent(alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get(BASE).status_code == 200
+    client.credentials(HTTP_AUTHORIZATION="Token wrong")
+    assert client.get(BASE).status_code == 401
+
+
+def test_session_posts_need_csrf(alice):
+    [nid] = sent(alice)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(f"{BASE}{nid}/read/")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+    client.get("/login/")  # sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    assert client.post(f"{BASE}{nid}/read/", HTTP_X_CSRFTOKEN=token).status_code == 200
+
+
+# --- list ------------------------------------------------------------------------------------
+
+
+def test_list_is_newest_first_and_only_mine(api, alice, bob):
+    mine = sent(alice, 3)
+    sent(bob, 2)
+    response = api.get(BASE)
+    assert response.status_code == 200
+    assert ids_of(response) == mine[::-1]
+    assert response.json()["results"][0]["title"] == "n2"
+
+
+def test_cursor_pages_stay_exact_while_new_ones_arrive(api, alice):
+    first = sent(alice, 5)
+    page1 = api.get(BASE, {"page_size": 2}).json()
+    assert [n["id"] for n in page1["results"]] == first[4:2:-1]
+    sent(alice, 3)  # arrive between two page loads
+    page2 = api.get(page1["next"]).json()
+    assert [n["id"] for n in page2["results"]] == first[2:0:-1]
+    page3 = api.get(page2["next"]).json()
+    assert [n["id"] for n in page3["results"]] == [first[0]] and page3["next"] is None
+
+
+def test_page_size_default_and_maximum(api, alice, settings):
+    settings.NOTIFICATIONS = {"PAGE_SIZE": 2, "MAX_PAGE_SIZE": 3}
+    sent(alice, 5)
+    assert len(api.get(BASE).json()["results"]) == 2
+    assert len(api.get(BASE, {"page_size": 50}).json()["results"]) == 3
+
+
+def test_filters(api, alice):
+    a, b, c, d = sent(alice, 4)
+    services.notify(alice, "billing", category="billing", level="error")
+    billing = Notification.objects.latest("id").pk
+    services.mark_read(alice, [a])
+    services.archive(alice, [b])
+    assert billing not in ids_of(api.get(BASE, {"category": "other"}))
+    assert ids_of(api.get(BASE, {"category": "billing"})) == [billing]
+    assert ids_of(api.get(BASE, {"level": "error"})) == [billing]
+    assert ids_of(api.get(BASE, {"unread": "true"})) == [billing, d, c]
+    assert ids_of(api.get(BASE, {"unread": "false"})) == [a]
+    assert ids_of(api.get(BASE, {"archived": "true"})) == [b]
+    assert b not in ids_of(api.get(BASE))
+    newer = ids_of(api.get(BASE, {"after": c}))
+    assert newer[:2] == [billing, d]
+    # and, by design, what was created just before `c` (it may have committed late): the
+    # client drops the ids it has
+    assert set(newer[2:]) <= {a}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"unread": "maybe"}, "unread"),
+        ({"archived": "2"}, "archived"),
+        ({"level": "fatal"}, "level"),
+        ({"category": "not a slug"}, "category"),
+        ({"after": "ten"}, "after"),
+        ({"after": "-1"}, "after"),
+        ({"after": str(2**64)}, "after"),
+        ({"page_size": "lots"}, "page_size"),
+        ({"page_size": "0"}, "page_size"),
+        ({"cursor": "garbage"}, "cursor"),
+    ],
+)
+def test_bad_filters_are_400_naming_the_field(api, params, field):
+    response = api.get(BASE, params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_list_query_count_is_constant(api, alice, bob, django_assert_num_queries):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="g")
+    for i in range(50):
+        services.notify(alice, f"n{i}", actor=bob if i % 2 else group, target=group)
+    # user (the session is cached), page, actors (one per content type: users, groups),
+    # targets (groups)
+    with django_assert_num_queries(5):
+        response = api.get(BASE, {"page_size": 50})
+    assert len(response.json()["results"]) == 50
+    with django_assert_num_queries(5):
+        api.get(BASE, {"page_size": 5})
+
+
+def test_actor_and_target_render(api, alice, bob):
+    services.notify(alice, "Bob waved", actor=bob)
+    item = api.get(BASE).json()["results"][0]
+    assert item["actor"] == {"type": "auth.user", "id": str(bob.pk), "display": "bob"}
+    assert item["target"] is None
+
+
+# --- one notification --------------------------------------------------------------------------
+
+
+def test_retrieve_mine_and_404_for_anyone_elses(api, alice, bob):
+    [mine], [theirs] = sent(alice), sent(bob)
+    assert api.get(f"{BASE}{mine}/").json()["id"] == mine
+    response = api.get(f"{BASE}{theirs}/")
+    assert response.status_code == 404 and "detail" in response.json()
+    assert api.get(f"{BASE}abc/").status_code == 404
+    assert api.get(f"{BASE}{2**70}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "expect_set"),
+    [("read", "read_at", True), ("archive", "archived_at", True)],
+)
+def test_state_actions(api, alice, action, field, expect_set):
+    [nid] = sent(alice)
+    response = api.post(f"{BASE}{nid}/{action}/")
+    assert response.status_code == 200
+    assert response.json()[field] is not None
+    undo = {"read": "unread", "archive": "unarchive"}[action]
+    assert api.post(f"{BASE}{nid}/{undo}/").json()[field] is None
+
+
+def test_state_actions_on_anyone_elses_are_404_and_change_nothing(api, bob):
+    [theirs] = sent(bob)
+    for action in ("read", "unread", "archive", "unarchive"):
+        assert api.post(f"{BASE}{theirs}/{action}/").status_code == 404
+    assert api.delete(f"{BASE}{theirs}/").status_code == 404
+    notification = Notification.objects.get(pk=theirs)
+    assert notification.read_at is None and notification.archived_at is None
+
+
+def test_delete(api, alice):
+    [nid] = sent(alice)
+    assert api.delete(f"{BASE}{nid}/").status_code == 204
+    assert not Notification.objects.filter(pk=nid).exists()
+    assert api.delete(f"{BASE}{nid}/").status_code == 404
+
+
+def test_get_on_a_state_action_is_405(api, alice):
+    [nid] = sent(alice)
+    response = api.get(f"{BASE}{nid}/read/")
+    assert response.status_code == 405 and "detail" in response.json()
+
+
+# --- bulk --------------------------------------------------------------------------------------
+
+
+def test_read_all_with_up_to_is_race_safe(api, alice):
+    old = sent(alice, 2)
+    new = sent(alice)
+    response = api.post(f"{BASE}read-all/", {"up_to": old[-1]}, format="json")
+    assert response.json() == {"ids": old, "unread_count": 1, "unseen_count": 3}
+    assert Notification.objects.get(pk=new[0]).read_at is None
+    assert api.post(f"{BASE}read-all/", {}, format="json").json()["unread_count"] == 0
+
+
+def test_seen(api, alice):
+    first, second = sent(alice, 2)
+    response = api.post(f"{BASE}seen/", {"up_to": first}, format="json")
+    assert response.json() == {"ids": [first], "unread_count": 2, "unseen_count": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("read-all/", {"up_to": "all"}),
+        ("read-all/", {"up_to": -1}),
+        ("read-all/", {"up_to": 2**64}),
+        ("seen/", {}),
+        ("seen/", {"up_to": None}),
+        ("seen/", {"up_to": [1]}),
+    ],
+)
+def test_bulk_bad_input_is_400_naming_the_field(api, path, body):
+    response = api.post(f"{BASE}{path}", body, format="json")
+    assert response.status_code == 400 and "up_to" in response.json()
+
+
+def test_malformed_json_body_is_400(api):
+    response = api.post(f"{BASE}read-all/", "{not json", content_type="application/json")
+    assert response.status_code == 400 and "detail" in response.json()
+
+
+# --- unread-count and polling ------------------------------------------------------------------
+
+
+def test_unread_count_with_etag_and_poll_interval(api, alice, settings):
+    settings.NOTIFICATIONS = {"POLL_INTERVAL_SECONDS": 7}
+    [nid] = sent(alice)
+    response = api.get(f"{BASE}unread-count/")
+    assert response.json() == {"unread_count": 1, "unseen_count": 1, "last_id": nid}
+    assert response["X-Poll-Interval"] == "7"
+    etag = response["ETag"]
+    again = api.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again["ETag"] == etag and again["X-Poll-Interval"] == "7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_304_costs_no_database_query(alice):
+    client = Client()
+    client.force_login(alice)
+    sent(alice)
+    etag = client.get(f"{BASE}unread-count/")["ETag"]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert [q["sql"] for q in queries.captured_queries] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_304_with_a_token_costs_no_database_query(alice):
+    token = Token.objects.create(user=alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    etag = client.get(f"{BASE}unread-count/")["ETag"]
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert len(queries) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_send_and_change_makes_the_etag_stale(alice, bob):
+    client = Client()
+    client.force_login(alice)
+
+    def etag():
+        return client.get(f"{BASE}unread-count/")["ETag"]
+
+    first = etag()
+    services.notify(alice, "new")
+    second = etag()
+    assert second != first
+    services.mark_read(alice, up_to=None)
+    third = etag()
+    assert third != second
+    services.notify(bob, "not alice's")
+    assert etag() == third
+    assert client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=first).status_code == 200
+
+
+def test_another_users_etag_is_not_a_304(api, bob):
+    other = APIClient()
+    other.force_login(bob)
+    etag = other.get(f"{BASE}unread-count/")["ETag"]
+    assert api.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_anonymous_with_an_etag_is_still_refused():
+    response = APIClient().get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH='"1-abc"')
+    assert response.status_code in (401, 403)
+
+
+# --- ws-ticket -----------------------------------------------------------------------------------
+
+
+def test_ws_ticket_is_single_use_and_bound_to_the_user(api, alice, settings):
+    settings.NOTIFICATIONS = {"TICKET_TTL_SECONDS": 20}
+    response = api.post(f"{BASE}ws-ticket/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expires_in"] == 20 and len(body["ticket"]) >= 32
+    assert tickets.redeem(body["ticket"]) == alice.pk
+    assert tickets.redeem(body["ticket"]) is None
+    assert tickets.redeem("made-up") is None
+    assert tickets.redeem("x" * 1000) is None
