@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
-from django.db.models import Count, Q
+from django.db.models import Count, Min, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -107,16 +109,31 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         Call it on one user's rows. Besides every row newer than ``after``, it keeps the rows
         created within ``RESUME_MARGIN`` before the one the client saw last: a transaction that
         took an id before ``after`` but committed after it was shown is caught here. Clients drop
-        the duplicates this brings by id. Costs one query (the anchor) before the rows' own.
+        the duplicates this brings by id. Costs two small queries before the rows' own.
         """
         anchor = (
             self.filter(id__lte=after).order_by("-id").values_list("created_at", flat=True).first()
         )
-        newer = Q(id__gt=after)
-        if anchor is not None:
-            # The row at `after` itself the client has shown: leave it out.
-            newer |= Q(created_at__gte=anchor - app_settings.RESUME_MARGIN) & ~Q(id=after)
-        return self.filter(newer)
+        if anchor is None:
+            return self.filter(id__gt=after)
+        margin = app_settings.RESUME_MARGIN
+        # The lowest row that could have committed late. Bounding the window above as well keeps
+        # this an index range scan; a late row took its id before the anchor's INSERT, so it was
+        # created before the anchor (give or take clock skew, far below the margin).
+        lowest = (
+            self.filter(
+                id__lt=after, created_at__gte=anchor - margin, created_at__lte=anchor + margin
+            )
+            .order_by()
+            .aggregate(lowest=Min("id"))["lowest"]
+        )
+        if lowest is None:
+            return self.filter(id__gt=after)
+        # With a lower bound on id the planner has a range to scan instead of a whole user's rows.
+        # The row at `after` itself the client has shown: leave it out.
+        return self.filter(
+            Q(id__gt=after) | Q(created_at__gte=anchor - margin) & ~Q(id=after), id__gte=lowest
+        )
 
     def backlog(self, after: int, limit: int | None = None) -> tuple[list[Notification], bool]:
         """:meth:`since`, oldest first, at most ``limit`` rows; the flag is False when more wait."""
@@ -143,20 +160,33 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return {"unread_count": unread_count, "unseen_count": unseen_count, "last_id": last_id}
 
     def counts_by_recipient(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """``{user_id: (unread, unseen)}`` for many users in one query (users with none absent)."""
+        """``{user_id: (unread, unseen)}`` for many users in one query (users with none absent).
+
+        One scalar subquery per user and count, each an index-only scan of its partial index: a
+        single GROUP BY over the users' rows would read every unread row of every one of them.
+        """
         if not user_ids:
             return {}
-        rows = (
-            self.filter(recipient_id__in=id_list(user_ids, self.db), archived_at__isnull=True)
-            .filter(Q(read_at__isnull=True) | Q(seen_at__isnull=True))
-            .values("recipient_id")
-            .annotate(
-                unread=Count("id", filter=Q(read_at__isnull=True)),
-                unseen=Count("id", filter=Q(seen_at__isnull=True)),
+
+        def count(queryset: NotificationQuerySet) -> Coalesce:
+            per_user = (
+                queryset.filter(recipient_id=OuterRef("pk"))
+                .order_by()
+                .values("recipient_id")
+                .annotate(n=Count("*"))
+                .values("n")
             )
-            .values_list("recipient_id", "unread", "unseen")
+            return Coalesce(Subquery(per_user, output_field=models.IntegerField()), Value(0))
+
+        rows = (
+            get_user_model()
+            ._default_manager.using(self.db)
+            .filter(pk__in=id_list(user_ids, self.db))
+            .order_by()
+            .annotate(unread=count(self.unread()), unseen=count(self.unseen()))
+            .values_list("pk", "unread", "unseen")
         )
-        return {user_id: (unread, unseen) for user_id, unread, unseen in rows}
+        return {user_id: (unread, unseen) for user_id, unread, unseen in rows if unread or unseen}
 
 
 class Notification(models.Model):
@@ -205,9 +235,19 @@ class Notification(models.Model):
             models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
             # Resume's safety margin, and retention by age.
             models.Index(fields=["recipient", "created_at"], name="notif_recipient_created"),
-            # The badge counts: small partial indexes that only hold what is being counted.
-            models.Index(fields=["recipient", "id"], condition=UNREAD, name="notif_unread"),
-            models.Index(fields=["recipient", "id"], condition=UNSEEN, name="notif_unseen"),
+            # The badge counts and the "up to id" changes: partial indexes that hold only what is
+            # unread (unseen). archived_at is a key column so that counts, which leave archived
+            # rows out, stay index-only, while mark_read/mark_seen, which do not, can use them.
+            models.Index(
+                fields=["recipient", "id", "archived_at"],
+                condition=Q(read_at__isnull=True),
+                name="notif_unread",
+            ),
+            models.Index(
+                fields=["recipient", "id", "archived_at"],
+                condition=Q(seen_at__isnull=True),
+                name="notif_unseen",
+            ),
         ]
 
     def __str__(self) -> str:

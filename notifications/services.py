@@ -261,37 +261,40 @@ def mark_read(
 
     Returns the ids that were unread. Ids that are not the user's are ignored.
     """
-    return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read, unchanged_if="read")
+    return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read)
 
 
 def mark_unread(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread, "unread")
+    return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread)
 
 
 def mark_seen(user: Any, *, up_to: int | None) -> list[int]:
     """Mark seen everything of ``user`` up to ``up_to`` (the badge's unseen count drops to what
     arrived since)."""
-    return _change(user, "seen", None, up_to, NotificationQuerySet.mark_seen, "seen")
+    return _change(user, "seen", None, up_to, NotificationQuerySet.mark_seen)
 
 
 def archive(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "archived", ids, None, NotificationQuerySet.archive, "archived")
+    return _change(user, "archived", ids, None, NotificationQuerySet.archive)
 
 
 def unarchive(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive, "unarchived")
+    return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive)
 
 
 def delete(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "deleted", ids, None, lambda qs: qs.delete()[0], None)
+    return _change(user, "deleted", ids, None, lambda queryset: queryset.delete()[0])
 
 
-_ALREADY = {
-    "read": {"read_at__isnull": False},
-    "unread": {"read_at__isnull": True},
-    "seen": {"seen_at__isnull": False},
-    "archived": {"archived_at__isnull": False},
-    "unarchived": {"archived_at__isnull": True},
+# The rows a change would change: the others are already in that state. Stated positively (not
+# as an exclude()) so that the "unread"/"unseen" partial indexes serve the "up to id" changes.
+_PENDING = {
+    "read": {"read_at__isnull": True},
+    "unread": {"read_at__isnull": False},
+    "seen": {"seen_at__isnull": True},
+    "archived": {"archived_at__isnull": True},
+    "unarchived": {"archived_at__isnull": False},
+    "deleted": {},
 }
 
 
@@ -301,7 +304,6 @@ def _change(
     ids: Iterable[int] | None,
     up_to: int | None,
     apply: Any,
-    unchanged_if: str | None,
 ) -> list[int]:
     user_id = _owner_id(user)
     queryset = Notification.objects.for_user(user_id)
@@ -309,8 +311,7 @@ def _change(
         queryset = queryset.filter(id__in=clean_ids(ids))
     if up_to is not None:
         queryset = queryset.up_to(clean_id(up_to, "up_to"))
-    if unchanged_if is not None:
-        queryset = queryset.exclude(**_ALREADY[unchanged_if])
+    queryset = queryset.filter(**_PENDING[state])
     with transaction.atomic():
         changed = list(queryset.order_by("id").values_list("id", flat=True))
         if changed:
