@@ -3,11 +3,15 @@ const state = document.getElementById("state");
 const unread = document.getElementById("unread");
 const live = document.getElementById("live");
 let lastId = null;
+const shown = new Set();  // ids already shown: resume may hand some over again, by design
 let delay = 1000;
 
-function show(text) {
+function show(notification) {
+  if (shown.has(notification.id)) return;
+  shown.add(notification.id);
+  lastId = Math.max(lastId ?? 0, notification.id);
   const item = document.createElement("li");
-  item.textContent = text;  // always text, never HTML
+  item.textContent = notification.title;  // always text, never HTML
   live.prepend(item);
 }
 
@@ -22,10 +26,9 @@ function connect() {
       if (lastId !== null) socket.send(JSON.stringify({ type: "resume", after: lastId }));
       lastId = lastId ?? message.last_id ?? 0;
     } else if (message.type === "notification") {
-      lastId = Math.max(lastId ?? 0, message.notification.id);
-      show(message.notification.title);
+      show(message.notification);
     } else if (message.type === "backlog") {
-      for (const n of message.notifications) { if (n.id > lastId) { lastId = n.id; show(n.title); } }
+      message.notifications.forEach(show);
     }
   };
   socket.onclose = (event) => {
