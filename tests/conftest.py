@@ -5,6 +5,8 @@ from urllib.parse import urlparse
 import pytest
 from django.contrib.auth import get_user_model
 
+pytest_plugins = ["tests.live"]  # the daphne fixtures of the end-to-end and browser tests
+
 # CI sets this so that a test needing Redis (or another service) fails instead of skipping.
 REQUIRE_SERVICES = os.environ.get("NOTIFICATIONS_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
