@@ -334,3 +334,20 @@ def test_ws_ticket_is_single_use_and_bound_to_the_user(api, alice, settings):
     assert tickets.redeem(body["ticket"]) is None
     assert tickets.redeem("made-up") is None
     assert tickets.redeem("x" * 1000) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_cache_costs_the_304_but_breaks_nothing(alice, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    client = APIClient()
+    client.force_authenticate(alice)
+    services.notify(alice, "sent while the cache is down")
+    response = client.get(f"{BASE}unread-count/")
+    assert response.status_code == 200 and response.json()["unread_count"] == 1
+    again = client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 200  # no version to compare with: answer in full
