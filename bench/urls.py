@@ -1,0 +1,18 @@
+"""The demo's URLs plus ``/bench/trivial/``: the baseline of the polling benchmark."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from project.urls import urlpatterns as project_urlpatterns
+
+
+def trivial(request: HttpRequest) -> JsonResponse:
+    """A tiny JSON answer: no database, no cache, no authentication.
+
+    Synchronous like the DRF viewset, so both pay the same hop from daphne's event loop to
+    Django's sync thread; the difference between them is the view's own work.
+    """
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("bench/trivial/", trivial, name="bench-trivial"), *project_urlpatterns]
