@@ -14,6 +14,8 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.cache import caches
+from django.http import HttpRequest, HttpResponseNotModified
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -68,7 +70,6 @@ class NotificationViewSet(
     serializer_class = NotificationSerializer
     permission_classes = [IsAuthenticated]
     pagination_class = NotificationCursorPagination
-    not_modified = False
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]
@@ -164,17 +165,15 @@ class NotificationViewSet(
 
     # --- polling -------------------------------------------------------------------------------
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if self.action == "unread_count" and self._unchanged_since(request):
-            # Nothing changed since the client's ETag: answer 304 without authenticating through
-            # the database (the user id comes from the session or a cached token).
-            self.not_modified = True
-            self.format_kwarg = self.get_format_suffix(**kwargs)
-            request.accepted_renderer, request.accepted_media_type = (
-                self.perform_content_negotiation(request)
-            )
-            return
-        super().initial(request, *args, **kwargs)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self.action_map.get(request.method.lower()) == "unread_count":
+            # Nothing changed since the client's ETag: answer 304 before DRF runs, without a
+            # database query (the user id comes from the session or a cached token).
+            etag = self._unchanged_etag(request)
+            if etag is not None:
+                response = self._poll_headers(HttpResponseNotModified(), etag)
+                return response
+        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         responses={200: CountsSerializer, 304: OpenApiResponse(description="Not modified")},
@@ -186,40 +185,35 @@ class NotificationViewSet(
     def unread_count(self, request: Request) -> Response:
         """The badge's counts and the newest id. Send the ``ETag`` back as ``If-None-Match``:
         a 304 means nothing changed. Wait ``X-Poll-Interval`` seconds between requests."""
-        if self.not_modified:
-            return self._poll_response(None, status.HTTP_304_NOT_MODIFIED, self._cheap_etag)
         user_id = request.user.pk
         self._remember_token(request)
         etag = _etag(user_id, versions.current(user_id))  # read before the counts: never newer
         counts = Notification.objects.for_user(user_id).counts()
-        return self._poll_response(counts, status.HTTP_200_OK, etag)
+        return self._poll_headers(Response(counts), etag)
 
-    def _poll_response(self, data: Any, code: int, etag: str) -> Response:
-        response = Response(data, status=code)
+    def _poll_headers(self, response: HttpResponseBase, etag: str) -> HttpResponseBase:
         response["ETag"] = etag
         response["X-Poll-Interval"] = str(app_settings.POLL_INTERVAL_SECONDS)
         response["Cache-Control"] = "private, no-cache"
         response["Vary"] = "Cookie, Authorization"
         return response
 
-    def _unchanged_since(self, request: Request) -> bool:
+    def _unchanged_etag(self, request: HttpRequest) -> str | None:
+        """The current ETag if the client already holds it, else None."""
         header = request.headers.get("If-None-Match")
         if not header:
-            return False
+            return None
         user_id = self._cheap_user_id(request)
         if user_id is None:
-            return False
+            return None
         version = versions.peek(user_id)
         if version is None:
-            return False
+            return None
         etag = _etag(user_id, version)
         sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-        if etag in sent:
-            self._cheap_etag = etag
-            return True
-        return False
+        return etag if etag in sent else None
 
-    def _cheap_user_id(self, request: Request) -> int | None:
+    def _cheap_user_id(self, request: HttpRequest) -> int | None:
         """Who asks, without a database query, as the configured authenticators would see it."""
         classes = authentication_classes()
         header = request.headers.get("Authorization", "")
@@ -229,7 +223,7 @@ class NotificationViewSet(
                 return cached
             return None
         if SessionAuthentication in classes:
-            session = getattr(request._request, "session", None)
+            session = getattr(request, "session", None)
             raw = session.get(SESSION_KEY) if session is not None else None
             if raw is not None:
                 return get_user_model()._meta.pk.to_python(raw)
