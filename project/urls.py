@@ -8,8 +8,9 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("send-test/", views.send_test, name="send-test"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/notifications/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

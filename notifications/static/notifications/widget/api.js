@@ -1,0 +1,114 @@
+// The REST API (docs/api.md) over fetch, with the session cookie and the CSRF token.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message || `HTTP ${status}`);
+    this.status = status;
+  }
+
+  get signedOut() {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+const DEFAULT_POLL_SECONDS = 15;
+
+export class NotificationsApi {
+  constructor({ baseUrl, csrfToken = "", csrfCookie = "csrftoken" }) {
+    this.baseUrl = new URL(baseUrl, window.location.href);
+    this.csrfToken = csrfToken;
+    this.csrfCookie = csrfCookie;
+  }
+
+  url(path = "", params = {}) {
+    const url = new URL(path, this.baseUrl);
+    for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+    return url;
+  }
+
+  // The cookie follows a token rotated after the page was rendered; the rendered one serves
+  // projects whose cookie the script cannot read.
+  csrf() {
+    if (this.csrfCookie) {
+      for (const pair of document.cookie.split(";")) {
+        const [name, ...value] = pair.trim().split("=");
+        if (name === this.csrfCookie) return decodeURIComponent(value.join("="));
+      }
+    }
+    return this.csrfToken;
+  }
+
+  async request(url, { method = "GET", body, headers = {}, keepalive = false } = {}) {
+    const options = {
+      method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", ...headers },
+      keepalive,
+    };
+    if (method !== "GET") options.headers["X-CSRFToken"] = this.csrf();
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    if (response.status === 304) return response;
+    if (!response.ok) {
+      const detail = await response.json().then(
+        (data) => data?.detail,
+        () => undefined,
+      );
+      throw new ApiError(response.status, detail);
+    }
+    return response;
+  }
+
+  async json(url, options) {
+    const response = await this.request(url, options);
+    return response.status === 204 ? null : response.json();
+  }
+
+  // One page of the inbox, newest first: {results, next}. Follow `next` for older pages.
+  page(next = null, params = {}) {
+    return this.json(next ? new URL(next, this.baseUrl) : this.url("", params));
+  }
+
+  // Everything newer than `afterId` (and, by design, some just before it: drop known ids).
+  async newerThan(afterId) {
+    const results = [];
+    let next = this.url("", { after: afterId, page_size: 100 });
+    while (next) {
+      const page = await this.json(new URL(next, this.baseUrl));
+      results.push(...page.results);
+      next = page.next;
+    }
+    return results;
+  }
+
+  // {status, etag, intervalSeconds, counts}: counts is null on 304 Not Modified.
+  async unreadCount(etag = null) {
+    const headers = etag ? { "If-None-Match": etag } : {};
+    const response = await this.request(this.url("unread-count/"), { headers });
+    const interval = Number.parseInt(response.headers.get("X-Poll-Interval"), 10);
+    return {
+      status: response.status,
+      etag: response.headers.get("ETag") ?? etag,
+      intervalSeconds: interval > 0 ? interval : DEFAULT_POLL_SECONDS,
+      counts: response.status === 304 ? null : await response.json(),
+    };
+  }
+
+  change(id, action, options = {}) {
+    return this.json(this.url(`${encodeURIComponent(id)}/${action}/`), {
+      method: "POST",
+      ...options,
+    });
+  }
+
+  readAll(upTo) {
+    return this.json(this.url("read-all/"), { method: "POST", body: upTo ? { up_to: upTo } : {} });
+  }
+
+  seen(upTo) {
+    return this.json(this.url("seen/"), { method: "POST", body: { up_to: upTo } });
+  }
+}

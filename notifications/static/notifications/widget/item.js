@@ -1,0 +1,95 @@
+// One notification in the panel's list. Content is always set as text, never parsed as HTML.
+
+import { icon } from "./icons.js";
+import { safeUrl } from "./safe-url.js";
+import { absoluteTime, relativeTime } from "./time.js";
+
+const LEVELS = new Set(["info", "success", "warning", "error"]);
+
+export function levelOf(notification) {
+  return LEVELS.has(notification.level) ? notification.level : "info";
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// The title, with the level in words before it for those who do not see the icon's colour.
+export function titleContent(notification, t, linkClass) {
+  const level = element("span", "nw-sr-only", `${t.level(levelOf(notification))}: `);
+  const href = safeUrl(notification.url);
+  const title = element(href ? "a" : "span", href ? linkClass : "", notification.title);
+  if (href) title.href = href;
+  return [level, title];
+}
+
+export function renderItem(notification, { t, idPrefix }) {
+  const item = element("li", "nw-item");
+  item.dataset.id = String(notification.id);
+  const titleId = `${idPrefix}-item-${notification.id}`;
+
+  const title = element("p", "nw-item-title");
+  title.id = titleId;
+  title.append(...titleContent(notification, t, "nw-item-link"));
+
+  const main = element("div", "nw-item-main");
+  main.append(title);
+  if (notification.body) main.append(element("p", "nw-item-body", notification.body));
+  const meta = element("p", "nw-item-meta");
+  const unread = element("span", "nw-item-unread", t.get("unread"));
+  meta.append(unread);
+  const actor = notification.actors?.length
+    ? notification.actors
+        .map((a) => a.display)
+        .filter(Boolean)
+        .join(", ")
+    : notification.actor?.display;
+  if (actor) meta.append(element("span", "nw-item-actor", actor));
+  if (notification.group_count > 1) {
+    meta.append(
+      element("span", "nw-item-group", t.plural("groupMore", notification.group_count - 1)),
+    );
+  }
+  const time = element("time", "nw-item-time");
+  time.dateTime = notification.created_at;
+  time.title = absoluteTime(notification.created_at, t.language);
+  meta.append(time);
+
+  const actions = element("div", "nw-item-actions");
+  const toggle = element("button", "nw-action nw-action-toggle");
+  toggle.type = "button";
+  toggle.setAttribute("aria-describedby", titleId);
+  const archive = element("button", "nw-action nw-action-archive", t.get("archive"));
+  archive.type = "button";
+  archive.dataset.action = "archive";
+  archive.setAttribute("aria-describedby", titleId);
+  actions.append(toggle, archive);
+  const footer = element("div", "nw-item-footer");
+  footer.append(meta, actions);
+  main.append(footer);
+
+  item.append(
+    icon(levelOf(notification), `nw-icon nw-level-icon nw-level-${levelOf(notification)}`),
+  );
+  item.append(main);
+  updateItem(item, notification, t);
+  return item;
+}
+
+export function updateItem(item, notification, t) {
+  const unread = !notification.read_at;
+  item.classList.toggle("nw-unread", unread);
+  item.querySelector(".nw-item-unread").hidden = !unread;
+  const toggle = item.querySelector(".nw-action-toggle");
+  toggle.dataset.action = unread ? "read" : "unread";
+  toggle.textContent = unread ? t.get("markRead") : t.get("markUnread");
+  updateTime(item, t);
+}
+
+export function updateTime(item, t) {
+  const time = item.querySelector("time");
+  time.textContent = relativeTime(time.dateTime, t.language);
+}

@@ -1,0 +1,186 @@
+// The bell and the panel: the WAI-ARIA disclosure pattern (a button with aria-expanded that
+// shows and hides the panel right after it), kept in step with the inbox without rebuilding
+// what is on screen, so that focus never jumps.
+
+import { renderItem, updateItem, updateTime } from "./item.js";
+
+const BADGE_MAX = 99;
+
+export class WidgetView {
+  constructor(root, t, handlers) {
+    this.root = root;
+    this.t = t;
+    this.handlers = handlers;
+    this.idPrefix = root.id || "nw";
+    const find = (selector) => root.querySelector(selector);
+    this.bell = find(".nw-bell");
+    this.bellLabel = find(".nw-bell-label");
+    this.badge = find(".nw-badge");
+    this.offline = find(".nw-bell-offline");
+    this.panel = find(".nw-panel");
+    this.title = find(".nw-panel-title");
+    this.markAll = find(".nw-mark-all");
+    this.connection = find(".nw-connection");
+    this.connectionText = find(".nw-connection-text");
+    this.signIn = find(".nw-sign-in");
+    this.scroller = find(".nw-scroll");
+    this.list = find(".nw-list");
+    this.message = find(".nw-status-message");
+    this.more = find(".nw-more");
+    this.announcer = find(".nw-announcer");
+    this.toastsOption = find(".nw-toasts-option");
+    this.desktopOption = find(".nw-desktop-option");
+    this.desktopLabel = find(".nw-desktop");
+    this.items = new Map(); // id -> <li>
+    this.bind();
+  }
+
+  bind() {
+    this.bell.addEventListener("click", () => this.handlers.onToggle());
+    this.markAll.addEventListener("click", () => this.handlers.onMarkAll());
+    this.more.addEventListener("click", () => this.handlers.onLoadMore());
+    this.toastsOption.addEventListener("change", () =>
+      this.handlers.onToastsOption(this.toastsOption.checked),
+    );
+    this.desktopOption.addEventListener("change", () =>
+      this.handlers.onDesktopOption(this.desktopOption.checked),
+    );
+    this.list.addEventListener("click", (event) => this.onListClick(event));
+    this.root.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.isOpen && this.panelOrBellHas(event.target)) {
+        event.preventDefault();
+        this.handlers.onClose({ focusBell: true });
+      }
+    });
+    document.addEventListener("pointerdown", (event) => {
+      if (this.isOpen && !this.root.contains(event.target))
+        this.handlers.onClose({ focusBell: false });
+    });
+    this.root.addEventListener("focusout", (event) => {
+      if (this.isOpen && event.relatedTarget && !this.root.contains(event.relatedTarget)) {
+        this.handlers.onClose({ focusBell: false });
+      }
+    });
+    // More is loaded when the end of the list scrolls into view (the button serves keyboards).
+    if ("IntersectionObserver" in window) {
+      this.observer = new IntersectionObserver(
+        (entries) => entries.some((entry) => entry.isIntersecting) && this.handlers.onLoadMore(),
+        { root: this.scroller },
+      );
+      this.observer.observe(this.more);
+    }
+  }
+
+  panelOrBellHas(node) {
+    return this.panel.contains(node) || this.bell.contains(node);
+  }
+
+  onListClick(event) {
+    const item = event.target.closest(".nw-item");
+    if (!item) return;
+    const id = Number(item.dataset.id);
+    const action = event.target.closest("button[data-action]");
+    if (action) this.handlers.onAction(id, action.dataset.action);
+    else if (event.target.closest(".nw-item-link")) this.handlers.onFollow(id);
+  }
+
+  get isOpen() {
+    return !this.panel.hidden;
+  }
+
+  setOpen(open, { focusBell = false } = {}) {
+    this.panel.hidden = !open;
+    this.bell.setAttribute("aria-expanded", String(open));
+    if (!open && focusBell) this.bell.focus();
+  }
+
+  setCounts(unread, unseen, badgeKind) {
+    const shown = badgeKind === "unseen" ? unseen : unread;
+    this.badge.hidden = shown === 0;
+    this.badge.textContent =
+      shown > BADGE_MAX ? `${this.t.number(BADGE_MAX)}+` : this.t.number(shown);
+    const key = badgeKind === "unseen" ? "bellUnseen" : "bellUnread";
+    this.bellLabel.textContent =
+      shown === 0 ? this.t.get("notifications") : this.t.plural(key, shown);
+    this.markAll.disabled = unread === 0;
+  }
+
+  setConnection(state, { announce }) {
+    const text = this.t.state(state);
+    this.root.dataset.connection = state;
+    this.bell.dataset.connection = state;
+    this.connection.dataset.connection = state;
+    this.connectionText.textContent = text;
+    this.offline.hidden = state === "connected" || state === "connecting";
+    this.signIn.hidden = state !== "signed-out";
+    if (announce) this.announce(text);
+  }
+
+  announce(text) {
+    // Emptied first, so that the same words said twice are announced twice.
+    this.announcer.textContent = "";
+    setTimeout(() => {
+      this.announcer.textContent = text;
+    }, 100);
+  }
+
+  // Brings the list in line with `notifications` (newest first): new items are inserted in
+  // place and gone ones removed, while the rest (and the focus in them) stay where they are.
+  render(notifications, { loaded, hasMore, loadFailed }) {
+    const wanted = new Map(notifications.map((n) => [n.id, n]));
+    for (const [id, item] of this.items) {
+      if (!wanted.has(id)) this.removeItem(id, item);
+    }
+    let previous = null;
+    for (const notification of notifications) {
+      let item = this.items.get(notification.id);
+      if (item) {
+        updateItem(item, notification, this.t);
+      } else {
+        item = renderItem(notification, { t: this.t, idPrefix: this.idPrefix });
+        this.items.set(notification.id, item);
+        if (previous) previous.after(item);
+        else this.list.prepend(item);
+      }
+      previous = item;
+    }
+    this.more.hidden = !hasMore;
+    let message = "";
+    if (loadFailed) message = this.t.get("loadFailed");
+    else if (!loaded) message = this.t.get("loading");
+    else if (!notifications.length) message = this.t.get("empty");
+    if (this.message.textContent !== message) this.message.textContent = message;
+    this.message.hidden = !message;
+  }
+
+  // Focus in a removed item moves to the same control of its neighbour (or to the panel's
+  // title), never to <body>.
+  removeItem(id, item) {
+    const focused = item.contains(document.activeElement) ? document.activeElement : null;
+    const neighbour = item.nextElementSibling ?? item.previousElementSibling;
+    item.remove();
+    this.items.delete(id);
+    if (!focused) return;
+    const same = [".nw-action-archive", ".nw-action-toggle"].find((control) =>
+      focused.matches(control),
+    );
+    const target =
+      neighbour?.querySelector(same ?? "a, button") ?? neighbour?.querySelector("button");
+    (target ?? this.title).focus();
+  }
+
+  refreshTimes() {
+    for (const item of this.items.values()) updateTime(item, this.t);
+  }
+
+  setToastsOption(enabled) {
+    this.toastsOption.checked = enabled;
+  }
+
+  setDesktopOption({ supported, enabled, blocked }) {
+    this.desktopLabel.hidden = !supported;
+    this.desktopOption.checked = enabled;
+    this.desktopOption.disabled = blocked;
+    this.desktopLabel.title = blocked ? this.t.get("desktopBlocked") : "";
+  }
+}

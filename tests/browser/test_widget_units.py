@@ -1,0 +1,229 @@
+"""The widget's modules one by one, in Chromium, without a server: the files are served from the
+source tree to a page of a made-up origin, and each test imports the module it checks."""
+
+import json
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from django.utils import translation
+from django.utils.translation import ngettext
+
+from notifications.templatetags.notifications import _plural, widget_strings
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+ORIGIN = "http://widget.test"
+STATIC = Path(__file__).resolve().parents[2] / "notifications" / "static"
+MODULES = "/static/notifications/widget"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(module_chromium):
+    context = await module_chromium.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(5_000)
+
+    async def serve(route):
+        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
+        if path == "/":
+            await route.fulfill(
+                body="<!doctype html><title>units</title>", content_type="text/html"
+            )
+        elif path.startswith("/static/") and (STATIC / path.removeprefix("/static/")).is_file():
+            source = (STATIC / path.removeprefix("/static/")).read_text()
+            await route.fulfill(body=source, content_type="text/javascript")
+        else:
+            await route.fulfill(status=404)
+
+    await page.route(f"{ORIGIN}/**", serve)
+    await page.goto(f"{ORIGIN}/")
+    yield page
+    await context.close()
+
+
+async def run(page, module, body, arg=None):
+    """``body`` is the inside of ``async (m, arg) => {...}``, m being the imported module."""
+    return await page.evaluate(
+        f"async (arg) => {{ const m = await import('{MODULES}/{module}'); "
+        f"return await (async (m, arg) => {{ {body} }})(m, arg); }}",
+        arg,
+    )
+
+
+async def test_backoff_is_full_jitter_doubling_to_a_cap(page):
+    result = await run(
+        page,
+        "backoff.js",
+        """
+        const highest = new m.Backoff({ random: () => 0.999999 });
+        const lowest = new m.Backoff({ random: () => 0 });
+        const ceilings = Array.from({ length: 8 }, () => highest.next());
+        highest.reset();
+        return { ceilings, afterReset: highest.next(), lowest: lowest.next() };
+        """,
+    )
+    assert result["ceilings"] == [999, 1999, 3999, 7999, 15999, 29999, 29999, 29999]
+    assert result["afterReset"] == 999
+    assert result["lowest"] == 0
+
+
+async def test_only_http_and_site_relative_urls_are_followed(page):
+    urls = {
+        "/invoices/7/": f"{ORIGIN}/invoices/7/",
+        "https://example.com/a?b=c": "https://example.com/a?b=c",
+        "HTTP://EXAMPLE.COM/": "http://example.com/",
+        "javascript:alert(1)": None,
+        " javascript:alert(1)": None,
+        "JaVaScRiPt:alert(1)": None,
+        "data:text/html,<script>alert(1)</script>": None,
+        "vbscript:msgbox": None,
+        "//evil.example/": None,
+        "/\\evil.example/": None,
+        "\\\\evil.example": None,
+        "java\nscript:alert(1)": None,
+        "relative/path": None,
+        "ftp://example.com/": None,
+        "": None,
+    }
+    result = await run(
+        page,
+        "safe-url.js",
+        "return Object.fromEntries(arg.map((url) => [url, m.safeUrl(url)]));",
+        list(urls),
+    )
+    assert result == urls
+
+
+@pytest.mark.parametrize(
+    ("language", "singular", "plural"),
+    [
+        ("fr", "Notifications, %(count)s unread", "Notifications, %(count)s unread"),
+        ("pl", "%(size)d byte", "%(size)d bytes"),  # Django's own: four forms in Polish
+        ("ru", "%(size)d byte", "%(size)d bytes"),
+    ],
+)
+async def test_plural_forms_match_gettext_for_every_count(page, language, singular, plural):
+    with translation.override(language):
+        forms = _plural(lambda n: ngettext(singular, plural, n))
+        expected = [
+            ngettext(singular, plural, n).replace("%(count)s", str(n)) for n in range(0, 1000)
+        ]
+    assert len(set(expected)) > 1, "the catalog translates this message"
+    result = await run(
+        page,
+        "i18n.js",
+        """
+        const t = new m.Translations({ plurals: { message: arg.forms } }, arg.language);
+        return Array.from({ length: 1000 }, (_, n) => t.plural("message", n));
+        """,
+        {"forms": forms, "language": language},
+    )
+    assert result == expected
+
+
+async def test_the_widget_strings_of_a_language_count_in_it(page):
+    with translation.override("fr"):
+        strings = widget_strings()
+    result = await run(
+        page,
+        "i18n.js",
+        """
+        const t = new m.Translations(arg, "fr");
+        return [1, 2, 100].map((n) => t.plural("bellUnread", n)).concat(t.state("connected"));
+        """,
+        strings,
+    )
+    assert result == [
+        "Notifications, 1 non lue",
+        "Notifications, 2 non lues",
+        "Notifications, 100 non lues",
+        "En direct",
+    ]
+
+
+async def test_relative_times_in_the_pages_language(page):
+    result = await run(
+        page,
+        "time.js",
+        """
+        const now = Date.parse("2026-11-26T12:00:00Z");
+        return [
+          m.relativeTime("2026-11-26T11:59:50Z", "en", now),
+          m.relativeTime("2026-11-26T11:55:00Z", "en", now),
+          m.relativeTime("2026-11-26T09:00:00Z", "en", now),
+          m.relativeTime("2026-11-25T12:00:00Z", "en", now),
+          m.relativeTime("2026-11-26T11:55:00Z", "fr", now),
+          m.relativeTime("not a date", "en", now),
+        ];
+        """,
+    )
+    assert result == ["now", "5 minutes ago", "3 hours ago", "yesterday", "il y a 5 minutes", ""]
+
+
+async def test_the_inbox_drops_duplicates_and_keeps_pages_in_order(page):
+    result = await run(
+        page,
+        "inbox.js",
+        """
+        const n = (id, extra = {}) => ({ id, read_at: null, archived_at: null, ...extra });
+        const inbox = new m.Inbox();
+        inbox.addPage([n(30), n(29), n(28)], "/next");
+        const fresh = inbox.receive([n(29), n(31), n(10), n(32, { archived_at: "x" })]);
+        const again = inbox.receive([n(31)]);
+        const touched = inbox.applyChange([31, 99], "read");
+        inbox.applyChange([28], "archived");
+        inbox.addPage([n(27), n(10)], null);
+        return {
+          fresh: fresh.map((x) => x.id),
+          again: again.length,
+          newest: inbox.newestId,
+          touched,
+          listed: inbox.list().map((x) => x.id),
+          read31: Boolean(inbox.items.get(31).read_at),
+        };
+        """,
+    )
+    # 10 is below the paged-in range: it waits for its page, and is not listed twice then.
+    assert result == {
+        "fresh": [10, 31],
+        "again": 0,
+        "newest": 32,
+        "touched": [31],
+        "listed": [31, 30, 29, 27, 10],
+        "read31": True,
+    }
+
+
+async def test_a_socket_that_stops_answering_is_taken_for_dead(page):
+    answered = []
+
+    async def silent_server(socket):
+        socket.on_message(lambda message: answered.append(json.loads(message)["type"]))
+
+    await page.route_web_socket("ws://widget.test/silent/", silent_server)
+
+    async def answering_server(socket):
+        socket.on_message(
+            lambda message: socket.send(json.dumps({"type": "pong", **json.loads(message)}))
+        )
+
+    await page.route_web_socket("ws://widget.test/answering/", answering_server)
+    result = await run(
+        page,
+        "socket.js",
+        """
+        const watch = (url) => new Promise((resolve) => {
+          const socket = new m.HeartbeatSocket(url, {
+            heartbeatMs: 100, timeoutMs: 150, onMessage() {},
+            onClose: (code) => resolve({ code }),
+          });
+          setTimeout(() => resolve({ open: socket.open, pings: socket.pings }), 900);
+        });
+        return [await watch("ws://widget.test/silent/"), await watch("ws://widget.test/answering/")];
+        """,
+    )
+    silent, answering = result
+    assert silent == {"code": 4000}
+    assert answered[:1] == ["ping"]
+    assert answering["open"] is True and answering["pings"] >= 5
