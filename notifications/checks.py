@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, ZERO_MEANS_OFF
 
 
 @register(Tags.compatibility)
@@ -56,7 +56,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                         id="notifications.E002",
                     )
                 )
-        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < 0
+            or (value == 0 and name not in ZERO_MEANS_OFF)
+        ):
             errors.append(
                 Error(
                     f"settings.NOTIFICATIONS[{name!r}] must be a positive number (got {value!r}).",

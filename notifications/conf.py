@@ -10,6 +10,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+# Settings for which 0 means "off" rather than a mistake.
+ZERO_MEANS_OFF = frozenset({"MAX_SOCKETS_PER_USER", "IDLE_TIMEOUT_SECONDS"})
+
 DEFAULTS: dict[str, Any] = {
     # REST API
     "PAGE_SIZE": 20,
@@ -28,14 +31,21 @@ DEFAULTS: dict[str, Any] = {
     # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
     "CACHE_ALIAS": "default",
     # WebSocket limits
+    "MAX_SOCKETS_PER_USER": 20,  # 0: no limit
+    "SOCKET_STALE_SECONDS": 180,  # a socket not heard of this long no longer counts
+    "IDLE_TIMEOUT_SECONDS": 0,  # close sockets whose client sent nothing this long; 0: never
     "MAX_MESSAGE_BYTES": 4096,
     "MESSAGES_PER_SECOND": 10,
     "MESSAGE_BURST": 20,
     "MAX_IDS_PER_MESSAGE": 500,
     # notify()
     "MAX_DATA_BYTES": 16384,
+    # how often each process checks that its channel layer delivers (see watchdog.py)
+    "LAYER_CHECK_SECONDS": 1,
     # push: how many group sends run concurrently while a batch fans out
     "PUSH_CONCURRENCY": 100,
+    # admin: a send to more recipients than this asks for confirmation first
+    "SEND_CONFIRM_ABOVE": 1000,
 }
 
 
@@ -75,6 +85,18 @@ class Settings:
         return self._get("CACHE_ALIAS")
 
     @property
+    def MAX_SOCKETS_PER_USER(self) -> int:
+        return self._get("MAX_SOCKETS_PER_USER")
+
+    @property
+    def SOCKET_STALE_SECONDS(self) -> float:
+        return self._get("SOCKET_STALE_SECONDS")
+
+    @property
+    def IDLE_TIMEOUT_SECONDS(self) -> float:
+        return self._get("IDLE_TIMEOUT_SECONDS")
+
+    @property
     def MAX_MESSAGE_BYTES(self) -> int:
         return self._get("MAX_MESSAGE_BYTES")
 
@@ -95,8 +117,16 @@ class Settings:
         return self._get("MAX_DATA_BYTES")
 
     @property
+    def LAYER_CHECK_SECONDS(self) -> float:
+        return self._get("LAYER_CHECK_SECONDS")
+
+    @property
     def PUSH_CONCURRENCY(self) -> int:
         return self._get("PUSH_CONCURRENCY")
+
+    @property
+    def SEND_CONFIRM_ABOVE(self) -> int:
+        return self._get("SEND_CONFIRM_ABOVE")
 
 
 app_settings = Settings()

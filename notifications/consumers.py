@@ -3,6 +3,8 @@ services and QuerySets. The protocol and its close codes are documented in docs/
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -11,19 +13,27 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
 
-from . import push, services
+from . import push, services, shutdown
 from .conf import app_settings
 from .models import Counts, Notification
+from .registry import PROCESS, registry
 from .serializers import serialize
+from .watchdog import watchdog
 
-logger = logging.getLogger("notifications.consumers")
+# One line per event, as key=value pairs: connect, auth_failure, resume, drop, disconnect.
+events = logging.getLogger("notifications.events")
 
-# Close codes (documented in docs/websocket.md).
+# Close codes (documented in docs/websocket.md). Daphne only sends 1000 and 3000-4999, so the
+# standard 1012 (service restart) and 1013 (try again later) become 4012 and 4013.
+CLOSE_SERVICE_RESTART = 4012  # the server is shutting down: reconnect soon and resume
+CLOSE_TRY_AGAIN = 4013  # Redis or the database is unreachable: reconnect later and resume
 CLOSE_UNAUTHENTICATED = 4401  # not signed in, or signed out / password changed since
+CLOSE_IDLE = 4408  # nothing received for IDLE_TIMEOUT_SECONDS
+CLOSE_TOO_MANY_SOCKETS = 4409  # the user already has MAX_SOCKETS_PER_USER open sockets
 CLOSE_TOO_LARGE = 4413  # a message over MAX_MESSAGE_BYTES
 CLOSE_RATE_LIMITED = 4429  # more messages than MESSAGES_PER_SECOND allows
-CLOSE_TRY_AGAIN = 1013  # the channel layer is unreachable: reconnect later and resume
 
 
 class BadMessage(Exception):
@@ -55,6 +65,20 @@ class TokenBucket:
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
     session: str | None = None
+    keepalive: asyncio.Task | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # Daphne cancels every application when it shuts down, and disconnect() never runs:
+            # tell the client to come back soon (it will resume), and clean up what we can.
+            if self.user_id is not None:
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._forget(), 1)
+            raise
 
     async def connect(self) -> None:
         # Accept first, then close with a code: refusing the handshake gives the browser a bare
@@ -62,38 +86,108 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await registry().count("auth_failures")
+            events.info("event=auth_failure process=%s path=%s", PROCESS, self.scope.get("path"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await registry().claim(user.pk, self.channel_name):
+            await self._drop(CLOSE_TOO_MANY_SOCKETS, user.pk, "too_many_sockets")
             return
         # Join the group before reading counts and backlog, so nothing falls in between.
         if not await push.join(user.pk, self.channel_name):
-            await self.close(code=CLOSE_TRY_AGAIN)
+            await registry().release(user.pk, self.channel_name)
+            await self._drop(CLOSE_TRY_AGAIN, user.pk, "channel_layer_unreachable")
             return
         self.user_id = user.pk
         session = self.scope.get("session")
         self.session = push.session_digest(getattr(session, "session_key", None))
         self.bucket = TokenBucket(app_settings.MESSAGES_PER_SECOND, app_settings.MESSAGE_BURST)
-        await self.send_json({"type": "hello", **await self._counts()})
+        self.last_heard = time.monotonic()
+        self.keepalive = asyncio.create_task(self._keep_alive())
+        watchdog().watch(self, self._channel_layer_lost)
+        shutdown.install(_close_all_for_restart)
+        try:
+            counts = await self._counts()
+        except DatabaseError as error:
+            events.warning("event=database_error process=%s error=%r", PROCESS, error)
+            await self._drop(CLOSE_TRY_AGAIN, self.user_id, "database_unavailable")
+            await self._forget()
+            return
+        await self.send_json({"type": "hello", **counts})
+        await registry().count("connects")
+        events.info(
+            "event=connect process=%s user=%s channel=%s", PROCESS, user.pk, self.channel_name
+        )
 
     async def disconnect(self, code: int) -> None:
         if self.user_id is not None:
-            await push.leave(self.user_id, self.channel_name)
+            events.info("event=disconnect process=%s user=%s code=%s", PROCESS, self.user_id, code)
+            await self._forget()
+
+    async def _forget(self) -> None:
+        user_id, self.user_id = self.user_id, None
+        if self.keepalive is not None:
+            self.keepalive.cancel()
+        watchdog().unwatch(self)
+        if user_id is not None:
+            await push.leave(user_id, self.channel_name)
+            await registry().release(user_id, self.channel_name)
+
+    def _channel_layer_lost(self) -> None:
+        # Pushes may have been lost: close so that the client reconnects and resumes.
+        asyncio.create_task(self._drop(CLOSE_TRY_AGAIN, self.user_id, "channel_layer_lost"))
+
+    async def close_for_restart(self) -> None:
+        await self._drop(CLOSE_SERVICE_RESTART, self.user_id, "server_stopping")
+        await self._forget()
+
+    async def _drop(self, code: int, user_id: int | None, reason: str) -> None:
+        await registry().count("drops")
+        events.info(
+            "event=drop process=%s user=%s code=%s reason=%s", PROCESS, user_id, code, reason
+        )
+        await self.close(code=code)
+
+    async def _keep_alive(self) -> None:
+        """Tell the registry this socket is alive; close it when the client went silent."""
+        idle = app_settings.IDLE_TIMEOUT_SECONDS
+        period = app_settings.SOCKET_STALE_SECONDS / 3
+        if idle:
+            period = min(period, idle / 2)
+        while self.user_id is not None:
+            await asyncio.sleep(period)
+            if idle and time.monotonic() - self.last_heard > idle:
+                await self._drop(CLOSE_IDLE, self.user_id, "idle")
+                return
+            await registry().claim(self.user_id, self.channel_name)
 
     # --- from the client --------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
             return  # closing: a message that raced the close gets no answer
+        self.last_heard = time.monotonic()
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
         if size > app_settings.MAX_MESSAGE_BYTES:
-            await self.close(code=CLOSE_TOO_LARGE)
+            await self._drop(CLOSE_TOO_LARGE, self.user_id, "message_too_large")
             return
         if not self.bucket.take():
-            await self.close(code=CLOSE_RATE_LIMITED)
+            await self._drop(CLOSE_RATE_LIMITED, self.user_id, "rate_limited")
             return
         try:
             await self._dispatch(text_data, bytes_data)
         except BadMessage as error:
             await self.send_json({"type": "error", "code": error.code, "detail": error.detail})
+        except DatabaseError as error:
+            # The database restarting must not kill the socket: the client may try again.
+            events.warning("event=database_error process=%s error=%r", PROCESS, error)
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "unavailable",
+                    "detail": "The server cannot reach its database; try again shortly.",
+                }
+            )
 
     async def _dispatch(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if bytes_data is not None:
@@ -125,6 +219,15 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def on_resume(self, content: dict[str, Any]) -> None:
         after = _field(content, "after", services.clean_id)
         notifications, complete = await self._backlog(after)
+        await registry().count("resumes")
+        events.info(
+            "event=resume process=%s user=%s after=%s sent=%s complete=%s",
+            PROCESS,
+            self.user_id,
+            after,
+            len(notifications),
+            complete,
+        )
         await self.send_json(
             {"type": "backlog", "notifications": notifications, "complete": complete}
         )
@@ -190,7 +293,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def notifications_revoke(self, event: dict[str, Any]) -> None:
         if event.get("session") in (None, self.session):
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._drop(CLOSE_UNAUTHENTICATED, self.user_id, "signed_out")
 
     # --- database --------------------------------------------------------------------------
 
@@ -215,3 +318,10 @@ def _field(
         return clean(content[name], name)
     except ValueError as error:
         raise BadMessage("invalid_field", str(error)) from None
+
+
+async def _close_all_for_restart() -> None:
+    consumers = list(watchdog().watched)
+    await asyncio.gather(
+        *(consumer.close_for_restart() for consumer in consumers), return_exceptions=True
+    )

@@ -17,8 +17,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from .conf import app_settings
+from .registry import PROCESS, registry
 
 logger = logging.getLogger("notifications.push")
+events = logging.getLogger("notifications.events")
 
 GROUP_PREFIX = "notifications.user."
 
@@ -90,6 +92,8 @@ async def asend(messages: Sequence[Message]) -> None:
                 failures.append(error)
 
     await asyncio.gather(*(one(group, event) for group, event in messages))
+    await registry().count("pushes", len(messages) - len(failures))
+    events.info("event=push process=%s groups=%d failed=%d", PROCESS, len(messages), len(failures))
     if failures:
         logger.warning(
             "notifications: %d of %d pushes failed (%r); clients will catch up when they resume",
@@ -124,3 +128,38 @@ async def leave(user_id: int, channel_name: str) -> None:
         await layer.group_discard(user_group(user_id), channel_name)
     except Exception as error:
         logger.warning("notifications: group_discard failed: %r", error)
+
+
+# --- the channel layer's own health (see watchdog.py) ------------------------------------------
+
+HEARTBEAT = "notifications.heartbeat"
+
+
+def heartbeat_group(process_token: str) -> str:
+    return f"notifications.heartbeat.{process_token}"
+
+
+async def new_channel() -> str | None:
+    layer = get_channel_layer()
+    return None if layer is None else await layer.new_channel()
+
+
+async def subscribe(group: str, channel_name: str) -> None:
+    """Add a channel to a group; raises if the layer is unreachable."""
+    await get_channel_layer().group_add(group, channel_name)
+
+
+async def unsubscribe(group: str, channel_name: str) -> None:
+    try:
+        await get_channel_layer().group_discard(group, channel_name)
+    except Exception as error:
+        logger.warning("notifications: group_discard failed: %r", error)
+
+
+async def send_heartbeat(group: str) -> None:
+    """Send a heartbeat to a group; raises if the layer is unreachable."""
+    await get_channel_layer().group_send(group, {"type": HEARTBEAT})
+
+
+async def receive(channel_name: str) -> dict[str, Any]:
+    return await get_channel_layer().receive(channel_name)

@@ -38,16 +38,25 @@ def database_url(settings_dict: dict) -> str:
 
 
 class DaphneServer:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
+        self.args = args
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20) -> None:
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "project.asgi:application"],
+                [
+                    str(DAPHNE),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    *self.args,
+                    "project.asgi:application",
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

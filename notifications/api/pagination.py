@@ -23,8 +23,12 @@ class NotificationCursorPagination(CursorPagination):
         return min(size, app_settings.MAX_PAGE_SIZE)
 
     def decode_cursor(self, request):
-        # DRF answers a bad cursor with 404; it is bad input, so 400.
+        # DRF answers a bad cursor with 404, and one whose position is no number with a 500 (it
+        # trusts the decoded position); both are bad input, so 400.
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                int(cursor.position)
+            return cursor
         except Exception:
             raise ValidationError({"cursor": ["Invalid cursor."]}) from None

@@ -70,6 +70,9 @@ class NotificationViewSet(
     serializer_class = NotificationSerializer
     permission_classes = [IsAuthenticated]
     pagination_class = NotificationCursorPagination
+    # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
+    # rather than Django's HTML page for a URL that matches no route.
+    lookup_value_regex = "[^/]+"
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]

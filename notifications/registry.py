@@ -1,0 +1,163 @@
+"""Which sockets are open, for the per-user limit, and the app's counters.
+
+Both must agree across processes, so they live in Redis when the app's cache
+(``NOTIFICATIONS["CACHE_ALIAS"]``) is Django's ``RedisCache``, and in this process otherwise
+(one process: the demo, the tests). Redis is reached through ``redis.asyncio`` so that the
+consumer's connect costs no thread hop. When Redis is unreachable the limit is not enforced and
+counters are not counted: a socket is never refused for it.
+
+Each socket is a member of a sorted set per user, scored by when it last said it was alive; a
+socket whose process died without its ``disconnect()`` (daphne is killed, say) falls out after
+``SOCKET_STALE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import weakref
+from collections import Counter
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+
+from .conf import app_settings
+
+logger = logging.getLogger("notifications")
+
+_PREFIX = "notifications:"
+_STATS = f"{_PREFIX}stats"
+PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+
+# Claim a place among a user's sockets, atomically: forget the stale, refuse past the limit.
+_CLAIM = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  local limit = tonumber(ARGV[4])
+  if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+COUNTERS = ("connects", "auth_failures", "pushes", "resumes", "drops")
+
+
+def _sockets_key(user_id: int) -> str:
+    return f"{_PREFIX}sockets:{int(user_id)}"
+
+
+class LocalRegistry:
+    """One process's sockets and counters."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[int, dict[str, float]] = {}
+        self.counters: Counter[str] = Counter()
+
+    async def claim(self, user_id: int, channel: str) -> bool:
+        now = time.monotonic()
+        mine = self.sockets.setdefault(user_id, {})
+        for name in [
+            n for n, seen in mine.items() if seen < now - app_settings.SOCKET_STALE_SECONDS
+        ]:
+            del mine[name]
+        limit = app_settings.MAX_SOCKETS_PER_USER
+        if channel not in mine and limit and len(mine) >= limit:
+            return False
+        mine[channel] = now
+        return True
+
+    async def release(self, user_id: int, channel: str) -> None:
+        self.sockets.get(user_id, {}).pop(channel, None)
+
+    async def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] += amount
+
+    async def snapshot(self) -> dict[str, int]:
+        open_sockets = sum(len(channels) for channels in self.sockets.values())
+        return {**{name: self.counters[name] for name in COUNTERS}, "open_sockets": open_sockets}
+
+
+class RedisRegistry:
+    """Sockets and counters shared by every process, in the cache's Redis."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self) -> Any:
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(
+                self.url, socket_connect_timeout=1, socket_timeout=2
+            )
+        return client
+
+    async def claim(self, user_id: int, channel: str) -> bool:
+        stale = app_settings.SOCKET_STALE_SECONDS
+        now = time.time()
+        try:
+            return bool(
+                await self._client().eval(
+                    _CLAIM,
+                    1,
+                    _sockets_key(user_id),
+                    now,
+                    now - stale,
+                    channel,
+                    app_settings.MAX_SOCKETS_PER_USER,
+                    stale * 2,
+                )
+            )
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+            return True
+
+    async def release(self, user_id: int, channel: str) -> None:
+        try:
+            await self._client().zrem(_sockets_key(user_id), channel)
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+
+    async def count(self, name: str, amount: int = 1) -> None:
+        try:
+            await self._client().hincrby(_STATS, name, amount)
+        except Exception as error:
+            logger.warning("notifications: counters unreachable: %r", error)
+
+    async def snapshot(self) -> dict[str, int]:
+        client = self._client()
+        raw = await client.hgetall(_STATS)
+        counters = {name: int(raw.get(name.encode(), 0)) for name in COUNTERS}
+        stale_before = time.time() - app_settings.SOCKET_STALE_SECONDS
+        open_sockets = 0
+        async for key in client.scan_iter(match=f"{_PREFIX}sockets:*", count=1000):
+            open_sockets += await client.zcount(key, stale_before, "+inf")
+        return {**counters, "open_sockets": open_sockets}
+
+
+_registries: dict[str, LocalRegistry | RedisRegistry] = {}
+
+
+def registry() -> LocalRegistry | RedisRegistry:
+    """The registry for the app's cache: Redis-backed if the cache is Redis."""
+    cache = caches[app_settings.CACHE_ALIAS]
+    if isinstance(cache, RedisCache):
+        url = cache._servers[0]
+        key = f"redis:{url}"
+        if key not in _registries:
+            _registries[key] = RedisRegistry(url)
+    else:
+        key = f"local:{app_settings.CACHE_ALIAS}"
+        _registries.setdefault(key, LocalRegistry())
+    return _registries[key]

@@ -1,0 +1,99 @@
+"""Per-user socket limit, idle timeout and counters, in one process and shared through Redis."""
+
+import asyncio
+
+import pytest
+import redis
+from django.core.management import call_command
+
+from notifications.registry import RedisRegistry, registry
+from tests.test_consumers import open_socket, signed_in
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(params=["local", "redis"])
+def registry_backend(request, settings):
+    """The registry in this process, or in Redis (through the app's cache)."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/12"
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        }
+        redis.Redis.from_url(url).flushdb()
+    return request.param
+
+
+async def test_sockets_per_user_are_limited(registry_backend, alice, bob, settings):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 2}
+    first, _ = await signed_in(alice)
+    second, _ = await signed_in(alice)
+    third, connected, _ = await open_socket(alice)
+    assert connected
+    assert await third.receive_output(timeout=3) == {"type": "websocket.close", "code": 4409}
+    bobs, _ = await signed_in(bob)  # the limit is per user
+    await first.disconnect()
+    again, _ = await signed_in(alice)  # a place was freed
+    for communicator in (second, bobs, again):
+        await communicator.disconnect()
+
+
+async def test_no_limit_when_zero(alice, settings):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 0}
+    sockets = [(await signed_in(alice))[0] for _ in range(5)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_sockets_of_a_dead_process_fall_out(registry_backend, alice, settings):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1, "SOCKET_STALE_SECONDS": 1}
+    # A socket whose process died: registered, never released, never refreshed.
+    assert await registry().claim(alice.pk, "gone.process!channel")
+    blocked, _, _ = await open_socket(alice)
+    assert (await blocked.receive_output(timeout=3))["code"] == 4409
+    await asyncio.sleep(1.2)
+    communicator, _ = await signed_in(alice)
+    await communicator.disconnect()
+
+
+async def test_idle_sockets_are_closed(alice, settings):
+    settings.NOTIFICATIONS = {"IDLE_TIMEOUT_SECONDS": 0.4}
+    communicator, _ = await signed_in(alice)
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4408}
+
+
+async def test_a_pinging_client_is_not_idle(alice, settings):
+    settings.NOTIFICATIONS = {"IDLE_TIMEOUT_SECONDS": 0.6}
+    communicator, _ = await signed_in(alice)
+    for _ in range(4):
+        await asyncio.sleep(0.25)
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_counters(registry_backend, alice, settings):
+    before = await registry().snapshot()
+    communicator, hello = await signed_in(alice)
+    await communicator.send_json_to({"type": "resume", "after": 0})
+    await communicator.receive_json_from(timeout=3)
+    during = await registry().snapshot()
+    assert during["connects"] == before["connects"] + 1
+    assert during["resumes"] == before["resumes"] + 1
+    assert during["open_sockets"] == before["open_sockets"] + 1
+    anonymous, _, _ = await open_socket(None)
+    await anonymous.receive_output(timeout=3)
+    await communicator.disconnect()
+    after = await registry().snapshot()
+    assert after["auth_failures"] == before["auth_failures"] + 1
+    assert after["open_sockets"] == before["open_sockets"]
+    if registry_backend == "redis":
+        assert isinstance(registry(), RedisRegistry)
+
+
+def test_stats_command(capsys, settings):
+    call_command("notifications_stats", "--json")
+    assert '"open_sockets"' in capsys.readouterr().out
+    call_command("notifications_stats")
+    output = capsys.readouterr()
+    assert "connects" in output.out and "this process" in output.err
