@@ -27,6 +27,7 @@ from .models import Level, Notification, NotificationQuerySet, id_list
 __all__ = [
     "notify",
     "anotify",
+    "validate_content",
     "mark_read",
     "mark_unread",
     "mark_seen",
@@ -63,7 +64,9 @@ def notify(
     The rows are written in the caller's transaction, in one ``INSERT ... SELECT`` whatever the
     number of recipients, and pushed to their sockets after that transaction commits.
     """
-    prototype = _prototype(title, body, level, category, url, actor, target, data)
+    prototype = validate_content(
+        title, body, level=level, category=category, url=url, actor=actor, target=target, data=data
+    )
     audience, expected_ids = _audience(recipients)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
@@ -84,17 +87,23 @@ async def anotify(recipients: Any, title: str, body: str = "", **options: Any) -
     return await sync_to_async(notify, thread_sensitive=True)(recipients, title, body, **options)
 
 
-def _prototype(
+def validate_content(
     title: Any,
-    body: Any,
-    level: Any,
-    category: Any,
-    url: Any,
-    actor: Any,
-    target: Any,
-    data: Any,
+    body: Any = "",
+    *,
+    level: Any = Level.INFO,
+    category: Any = "",
+    url: Any = "",
+    actor: Any = None,
+    target: Any = None,
+    data: Any = None,
 ) -> Notification:
-    """Validate the content of a notification, returning an unsaved instance that holds it."""
+    """Check a notification's content exactly as :func:`notify` does, writing nothing.
+
+    Returns an unsaved ``Notification`` holding the content (no recipient, no id): what each
+    recipient would get. Raises ``ValueError`` whose message starts with the argument's name
+    (``"url: ..."``), so that a form can put the error on the right field.
+    """
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title: a non-empty string is required")
     max_title = Notification._meta.get_field("title").max_length

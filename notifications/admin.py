@@ -1,0 +1,437 @@
+"""The Notification admin: a changelist that stays fast on millions of rows, and a send page.
+
+An adapter like the API and the consumer: every write goes through ``notifications.services``, so
+that users' sockets hear of it. The admin therefore adds no rows itself (the send page calls
+``notify()``), shows existing rows read-only, and turns "mark read/unread" and "delete" into
+service calls.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import date
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .conf import app_settings
+from .forms import CONTENT_FIELDS, SendNotificationForm, users_from_query
+from .models import Notification
+
+logger = logging.getLogger("notifications.admin")
+
+SEND_PERMISSION = "notifications.send_notification"
+# The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
+# common proxies accept in a request line.
+MAX_USERS_IN_URL = 500
+
+
+def can_send(request: HttpRequest) -> bool:
+    return request.user.has_perm(SEND_PERMISSION)
+
+
+# --- the changelist at scale ----------------------------------------------------------------
+
+
+class LargeTablePaginator(Paginator):
+    """A paginator that never counts a whole large table.
+
+    Unfiltered on PostgreSQL, the count is the planner's estimate (``pg_class.reltuples``, kept
+    fresh by autovacuum); otherwise it counts at most ``exact_count_limit + 1`` rows, so a filter
+    that matches millions costs a bounded scan and shows as "limit + 1".
+    """
+
+    exact_count_limit = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not queryset.query.where:
+            estimate = _estimated_rows(queryset)
+            if estimate is not None and estimate > self.exact_count_limit:
+                return estimate
+        return queryset.order_by().values("pk")[: self.exact_count_limit + 1].count()
+
+
+def _estimated_rows(queryset: models.QuerySet) -> int | None:
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(queryset.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    # -1 (PostgreSQL 14+) or 0 until the table is first vacuumed or analysed: no estimate yet.
+    return int(row[0]) if row and row[0] > 0 else None
+
+
+class ReadStateFilter(admin.SimpleListFilter):
+    title = _("read state")
+    parameter_name = "read"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("no", _("Unread")), ("yes", _("Read"))]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        if self.value() == "no":
+            return queryset.filter(read_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(read_at__isnull=False)
+        return queryset
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    """Categories seen among the newest rows.
+
+    The admin's default (``SELECT DISTINCT category``) reads the whole table; the newest rows,
+    walked backwards along the primary key, name the categories in use at a bounded cost.
+    """
+
+    title = _("category")
+    parameter_name = "category"
+    sample_size = 5_000
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        recent = model_admin.get_queryset(request).order_by("-pk").values_list("category")
+        categories = {category for (category,) in recent[: self.sample_size] if category}
+        if self.value():
+            categories.add(self.value())
+        return [(category, category) for category in sorted(categories)]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        if self.value():
+            return queryset.filter(category=self.value())
+        return queryset
+
+
+def date_levels(cl: ChangeList) -> dict[str, Any]:
+    """The date hierarchy's links, as Django's ``{% date_hierarchy %}`` gives them, in at most two
+    index lookups.
+
+    Django's tag reads every row in view twice (``MIN``/``MAX``, then a ``DISTINCT`` of their
+    dates): seconds on millions of rows, since ``created_at`` has no index of its own. Rows are
+    created in id order, so the table's first and last rows by primary key give its range, and
+    the choices are the calendar within it: a day or month without notifications (in view) may
+    be offered, and then leads to an empty list.
+    """
+    field = cl.date_hierarchy
+    names = {part: f"{field}__{part}" for part in ("year", "month", "day")}
+    year, month, day = (cl.params.get(names[part]) for part in ("year", "month", "day"))
+
+    def link(**parts: Any) -> str:
+        return cl.get_query_string(
+            {names[part]: value for part, value in parts.items()}, [f"{field}__"]
+        )
+
+    def day_choice(value: date, linked: bool = True) -> dict[str, str]:
+        title = capfirst(formats.date_format(value, "MONTH_DAY_FORMAT"))
+        if not linked:
+            return {"title": title}
+        return {"link": link(year=value.year, month=value.month, day=value.day), "title": title}
+
+    try:
+        chosen = date(int(year or 1), int(month or 1), int(day or 1))
+    except ValueError:  # Django's changelist has refused these parameters already
+        return {"show": False}
+    if year and month and day:
+        back = capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT"))
+        return {
+            "show": True,
+            "back": {"link": link(year=year, month=month), "title": back},
+            "choices": [day_choice(chosen, linked=False)],
+        }
+    # The whole table's range, not the filtered rows': two index lookups whatever the filters.
+    rows = cl.root_queryset.order_by("pk").values_list(field, flat=True)
+    first, last = rows.first(), rows.reverse().first()
+    if first is None or last is None:
+        return {"show": True, "back": None, "choices": []}
+    start, end = (timezone.localtime(value).date() for value in (first, last))
+    if year:
+        start, end = max(start, date(int(year), 1, 1)), min(end, date(int(year), 12, 31))
+    elif start.year != end.year:
+        years = range(start.year, end.year + 1)
+        return {
+            "show": True,
+            "back": None,
+            "choices": [{"link": link(year=number), "title": str(number)} for number in years],
+        }
+    else:
+        year = start.year
+        if start.month == end.month:
+            month = start.month
+    if month:
+        length = calendar.monthrange(int(year), int(month))[1]
+        days = [date(int(year), int(month), number) for number in range(1, length + 1)]
+        return {
+            "show": True,
+            "back": {"link": link(year=year), "title": str(year)},
+            "choices": [day_choice(value) for value in days if start <= value <= end],
+        }
+    months = [date(int(year), number, 1) for number in range(1, 13)]
+    return {
+        "show": True,
+        "back": {"link": cl.get_query_string({}, [f"{field}__"]), "title": _("All dates")},
+        "choices": [
+            {
+                "link": link(year=year, month=value.month),
+                "title": capfirst(formats.date_format(value, "YEAR_MONTH_FORMAT")),
+            }
+            for value in months
+            if (start.year, start.month) <= (value.year, value.month) <= (end.year, end.month)
+        ],
+    }
+
+
+# --- the Notification admin -----------------------------------------------------------------
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["title", "recipient", "level", "category", "is_read", "sent"]
+    list_select_related = ["recipient"]
+    list_filter = ["level", CategoryFilter, ReadStateFilter, "created_at"]
+    date_hierarchy = "created_at"
+    search_fields = ["title", "=recipient__username"]
+    search_help_text = _(
+        "Titles containing the text, or the notifications of the user with exactly this "
+        "username. On a large table a search reads every row: filter first where you can."
+    )
+    autocomplete_fields = ["recipient"]
+    fieldsets = [
+        (None, {"fields": ["recipient", "title", "body", "level", "category", "url", "data"]}),
+        (
+            _("Actor and target"),
+            {
+                "fields": [
+                    ("actor_content_type", "actor_object_id"),
+                    ("target_content_type", "target_object_id"),
+                ]
+            },
+        ),
+        (_("State"), {"fields": ["created_at", "read_at", "seen_at", "archived_at"]}),
+    ]
+    actions = ["mark_read", "mark_unread"]
+    # Only the primary key orders cheaply on a large table.
+    sortable_by = ["sent"]
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice: a scan per choice
+    # Actions changing more rows than this are refused: each recipient costs queries and a push.
+    max_action_rows = 10_000
+
+    @admin.display(boolean=True, description=_("read"))
+    def is_read(self, notification: Notification) -> bool:
+        return notification.is_read
+
+    @admin.display(description=_("sent"), ordering="pk")
+    def sent(self, notification: Notification) -> Any:
+        return notification.created_at
+
+    # Rows are written only through services, which push what changed: the send page replaces
+    # "add", and an edited title or recipient would never reach the sockets, so the form is
+    # read-only. Changing *state* stays allowed (the actions check the change permission).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        send = path(
+            "send/",
+            self.admin_site.admin_view(self.send_view),
+            name="notifications_notification_send",
+        )
+        return [send, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra_context = {**(extra_context or {}), "can_send_notifications": can_send(request)}
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        if "cl" in context:  # not a redirect, nor an action's own page
+            context["date_levels"] = date_levels(context["cl"])
+        return response
+
+    # --- state changes, through services ---
+
+    @admin.action(description=_("Mark selected notifications as read"), permissions=["change"])
+    def mark_read(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        self._change_state(request, queryset, services.mark_read, _("Marked %(count)s as read."))
+
+    @admin.action(description=_("Mark selected notifications as unread"), permissions=["change"])
+    def mark_unread(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        self._change_state(
+            request, queryset, services.mark_unread, _("Marked %(count)s as unread.")
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Notification) -> None:
+        services.delete(obj.recipient_id, [obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        with transaction.atomic():
+            for user_id, ids in _ids_by_recipient(queryset.values_list("pk", "recipient_id")):
+                services.delete(user_id, ids)
+
+    def _change_state(
+        self,
+        request: HttpRequest,
+        queryset: models.QuerySet,
+        change: Callable[[int, list[int]], list[int]],
+        done: str,
+    ) -> None:
+        limit = self.max_action_rows
+        rows = list(queryset.order_by().values_list("pk", "recipient_id")[: limit + 1])
+        if len(rows) > limit:
+            self.message_user(
+                request,
+                _("Select at most %(limit)s notifications at a time.") % {"limit": limit},
+                messages.ERROR,
+            )
+            return
+        changed = 0
+        # Per recipient, as services scope every change to one user's inbox: one UPDATE, and one
+        # `changed` event carrying that user's new counts to that user's sockets. A single UPDATE
+        # across users would change the rows and leave every open inbox showing the old state.
+        with transaction.atomic():
+            for user_id, ids in _ids_by_recipient(rows):
+                changed += len(change(user_id, ids))
+        self.message_user(request, done % {"count": changed}, messages.SUCCESS)
+
+    # --- the send page ---
+
+    def send_view(self, request: HttpRequest) -> HttpResponse:
+        if not can_send(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            users = users_from_query(request.GET.get("users", ""))
+            initial = {"users": users} if users else {}
+            form = SendNotificationForm(initial=initial, admin_site=self.admin_site)
+            return self._render_send(request, form)
+        form = SendNotificationForm(request.POST, admin_site=self.admin_site)
+        if not form.is_valid() or "_edit" in request.POST:
+            return self._render_send(request, form)
+        if "_preview" in request.POST:
+            return self._render_send(request, form, preview=True)
+        if form.needs_confirmation:
+            return self._render_send(request, form, confirm=True)
+        try:
+            batch = services.notify(form.recipients(), **form.content)
+        except ValueError as error:  # validated already; a user deleted meanwhile, say
+            form.add_error(None, str(error))
+            return self._render_send(request, form)
+        logger.info(
+            "%s sent %r to %d users from the admin", request.user, form.content["title"], len(batch)
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "Sent the notification to %(count)d user.",
+                "Sent the notification to %(count)d users.",
+                len(batch),
+            )
+            % {"count": len(batch)},
+            messages.SUCCESS,
+        )
+        if self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:notifications_notification_changelist"))
+        return HttpResponseRedirect(request.path)
+
+    def _render_send(
+        self,
+        request: HttpRequest,
+        form: SendNotificationForm,
+        *,
+        preview: bool = False,
+        confirm: bool = False,
+    ) -> TemplateResponse:
+        fieldsets = [
+            (_("Recipients"), {"fields": ["audience", "users", "groups"]}),
+            (_("Notification"), {"fields": list(CONTENT_FIELDS)}),
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send notification"),
+            "opts": self.opts,
+            "form": form,
+            "adminform": admin.helpers.AdminForm(form, fieldsets, {}, model_admin=self),
+            "media": form.media,
+            "errors": admin.helpers.AdminErrorList(form, []),
+            "has_view_permission": self.has_view_permission(request),
+            "show_preview": preview or confirm,
+            "confirm": confirm,
+            "confirm_above": app_settings.SEND_CONFIRM_ABOVE,
+        }
+        if confirm:
+            context["confirmation_token"] = form.confirmation_token()
+        return TemplateResponse(request, "admin/notifications/notification/send.html", context)
+
+
+def _ids_by_recipient(rows: Iterable[tuple[int, int]]) -> Iterable[tuple[int, list[int]]]:
+    """(recipient id, notification ids) pairs, in chunks the services accept at once."""
+    by_recipient: dict[int, list[int]] = defaultdict(list)
+    for pk, recipient_id in rows:
+        by_recipient[recipient_id].append(pk)
+    size = app_settings.MAX_IDS_PER_MESSAGE
+    for recipient_id, ids in by_recipient.items():
+        for start in range(0, len(ids), size):
+            yield recipient_id, ids[start : start + size]
+
+
+# --- the user admin's action ----------------------------------------------------------------
+
+
+@admin.action(
+    description=_("Send notification to selected users"), permissions=["send_notification"]
+)
+def send_to_selected_users(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: models.QuerySet
+) -> HttpResponse | None:
+    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: MAX_USERS_IN_URL + 1])
+    if len(ids) > MAX_USERS_IN_URL:
+        model_admin.message_user(
+            request,
+            _("Select at most %(limit)s users, or send to a group or to all active users.")
+            % {"limit": MAX_USERS_IN_URL},
+            messages.ERROR,
+        )
+        return None
+    query = urlencode({"users": ",".join(map(str, ids))})
+    return HttpResponseRedirect(f"{reverse('admin:notifications_notification_send')}?{query}")
+
+
+def add_send_action(model_admin: admin.ModelAdmin) -> None:
+    """Offer "Send notification to selected users" on a user ModelAdmin, to those allowed to send.
+
+    Called below for whatever admin the default site has for the user model when this module is
+    imported; call it yourself for a user admin registered later or on another site.
+    """
+    if model_admin.actions is None:  # actions switched off on purpose
+        return
+    # A new list on the instance: the class's list may be shared with other admins.
+    model_admin.actions = [*model_admin.actions, send_to_selected_users]
+    # permissions=["send_notification"] makes Django ask the admin for this method.
+    model_admin.has_send_notification_permission = can_send
+
+
+if admin.site.is_registered(get_user_model()):
+    add_send_action(admin.site.get_model_admin(get_user_model()))
