@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IDS_PER_MESSAGE": 500,
     # notify()
     "MAX_DATA_BYTES": 16384,
+    # a send to more users than this replaces one shared version token, not one per user
+    "SHARED_BUMP_ABOVE": 1000,
     # how often each process checks that its channel layer delivers (see watchdog.py)
     "LAYER_CHECK_SECONDS": 1,
     # push: how many group sends run concurrently while a batch fans out
@@ -115,6 +117,10 @@ class Settings:
     @property
     def MAX_DATA_BYTES(self) -> int:
         return self._get("MAX_DATA_BYTES")
+
+    @property
+    def SHARED_BUMP_ABOVE(self) -> int:
+        return self._get("SHARED_BUMP_ABOVE")
 
     @property
     def LAYER_CHECK_SECONDS(self) -> float:

@@ -103,6 +103,12 @@ async def asend(messages: Sequence[Message]) -> None:
         )
 
 
+def online(user_ids: Sequence[int]) -> set[int] | None:
+    """Which of these users have an open socket in any process; None when that cannot be known
+    (then push to all)."""
+    return async_to_sync(registry().online)(list(user_ids))
+
+
 async def join(user_id: int, channel_name: str, attempts: int = 3) -> bool:
     """Put a socket in its user's group; retry through a reconnecting layer. False on failure."""
     layer = get_channel_layer()

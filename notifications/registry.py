@@ -20,8 +20,10 @@ import socket
 import time
 import weakref
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -46,6 +48,11 @@ return 1
 """
 
 COUNTERS = ("connects", "auth_failures", "pushes", "resumes", "drops")
+
+
+def _in_memory_layer() -> bool:
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {})
+    return layer.get("BACKEND", "").endswith("InMemoryChannelLayer")
 
 
 def _sockets_key(user_id: int) -> str:
@@ -74,6 +81,18 @@ class LocalRegistry:
 
     async def release(self, user_id: int, channel: str) -> None:
         self.sockets.get(user_id, {}).pop(channel, None)
+
+    async def online(self, user_ids: Sequence[int]) -> set[int] | None:
+        """Which of these users have a socket here; None if this process cannot know (another
+        process may hold their sockets: the channel layer is not the in-memory one)."""
+        if not _in_memory_layer():
+            return None
+        fresh = time.monotonic() - app_settings.SOCKET_STALE_SECONDS
+        return {
+            user_id
+            for user_id in user_ids
+            if any(seen >= fresh for seen in self.sockets.get(user_id, {}).values())
+        }
 
     async def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -128,6 +147,23 @@ class RedisRegistry:
             await self._client().zrem(_sockets_key(user_id), channel)
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
+
+    async def online(self, user_ids: Sequence[int]) -> set[int] | None:
+        """Which of these users have a live socket in any process (None if Redis cannot say)."""
+        fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
+        found: set[int] = set()
+        try:
+            for start in range(0, len(user_ids), 5000):
+                chunk = user_ids[start : start + 5000]
+                async with self._client().pipeline(transaction=False) as pipe:
+                    for user_id in chunk:
+                        pipe.zcount(_sockets_key(user_id), fresh, "+inf")
+                    live = await pipe.execute()
+                found.update(user_id for user_id, n in zip(chunk, live, strict=True) if n)
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+            return None
+        return found
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:

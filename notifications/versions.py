@@ -1,17 +1,19 @@
-"""A per-user version of the inbox, kept in the cache: the ETag of the unread count.
+"""The version of a user's inbox, kept in the cache: the ETag of the unread count.
 
-Every send and state change replaces the user's version (after commit, in the same step that
-pushes), so a poller whose ``If-None-Match`` equals the current version has nothing to learn and
-gets a 304 without a database query. A version lost from the cache is replaced by a new random
-one: the next poll then fetches once, which is safe. With ``REDIS_URL`` the cache is Redis, so
-every process sees the same versions.
+A user's version is two tokens: their own, replaced by every send to them and every change of
+their state, and one shared by everybody, replaced instead of 100,000 own tokens when a send
+reaches more than ``SHARED_BUMP_ABOVE`` users (every poller then fetches once, which a send that
+large calls for anyway). Both are replaced after commit, in the step that pushes, so a poller
+whose ``If-None-Match`` equals the current version has nothing to learn and gets a 304 without a
+database query. A token lost from the cache is replaced by a new random one: the next poll
+fetches once, which is safe. With ``REDIS_URL`` the cache is Redis, shared by every process.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from django.core.cache import caches
 
@@ -20,8 +22,9 @@ from .conf import app_settings
 logger = logging.getLogger("notifications")
 
 _PREFIX = "notifications:v:"
+_SHARED = f"{_PREFIX}all"
 # A bump lost while the cache was unreachable would leave a stale version behind, answering 304
-# while there is news; a version that expires bounds that to this long.
+# while there is news; tokens that expire bound that to this long.
 _TIMEOUT = 3600
 
 
@@ -34,33 +37,43 @@ def _cache():
 
 
 def current(user_id: int) -> str:
-    """The user's version, creating one if the cache has none (a fresh random one, not stored,
+    """The user's version, creating its tokens if the cache has none (random ones, not stored,
     if the cache is unreachable: the client then simply fetches again next time)."""
     cache = _cache()
+    keys = (_key(user_id), _SHARED)
     try:
-        version = cache.get(_key(user_id))
-        if version is None:
-            cache.add(_key(user_id), secrets.token_hex(8), timeout=_TIMEOUT)
-            version = cache.get(_key(user_id))
+        found = cache.get_many(keys)
+        for key in keys:
+            if key not in found:
+                cache.add(key, secrets.token_hex(8), timeout=_TIMEOUT)
+        found = cache.get_many(keys)
     except Exception as error:
         logger.warning("notifications: cache unreachable for versions: %r", error)
-        version = None
-    return version or secrets.token_hex(8)
+        found = {}
+    return "-".join(found.get(key) or secrets.token_hex(8) for key in keys)
 
 
 def peek(user_id: int) -> str | None:
-    """The user's version if the cache has one (the 304 path must not create one)."""
+    """The user's version if the cache holds it, in one round trip; the 304 path must not
+    create one."""
+    keys = (_key(user_id), _SHARED)
     try:
-        return _cache().get(_key(user_id))
+        found = _cache().get_many(keys)
     except Exception as error:
         logger.warning("notifications: cache unreachable for versions: %r", error)
         return None
+    if len(found) < len(keys):
+        return None
+    return "-".join(found[key] for key in keys)
 
 
-def bump(user_ids: Iterable[int]) -> None:
-    """Give each user a new version: whatever a client holds is now stale."""
+def bump(user_ids: Sequence[int]) -> None:
+    """Make whatever version these users' clients hold stale."""
     token = secrets.token_hex(8)  # one per call: distinct per call is all an ETag needs
     try:
-        _cache().set_many({_key(user_id): token for user_id in user_ids}, timeout=_TIMEOUT)
+        if len(user_ids) > app_settings.SHARED_BUMP_ABOVE:
+            _cache().set(_SHARED, token, timeout=_TIMEOUT)
+        else:
+            _cache().set_many({_key(user_id): token for user_id in user_ids}, timeout=_TIMEOUT)
     except Exception as error:
         logger.warning("notifications: could not bump versions: %r", error)

@@ -1,0 +1,91 @@
+"""A large send pushes only to users with an open socket, and bumps one shared version."""
+
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from notifications import push, services
+from tests.test_consumers import signed_in
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def shared_registry(request, settings):
+    """The registry as in production: sockets of every process in Redis."""
+    url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/12"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    }
+    redis.Redis.from_url(url).flushdb()
+
+
+def make_users(n):
+    user_model = get_user_model()
+    return user_model.objects.bulk_create(user_model(username=f"fan{i}") for i in range(n))
+
+
+@pytest.fixture
+def pushed(monkeypatch):
+    """The groups every push went to."""
+    groups = []
+    send = push.asend
+
+    async def spy(messages):
+        groups.extend(group for group, _ in messages)
+        await send(messages)
+
+    monkeypatch.setattr(push, "asend", spy)
+    return groups
+
+
+@pytest.mark.parametrize("where", ["this process", "redis"])
+async def test_only_users_with_a_socket_are_pushed_to(where, request, alice, settings, pushed):
+    if where == "redis":
+        request.getfixturevalue("shared_registry")
+    else:  # one process: the in-memory layer, and this process's registry knows every socket
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    others = await database_sync_to_async(make_users)(50)
+    communicator, _ = await signed_in(alice)
+    batch = await database_sync_to_async(services.notify)([alice, *others], "To 51")
+    message = await communicator.receive_json_from(timeout=3)
+    [alices] = [n.pk for n in batch if n.recipient_id == alice.pk]
+    assert message["notification"]["id"] == alices
+    assert pushed == [push.user_group(alice.pk)]  # alice's socket only
+    await communicator.disconnect()
+
+
+async def test_who_is_online_is_unknown_when_sockets_may_be_elsewhere(alice, bob, settings):
+    # A Redis channel layer with a process-local registry: other processes' sockets are unknown,
+    # so everyone is pushed to.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/0"}]},
+        }
+    }
+    assert await database_sync_to_async(push.online)([alice.pk, bob.pk]) is None
+
+
+def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
+    settings.NOTIFICATIONS = {"SHARED_BUMP_ABOVE": 2}
+    carol = make_user("carol")
+    clients = {}
+    for user in (alice, bob, carol):
+        clients[user.pk] = APIClient()
+        clients[user.pk].force_authenticate(user)
+    etags = {pk: c.get("/api/notifications/unread-count/")["ETag"] for pk, c in clients.items()}
+    services.notify([alice, bob], "small: per-user tokens")
+    after_small = {
+        pk: c.get("/api/notifications/unread-count/")["ETag"] for pk, c in clients.items()
+    }
+    assert after_small[alice.pk] != etags[alice.pk] and after_small[carol.pk] == etags[carol.pk]
+    services.notify([alice, bob, carol], "large: the shared token")
+    after_large = {
+        pk: c.get("/api/notifications/unread-count/")["ETag"] for pk, c in clients.items()
+    }
+    assert all(after_large[pk] != after_small[pk] for pk in clients)
