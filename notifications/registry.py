@@ -44,6 +44,8 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
 return 1
 """
 
@@ -53,6 +55,11 @@ COUNTERS = ("connects", "auth_failures", "pushes", "resumes", "drops")
 def _in_memory_layer() -> bool:
     layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {})
     return layer.get("BACKEND", "").endswith("InMemoryChannelLayer")
+
+
+# Every user with a live socket, scored by when one of them last said so: who is online, in one
+# read whatever the size of an audience.
+_ONLINE = f"{_PREFIX}online"
 
 
 def _sockets_key(user_id: int) -> str:
@@ -129,13 +136,15 @@ class RedisRegistry:
             return bool(
                 await self._client().eval(
                     _CLAIM,
-                    1,
+                    2,
                     _sockets_key(user_id),
+                    _ONLINE,
                     now,
                     now - stale,
                     channel,
                     app_settings.MAX_SOCKETS_PER_USER,
                     stale * 2,
+                    user_id,
                 )
             )
         except Exception as error:
@@ -149,21 +158,19 @@ class RedisRegistry:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
     async def online(self, user_ids: Sequence[int]) -> set[int] | None:
-        """Which of these users have a live socket in any process (None if Redis cannot say)."""
+        """Which of these users have a live socket in any process (None if Redis cannot say).
+
+        Read from one sorted set of online users, so it costs what the online users cost, not
+        the audience. A user whose last socket closed stays in it until stale: at worst a push
+        that nobody receives.
+        """
         fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
-        found: set[int] = set()
         try:
-            for start in range(0, len(user_ids), 5000):
-                chunk = user_ids[start : start + 5000]
-                async with self._client().pipeline(transaction=False) as pipe:
-                    for user_id in chunk:
-                        pipe.zcount(_sockets_key(user_id), fresh, "+inf")
-                    live = await pipe.execute()
-                found.update(user_id for user_id, n in zip(chunk, live, strict=True) if n)
+            members = await self._client().zrangebyscore(_ONLINE, fresh, "+inf")
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
-        return found
+        return {int(member) for member in members} & set(user_ids)
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:
