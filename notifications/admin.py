@@ -34,7 +34,7 @@ from django.utils.translation import ngettext
 from . import services
 from .conf import app_settings
 from .forms import CONTENT_FIELDS, SendNotificationForm, users_from_query
-from .models import Notification
+from .models import Mute, Notification
 
 logger = logging.getLogger("notifications.admin")
 
@@ -435,3 +435,15 @@ def add_send_action(model_admin: admin.ModelAdmin) -> None:
 
 if admin.site.is_registered(get_user_model()):
     add_send_action(admin.site.get_model_admin(get_user_model()))
+
+
+@admin.register(Mute)
+class MuteAdmin(admin.ModelAdmin):
+    """What users muted: one row per muted category or level (they choose, through the API and
+    the widget; staff can see and correct it here)."""
+
+    list_display = ["user", "kind", "value"]
+    list_filter = ["kind"]
+    search_fields = ["value", "user__username"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["user"]

@@ -48,26 +48,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="notifications.E002",
                 )
             )
-        elif isinstance(DEFAULTS[name], str):
-            if not isinstance(value, str) or not value:
+        else:
+            problem = _setting_problem(name, value)
+            if problem:
                 errors.append(
                     Error(
-                        f"settings.NOTIFICATIONS[{name!r}] must be a non-empty string.",
+                        f"settings.NOTIFICATIONS[{name!r}] must be {problem} (got {value!r}).",
                         id="notifications.E002",
                     )
                 )
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or value < 0
-            or (value == 0 and name not in ZERO_MEANS_OFF)
-        ):
-            errors.append(
-                Error(
-                    f"settings.NOTIFICATIONS[{name!r}] must be a positive number (got {value!r}).",
-                    id="notifications.E002",
-                )
-            )
     alias = overrides.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
     if isinstance(alias, str) and alias not in settings.CACHES:
         errors.append(
@@ -77,6 +66,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         )
     return errors
+
+
+def _setting_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one setting's value, or None."""
+    default = DEFAULTS[name]
+    if name == "RETENTION_DAYS":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+        return None if ok else "None or a positive number of days"
+    if isinstance(default, list):
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+        return None if ok else "a list of non-empty strings"
+    if isinstance(default, str):
+        return None if isinstance(value, str) and value else "a non-empty string"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and name not in ZERO_MEANS_OFF)
+    ):
+        return "a positive number"
+    return None
 
 
 @register(Tags.compatibility)

@@ -14,6 +14,10 @@ from django.conf import settings as django_settings
 ZERO_MEANS_OFF = frozenset({"MAX_SOCKETS_PER_USER", "IDLE_TIMEOUT_SECONDS"})
 
 DEFAULTS: dict[str, Any] = {
+    # preferences: categories users may not mute (security notices, say)
+    "UNMUTABLE_CATEGORIES": [],
+    # retention: prune_notifications deletes what is older than this many days; None: keep all
+    "RETENTION_DAYS": None,
     # REST API
     "PAGE_SIZE": 20,
     "MAX_PAGE_SIZE": 100,
@@ -57,6 +61,14 @@ class Settings:
     def _get(self, name: str) -> Any:
         overrides = getattr(django_settings, "NOTIFICATIONS", {}) or {}
         return overrides.get(name, DEFAULTS[name])
+
+    @property
+    def UNMUTABLE_CATEGORIES(self) -> list[str]:
+        return list(self._get("UNMUTABLE_CATEGORIES"))
+
+    @property
+    def RETENTION_DAYS(self) -> int | None:
+        return self._get("RETENTION_DAYS")
 
     @property
     def PAGE_SIZE(self) -> int:

@@ -170,16 +170,20 @@ class SendNotificationForm(forms.Form):
             if not self.cleaned_data["users"]:
                 self.add_error("users", _("Choose at least one user."))
                 return
-            # The field checked that each chosen user exists.
-            self.recipient_count = len(self.cleaned_data["users"])
-            return
-        if kind == GROUPS and not self.cleaned_data["groups"]:
+        elif kind == GROUPS and not self.cleaned_data["groups"]:
             self.add_error("groups", _("Choose at least one group."))
             return
-        self.recipient_count = self.recipients().count()
+        # Those who muted this category or level are left out, as notify() leaves them out.
+        self.recipient_count = services.without_muted(
+            self.recipients(),
+            category=self.cleaned_data.get("category") or "",
+            level=self.cleaned_data.get("level") or Level.INFO,
+        ).count()
         if self.recipient_count == 0:
             self.recipient_count = None
-            if kind == GROUPS:
+            if kind == USERS:
+                self.add_error("users", _("Every chosen user muted this category or level."))
+            elif kind == GROUPS:
                 self.add_error("groups", _("These groups have no active members."))
             else:
                 self.add_error(None, _("There are no active users."))

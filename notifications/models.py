@@ -61,8 +61,15 @@ def _sql(queryset: models.QuerySet) -> tuple[str, tuple[Any, ...]]:
 
 class NotificationQuerySet(models.QuerySet["Notification"]):
     def for_user(self, user: Any) -> NotificationQuerySet:
+        """One user's notifications, without those past their ``expires_at``."""
         user_id = getattr(user, "pk", user)
-        return self.filter(recipient_id=user_id)
+        return self.filter(recipient_id=user_id).live()
+
+    def live(self) -> NotificationQuerySet:
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+    def expired(self) -> NotificationQuerySet:
+        return self.filter(expires_at__lte=timezone.now())
 
     def unread(self) -> NotificationQuerySet:
         return self.filter(UNREAD)
@@ -222,6 +229,9 @@ class Notification(models.Model):
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
     seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
+    # After this moment it is no longer listed, counted or pushed (and prune_notifications
+    # deletes it).
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -236,17 +246,21 @@ class Notification(models.Model):
             # Resume's safety margin, and retention by age.
             models.Index(fields=["recipient", "created_at"], name="notif_recipient_created"),
             # The badge counts and the "up to id" changes: partial indexes that hold only what is
-            # unread (unseen). archived_at is a key column so that counts, which leave archived
-            # rows out, stay index-only, while mark_read/mark_seen, which do not, can use them.
+            # unread (unseen). archived_at and expires_at are key columns so that counts, which
+            # leave those rows out, stay index-only, while mark_read/mark_seen can use them too.
             models.Index(
-                fields=["recipient", "id", "archived_at"],
+                fields=["recipient", "id", "archived_at", "expires_at"],
                 condition=Q(read_at__isnull=True),
                 name="notif_unread",
             ),
             models.Index(
-                fields=["recipient", "id", "archived_at"],
+                fields=["recipient", "id", "archived_at", "expires_at"],
                 condition=Q(seen_at__isnull=True),
                 name="notif_unseen",
+            ),
+            # Retention: what is past its expiry.
+            models.Index(
+                fields=["expires_at"], condition=Q(expires_at__isnull=False), name="notif_expiry"
             ),
         ]
 
@@ -256,3 +270,35 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class Mute(models.Model):
+    """One thing a user chose not to be notified of: a category or a level.
+
+    A row per muted value (not a list in a JSON column) so that notify() can leave muted users
+    out of its INSERT ... SELECT with a plain, indexed NOT IN on every database.
+    """
+
+    class Kind(models.TextChoices):
+        CATEGORY = "category", _("category")
+        LEVEL = "level", _("level")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_mutes",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    value = models.CharField(_("value"), max_length=64)
+
+    class Meta:
+        verbose_name = _("muted category or level")
+        verbose_name_plural = _("muted categories and levels")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind", "value"], name="notif_mute_unique")
+        ]
+        indexes = [models.Index(fields=["kind", "value", "user"], name="notif_mute_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.user} mutes {self.kind} {self.value}"

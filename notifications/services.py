@@ -10,24 +10,30 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import outbox
 from .batch import NotificationBatch
 from .conf import app_settings
-from .models import Level, Notification, NotificationQuerySet, id_list
+from .models import Level, Mute, Notification, NotificationQuerySet, id_list
 
 __all__ = [
     "notify",
     "anotify",
     "validate_content",
+    "audience",
+    "preferences",
+    "set_preferences",
     "mark_read",
     "mark_unread",
     "mark_seen",
@@ -56,26 +62,42 @@ def notify(
     actor: models.Model | None = None,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
 ) -> NotificationBatch:
     """Send a notification to each of ``recipients``; return what was written.
 
     ``recipients`` is a user, a user id, an iterable of users or ids, a QuerySet of users, or an
-    auth ``Group`` (its active members). Raises ``ValueError`` on bad input, writing nothing.
-    The rows are written in the caller's transaction, in one ``INSERT ... SELECT`` whatever the
-    number of recipients, and pushed to their sockets after that transaction commits.
+    auth ``Group`` (its active members). Users who muted this category or level are left out
+    (unless the category is in ``UNMUTABLE_CATEGORIES``). Raises ``ValueError`` on bad input,
+    writing nothing. The rows are written in the caller's transaction, in one
+    ``INSERT ... SELECT`` whatever the number of recipients, and pushed to their sockets after
+    that transaction commits.
     """
     prototype = validate_content(
-        title, body, level=level, category=category, url=url, actor=actor, target=target, data=data
+        title,
+        body,
+        level=level,
+        category=category,
+        url=url,
+        actor=actor,
+        target=target,
+        data=data,
+        expires_at=expires_at,
     )
-    audience, expected_ids = _audience(recipients)
+    users, expected_ids = _audience(recipients)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
     with transaction.atomic(using=using):
-        rows = _insert(prototype, audience, using)
+        rows = _insert(prototype, without_muted(users, category=category, level=level), using)
         if expected_ids is not None and len(rows) != len(expected_ids):
-            missing = sorted(set(expected_ids) - {rid for _, rid in rows})
-            # Raising inside the atomic block rolls back the rows just written.
-            raise ValueError(f"recipients: no user with id {', '.join(map(str, missing[:10]))}")
+            # Fewer rows than ids: some are muted, or do not exist (one query, on this path only).
+            written = {rid for _, rid in rows}
+            unwritten = [user_id for user_id in expected_ids if user_id not in written]
+            existing = set(users.filter(pk__in=unwritten).values_list("pk", flat=True))
+            missing = [user_id for user_id in unwritten if user_id not in existing]
+            if missing:
+                # Raising inside the atomic block rolls back the rows just written.
+                raise ValueError(f"recipients: no user with id {', '.join(map(str, missing[:10]))}")
     batch = NotificationBatch.of(prototype, rows)
     if rows:
         outbox.queue_sent(batch, using)
@@ -97,6 +119,7 @@ def validate_content(
     actor: Any = None,
     target: Any = None,
     data: Any = None,
+    expires_at: Any = None,
 ) -> Notification:
     """Check a notification's content exactly as :func:`notify` does, writing nothing.
 
@@ -129,7 +152,16 @@ def validate_content(
     if len(encoded.encode()) > app_settings.MAX_DATA_BYTES:
         raise ValueError(f"data: at most {app_settings.MAX_DATA_BYTES} bytes as JSON")
 
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime):
+            raise ValueError("expires_at: must be a datetime")
+        if timezone.is_naive(expires_at) and settings.USE_TZ:
+            raise ValueError("expires_at: must be timezone-aware")
+        if expires_at <= timezone.now():
+            raise ValueError("expires_at: must be in the future")
+
     prototype = Notification(
+        expires_at=expires_at,
         title=title,
         body=body,
         level=level,
@@ -169,6 +201,22 @@ def _validate_url(url: Any) -> None:
         raise ValueError(
             "url: only http(s) URLs or site-relative paths starting with / are allowed"
         )
+
+
+def audience(recipients: Any, *, category: str = "", level: str = Level.INFO) -> models.QuerySet:
+    """The users a notify() with these arguments would write to: the recipients without those
+    who muted the category or level. Raises ``ValueError`` as notify() does."""
+    users, _ = _audience(recipients)
+    return without_muted(users, category=category, level=level)
+
+
+def without_muted(users: models.QuerySet, *, category: str, level: str) -> models.QuerySet:
+    """``users`` less those who muted ``category`` or ``level``: a NOT IN on the mutes' index,
+    inside the same query, so a send stays one statement however large the audience."""
+    muted = Q(kind=Mute.Kind.LEVEL, value=level)
+    if category and category not in app_settings.UNMUTABLE_CATEGORIES:
+        muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
+    return users.exclude(pk__in=Mute.objects.filter(muted).values("user_id"))
 
 
 def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
@@ -214,6 +262,7 @@ _COLUMNS = (
     "target_object_id",
     "data",
     "created_at",
+    "expires_at",
 )
 
 
@@ -353,3 +402,49 @@ def clean_ids(values: Any, name: str = "ids") -> list[int]:
     if len(ids) > app_settings.MAX_IDS_PER_MESSAGE:
         raise ValueError(f"{name}: at most {app_settings.MAX_IDS_PER_MESSAGE} ids at a time")
     return ids
+
+
+# --- preferences -------------------------------------------------------------------------------
+
+
+def preferences(user: Any) -> dict[str, list[str]]:
+    """What ``user`` muted: ``{"muted_categories": [...], "muted_levels": [...]}``, sorted."""
+    rows = Mute.objects.filter(user_id=_owner_id(user)).order_by("kind", "value")
+    result: dict[str, list[str]] = {"muted_categories": [], "muted_levels": []}
+    for kind, value in rows.values_list("kind", "value"):
+        result["muted_categories" if kind == Mute.Kind.CATEGORY else "muted_levels"].append(value)
+    return result
+
+
+def set_preferences(
+    user: Any, *, muted_categories: Iterable[str], muted_levels: Iterable[str]
+) -> dict[str, list[str]]:
+    """Replace what ``user`` muted. Raises ``ValueError`` (naming the field) for a category that
+    is no slug or that the project declared unmutable, or for an unknown level."""
+    user_id = _owner_id(user)
+    categories = _clean_list(muted_categories, "muted_categories")
+    levels = _clean_list(muted_levels, "muted_levels")
+    for category in categories:
+        if not category or not _CATEGORY.match(category) or len(category) > 64:
+            raise ValueError(f"muted_categories: {category!r} is not a category slug")
+        if category in app_settings.UNMUTABLE_CATEGORIES:
+            raise ValueError(f"muted_categories: {category!r} cannot be muted")
+    for level in levels:
+        if level not in Level.values:
+            raise ValueError(f"muted_levels: must be among {', '.join(Level.values)}")
+    with transaction.atomic():
+        Mute.objects.filter(user_id=user_id).delete()
+        Mute.objects.bulk_create(
+            [Mute(user_id=user_id, kind=Mute.Kind.CATEGORY, value=c) for c in categories]
+            + [Mute(user_id=user_id, kind=Mute.Kind.LEVEL, value=v) for v in levels]
+        )
+    return preferences(user_id)
+
+
+def _clean_list(values: Any, name: str) -> list[str]:
+    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
+        raise ValueError(f"{name}: must be a list of strings")
+    values = list(values)
+    if len(values) > 100 or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{name}: must be a list of at most 100 strings")
+    return sorted(set(values))

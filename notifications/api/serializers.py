@@ -58,3 +58,17 @@ class BulkChangeSerializer(serializers.Serializer):
 class TicketSerializer(serializers.Serializer):
     ticket = serializers.CharField()
     expires_in = serializers.IntegerField(help_text="seconds")
+
+
+class PreferencesSerializer(serializers.Serializer):
+    muted_categories = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=100, help_text="category slugs"
+    )
+    muted_levels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Level.choices), max_length=4
+    )
+    unmutable_categories = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="categories this project does not let users mute",
+    )

@@ -21,6 +21,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +36,7 @@ from .serializers import (
     BulkChangeSerializer,
     CountsSerializer,
     ListFiltersSerializer,
+    PreferencesSerializer,
     RequiredUpToSerializer,
     TicketSerializer,
     UpToSerializer,
@@ -164,6 +166,29 @@ class NotificationViewSet(
         body.is_valid(raise_exception=True)
         return self._bulk_answer(
             services.mark_seen(request.user, up_to=body.validated_data["up_to"])
+        )
+
+    # --- preferences ---------------------------------------------------------------------------
+
+    @extend_schema(methods=["GET"], responses=PreferencesSerializer)
+    @extend_schema(methods=["PUT"], request=PreferencesSerializer, responses=PreferencesSerializer)
+    @action(detail=False, methods=["get", "put"])
+    def preferences(self, request: Request) -> Response:
+        """What the user muted. ``PUT`` replaces it; muting a category the project declares
+        unmutable is a 400."""
+        if request.method == "PUT":
+            body = PreferencesSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            try:
+                services.set_preferences(request.user, **body.validated_data)
+            except ValueError as error:
+                field, _, message = str(error).partition(": ")
+                raise ValidationError({field: [message]}) from None
+        return Response(
+            {
+                **services.preferences(request.user),
+                "unmutable_categories": app_settings.UNMUTABLE_CATEGORIES,
+            }
         )
 
     # --- polling -------------------------------------------------------------------------------
