@@ -14,10 +14,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -35,6 +36,9 @@ from . import services
 from .conf import app_settings
 from .forms import CONTENT_FIELDS, SendNotificationForm, users_from_query
 from .models import Mute, Notification
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger("notifications.admin")
 
@@ -63,7 +67,7 @@ class LargeTablePaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
+        queryset = cast(models.QuerySet, self.object_list)
         if not queryset.query.where:
             estimate = _estimated_rows(queryset)
             if estimate is not None and estimate > self.exact_count_limit:
@@ -297,7 +301,7 @@ class NotificationAdmin(admin.ModelAdmin):
         request: HttpRequest,
         queryset: models.QuerySet,
         change: Callable[[int, list[int]], list[int]],
-        done: str,
+        done: StrOrPromise,
     ) -> None:
         limit = self.max_action_rows
         rows = list(queryset.order_by().values_list("pk", "recipient_id")[: limit + 1])
@@ -373,9 +377,10 @@ class NotificationAdmin(admin.ModelAdmin):
             "title": _("Send notification"),
             "opts": self.opts,
             "form": form,
-            "adminform": admin.helpers.AdminForm(form, fieldsets, {}, model_admin=self),
+            # The helpers want a ModelForm in the stubs; any form does at run time.
+            "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=self),  # type: ignore[arg-type]
             "media": form.media,
-            "errors": admin.helpers.AdminErrorList(form, []),
+            "errors": helpers.AdminErrorList(form, []),  # type: ignore[arg-type]
             "has_view_permission": self.has_view_permission(request),
             "show_preview": preview or confirm,
             "confirm": confirm,
@@ -430,7 +435,7 @@ def add_send_action(model_admin: admin.ModelAdmin) -> None:
     # A new list on the instance: the class's list may be shared with other admins.
     model_admin.actions = [*model_admin.actions, send_to_selected_users]
     # permissions=["send_notification"] makes Django ask the admin for this method.
-    model_admin.has_send_notification_permission = can_send
+    model_admin.has_send_notification_permission = can_send  # type: ignore[attr-defined]
 
 
 if admin.site.is_registered(get_user_model()):

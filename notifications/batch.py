@@ -51,7 +51,7 @@ class NotificationBatch(Sequence[Notification]):
     def __len__(self) -> int:
         return sum(len(part.rows) for part in self._parts)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:

@@ -22,7 +22,8 @@ from redis import ConnectionPool
 
 class SharedConnectionPool(ConnectionPool):
     _pools: dict[tuple[str, str], ConnectionPool] = {}
-    _lock = threading.Lock()
+    # The class's lock guards _pools; each pool still gets its own RLock in __init__.
+    _lock = threading.Lock()  # type: ignore[assignment]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ConnectionPool:  # type: ignore[override]

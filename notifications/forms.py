@@ -9,6 +9,7 @@ The form resolves the audience to one QuerySet of users, so that sending stays a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -42,7 +43,7 @@ class UserAutocomplete(AutocompleteSelectMultiple):
     that is no id at all ("abc"); the field reports such values as a form error anyway.
     """
 
-    def optgroups(self, name: str, value: list[str], attr: Any = None) -> list:
+    def optgroups(self, name: str, value: Sequence[str], attr: Any = None) -> list:
         pk = self.choices.queryset.model._meta.pk
         valid = []
         for item in value:
@@ -121,7 +122,7 @@ class SendNotificationForm(forms.Form):
     def clean_groups(self) -> list[int]:
         return sorted(group.pk for group in self.cleaned_data["groups"])
 
-    def clean(self) -> dict[str, Any]:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         self.notification = self._validate_content()
         if not self.errors:

@@ -232,6 +232,11 @@ class Notification(models.Model):
     # After this moment it is no longer listed, counted or pushed (and prune_notifications
     # deletes it).
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # Grouping: while the recipient has an unread notification with the same key, a new one
+    # replaces it (a new row, a new id) carrying the count and the latest actors.
+    group_key = models.CharField(_("group key"), max_length=200, blank=True, default="")
+    group_count = models.PositiveIntegerField(_("group count"), default=1)
+    actors = models.JSONField(_("latest actors"), default=list, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -257,6 +262,12 @@ class Notification(models.Model):
                 fields=["recipient", "id", "archived_at", "expires_at"],
                 condition=Q(seen_at__isnull=True),
                 name="notif_unseen",
+            ),
+            # Grouping: the unread notification a new one of the same key folds into.
+            models.Index(
+                fields=["recipient", "group_key"],
+                condition=Q(read_at__isnull=True) & ~Q(group_key=""),
+                name="notif_group",
             ),
             # Retention: what is past its expiry.
             models.Index(

@@ -196,7 +196,7 @@ def registry() -> LocalRegistry | RedisRegistry:
     """The registry for the app's cache: Redis-backed if the cache is Redis."""
     cache = caches[app_settings.CACHE_ALIAS]
     if isinstance(cache, RedisCache):
-        url = cache._servers[0]
+        url = cache._servers[0]  # type: ignore[attr-defined]  # private, but stable since 4.0
         key = f"redis:{url}"
         if key not in _registries:
             _registries[key] = RedisRegistry(url)

@@ -8,7 +8,7 @@ field-by-field machinery would dominate it. Everything it returns is JSON-native
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
@@ -23,7 +23,7 @@ def _timestamp(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _object_ref(content_type_id: int | None, object_id: str, obj: Any) -> dict[str, str] | None:
+def object_ref(content_type_id: int | None, object_id: str, obj: Any) -> dict[str, str] | None:
     if content_type_id is None:
         return None
     content_type = ContentType.objects.get_for_id(content_type_id)  # cached after the first call
@@ -44,16 +44,26 @@ class NotificationSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(read_only=True)
     body = serializers.CharField(read_only=True)
-    level = serializers.ChoiceField(choices=Notification._meta.get_field("level").choices)
+    level = serializers.ChoiceField(
+        choices=cast(Any, Notification._meta.get_field("level").choices)
+    )
     category = serializers.CharField(read_only=True)
     url = serializers.CharField(read_only=True)
     actor = ObjectRefSerializer(read_only=True, allow_null=True)
     target = ObjectRefSerializer(read_only=True, allow_null=True)
-    data = serializers.DictField(read_only=True)
+    # The serializer's metaclass moves declared fields aside: .data stays DRF's property.
+    data = serializers.DictField(read_only=True)  # type: ignore[assignment]
     created_at = serializers.DateTimeField(read_only=True)
     read_at = serializers.DateTimeField(read_only=True, allow_null=True)
     seen_at = serializers.DateTimeField(read_only=True, allow_null=True)
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    group_key = serializers.CharField(read_only=True, help_text="empty unless grouped")
+    group_count = serializers.IntegerField(
+        read_only=True, help_text="how many notifications this one stands for (1 unless grouped)"
+    )
+    actors = ObjectRefSerializer(
+        many=True, read_only=True, help_text="grouped: the latest five actors, newest first"
+    )
 
     def to_representation(self, instance: Notification) -> dict[str, Any]:
         return serialize(instance)
@@ -68,10 +78,10 @@ def serialize(notification: Notification) -> dict[str, Any]:
         "level": notification.level,
         "category": notification.category,
         "url": notification.url,
-        "actor": _object_ref(
+        "actor": object_ref(
             notification.actor_content_type_id, notification.actor_object_id, notification.actor
         ),
-        "target": _object_ref(
+        "target": object_ref(
             notification.target_content_type_id, notification.target_object_id, notification.target
         ),
         "data": notification.data,
@@ -79,4 +89,7 @@ def serialize(notification: Notification) -> dict[str, Any]:
         "read_at": _timestamp(notification.read_at),
         "seen_at": _timestamp(notification.seen_at),
         "archived_at": _timestamp(notification.archived_at),
+        "group_key": notification.group_key,
+        "group_count": notification.group_count,
+        "actors": notification.actors,
     }

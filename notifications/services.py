@@ -7,11 +7,12 @@ layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,6 +27,7 @@ from . import outbox
 from .batch import NotificationBatch
 from .conf import app_settings
 from .models import Level, Mute, Notification, NotificationQuerySet, id_list
+from .serializers import object_ref
 
 __all__ = [
     "notify",
@@ -62,6 +64,7 @@ def notify(
     actor: models.Model | None = None,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
+    group_key: str | None = None,
     expires_at: datetime | None = None,
 ) -> NotificationBatch:
     """Send a notification to each of ``recipients``; return what was written.
@@ -72,6 +75,10 @@ def notify(
     writing nothing. The rows are written in the caller's transaction, in one
     ``INSERT ... SELECT`` whatever the number of recipients, and pushed to their sockets after
     that transaction commits.
+
+    With ``group_key``, a recipient who has an unread notification with the same key gets it
+    replaced by this one (a new row, so a new id that resume and ``after`` cannot miss), which
+    carries ``group_count`` (how many it stands for) and ``actors`` (the latest five).
     """
     prototype = validate_content(
         title,
@@ -82,26 +89,75 @@ def notify(
         actor=actor,
         target=target,
         data=data,
+        group_key=group_key,
         expires_at=expires_at,
     )
     users, expected_ids = _audience(recipients)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
     with transaction.atomic(using=using):
-        rows = _insert(prototype, without_muted(users, category=category, level=level), using)
-        if expected_ids is not None and len(rows) != len(expected_ids):
+        audience = without_muted(users, category=category, level=level)
+        folded = _fold(prototype, audience, using) if prototype.group_key else []
+        if folded:
+            folded_users = [row.recipient_id for row in folded]
+            audience = audience.exclude(pk__in=id_list(folded_users, using))
+        rows = _insert(prototype, audience, using)
+        if expected_ids is not None and len(rows) + len(folded) != len(expected_ids):
             # Fewer rows than ids: some are muted, or do not exist (one query, on this path only).
-            written = {rid for _, rid in rows}
+            written = {rid for _, rid in rows} | {row.recipient_id for row in folded}
             unwritten = [user_id for user_id in expected_ids if user_id not in written]
             existing = set(users.filter(pk__in=unwritten).values_list("pk", flat=True))
             missing = [user_id for user_id in unwritten if user_id not in existing]
             if missing:
                 # Raising inside the atomic block rolls back the rows just written.
                 raise ValueError(f"recipients: no user with id {', '.join(map(str, missing[:10]))}")
-    batch = NotificationBatch.of(prototype, rows)
-    if rows:
+    batch = NotificationBatch.merge(
+        [NotificationBatch.of(prototype, rows)]
+        + [NotificationBatch.of(row, [(row.pk, row.recipient_id)]) for row in folded]
+    )
+    if len(batch):
         outbox.queue_sent(batch, using)
     return batch
+
+
+MAX_GROUP_ACTORS = 5
+
+
+def _fold(prototype: Notification, audience: models.QuerySet, using: str) -> list[Notification]:
+    """Replace the audience's unread notifications of the prototype's group: write the new rows
+    (count and actors carried over) and delete the old ones. Returns the new rows.
+
+    Three queries whatever the audience: the unread ones of the group, the new rows, the delete.
+    """
+    previous = list(
+        Notification.objects.using(using)
+        .live()
+        .filter(group_key=prototype.group_key, read_at__isnull=True, archived_at__isnull=True)
+        .filter(recipient_id__in=audience.values("pk"))
+        .order_by("recipient_id", "-id")
+        .values_list("id", "recipient_id", "group_count", "actors")
+    )
+    if not previous:
+        return []
+    latest: dict[int, tuple[int, list[Any]]] = {}
+    for _, recipient_id, count, actors in previous:
+        latest.setdefault(recipient_id, (count, actors))  # the newest, if ever there are several
+    new_rows = []
+    for recipient_id, (count, actors) in latest.items():
+        row = copy.copy(prototype)
+        row._state = copy.copy(prototype._state)
+        row._state.fields_cache = dict(prototype._state.fields_cache)
+        row.recipient_id = recipient_id
+        row.group_count = count + 1
+        row.actors = (prototype.actors + [a for a in actors if a not in prototype.actors])[
+            :MAX_GROUP_ACTORS
+        ]
+        new_rows.append(row)
+    Notification.objects.using(using).bulk_create(new_rows)
+    Notification.objects.using(using).filter(
+        id__in=id_list([p[0] for p in previous], using)
+    ).delete()
+    return new_rows
 
 
 async def anotify(recipients: Any, title: str, body: str = "", **options: Any) -> NotificationBatch:
@@ -119,6 +175,7 @@ def validate_content(
     actor: Any = None,
     target: Any = None,
     data: Any = None,
+    group_key: Any = None,
     expires_at: Any = None,
 ) -> Notification:
     """Check a notification's content exactly as :func:`notify` does, writing nothing.
@@ -129,7 +186,7 @@ def validate_content(
     """
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title: a non-empty string is required")
-    max_title = Notification._meta.get_field("title").max_length
+    max_title = cast(int, Notification._meta.get_field("title").max_length)
     if len(title) > max_title:
         raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
     if not isinstance(body, str):
@@ -160,8 +217,14 @@ def validate_content(
         if expires_at <= timezone.now():
             raise ValueError("expires_at: must be in the future")
 
+    if group_key is not None and (
+        not isinstance(group_key, str) or not group_key.strip() or len(group_key) > 200
+    ):
+        raise ValueError("group_key: a non-empty string of at most 200 characters is required")
+
     prototype = Notification(
         expires_at=expires_at,
+        group_key=group_key or "",
         title=title,
         body=body,
         level=level,
@@ -176,6 +239,10 @@ def validate_content(
         if not isinstance(obj, models.Model) or obj.pk is None:
             raise ValueError(f"{role}: must be a saved model instance (got {obj!r})")
         setattr(prototype, role, obj)
+    if prototype.group_key and actor is not None:
+        # The actor as the JSON shows it, kept with the row: "alice and 4 others" needs no query.
+        content_type = ContentType.objects.get_for_model(actor, for_concrete_model=False)
+        prototype.actors = [object_ref(content_type.pk, str(actor.pk), actor)]
     return prototype
 
 
@@ -184,7 +251,7 @@ def _validate_url(url: Any) -> None:
         raise ValueError("url: must be a string")
     if not url:
         return
-    max_url = Notification._meta.get_field("url").max_length
+    max_url = cast(int, Notification._meta.get_field("url").max_length)
     if len(url) > max_url:
         raise ValueError(f"url: at most {max_url} characters")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
@@ -263,6 +330,9 @@ _COLUMNS = (
     "data",
     "created_at",
     "expires_at",
+    "group_key",
+    "group_count",
+    "actors",
 )
 
 
@@ -280,9 +350,9 @@ def _insert(
             setattr(prototype, f"{role}_content_type_id", content_type.pk)
             setattr(prototype, f"{role}_object_id", str(obj.pk))
     meta = Notification._meta
-    fields = [meta.get_field(name) for name in _COLUMNS]
+    fields = cast("list[models.Field[Any, Any]]", [meta.get_field(name) for name in _COLUMNS])
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
     values = [
         field.get_db_prep_save(getattr(prototype, field.attname), connection) for field in fields
     ]

@@ -57,12 +57,14 @@ ERROR_DETAIL = {
     "properties": {"detail": {"type": "string"}},
     "required": ["detail"],
 }
-# DRF's validation errors: {"field": ["message", ...]}, or {"detail": "..."} for a bad body.
+# DRF's validation errors: {"field": ["message", ...]}, or {"detail": "..."} for a bad body; a
+# list field's errors are keyed by position: {"field": {"0": ["message"]}}.
+MESSAGES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 FIELD_ERRORS = {
     "type": "object",
     "minProperties": 1,
     "additionalProperties": {
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        "anyOf": [*MESSAGES["anyOf"], {"type": "object", "additionalProperties": MESSAGES}]
     },
 }
 # Optional query parameters that DRF reads as absent when blank (``?level=`` lists everything).

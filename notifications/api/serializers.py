@@ -60,9 +60,18 @@ class TicketSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(help_text="seconds")
 
 
+class StrictSlugField(serializers.SlugField):
+    """A slug that was sent as a string: DRF's fields would take 0 for "0"."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PreferencesSerializer(serializers.Serializer):
     muted_categories = serializers.ListField(
-        child=serializers.CharField(max_length=64), max_length=100, help_text="category slugs"
+        child=StrictSlugField(max_length=64), max_length=100, help_text="category slugs"
     )
     muted_levels = serializers.ListField(
         child=serializers.ChoiceField(choices=Level.choices), max_length=4

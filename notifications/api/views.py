@@ -7,14 +7,15 @@ WebSocket uses, so every open socket of the user hears of them.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.cache import caches
-from django.http import HttpRequest, HttpResponseNotModified
+from django.http import Http404, HttpRequest, HttpResponseNotModified
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,6 +23,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,12 +53,15 @@ def authentication_classes() -> list[type]:
     ``rest_framework.authtoken`` is installed) and sessions (with CSRF). Tokens come first so
     that a missing or bad credential is a 401 with ``WWW-Authenticate``."""
     if "DEFAULT_AUTHENTICATION_CLASSES" in getattr(settings, "REST_FRAMEWORK", {}):
-        return list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+        return list(cast("list[type]", api_settings.DEFAULT_AUTHENTICATION_CLASSES))
     classes: list[type] = []
     if apps.is_installed("rest_framework.authtoken"):
         classes.append(TokenAuthentication)
     classes.append(SessionAuthentication)
     return classes
+
+
+_Response = TypeVar("_Response", bound=HttpResponseBase)
 
 
 def _etag(user_id: int, version: str) -> str:
@@ -79,6 +84,13 @@ class NotificationViewSet(
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]
 
+    def get_object(self) -> Notification:
+        # OPTIONS on a list-level action that accepts PUT (preferences) makes DRF's metadata
+        # probe get_object() with no id: that is "no such object", not a server error.
+        if self.lookup_field not in self.kwargs:
+            raise Http404
+        return super().get_object()
+
     def get_queryset(self) -> NotificationQuerySet:
         return Notification.objects.for_user(self.request.user).with_related()
 
@@ -88,7 +100,7 @@ class NotificationViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         filters = ListFiltersSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = self.filter_queryset(self.get_queryset())
+        queryset = cast(NotificationQuerySet, self.filter_queryset(self.get_queryset()))
         options = filters.validated_data
         if options.get("after") is not None:
             queryset = queryset.since(options["after"])
@@ -137,7 +149,7 @@ class NotificationViewSet(
         services.delete(request.user, [notification.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _bulk_answer(self, ids: list[int]) -> Response:
+    def _bulk_answer(self, ids: builtins.list[int]) -> Response:  # list: the action above
         counts = Notification.objects.for_user(self.request.user).counts()
         return Response(
             {
@@ -172,7 +184,8 @@ class NotificationViewSet(
 
     @extend_schema(methods=["GET"], responses=PreferencesSerializer)
     @extend_schema(methods=["PUT"], request=PreferencesSerializer, responses=PreferencesSerializer)
-    @action(detail=False, methods=["get", "put"])
+    # JSON only: a form cannot say "an empty list", which is how one unmutes everything.
+    @action(detail=False, methods=["get", "put"], parser_classes=[JSONParser])
     def preferences(self, request: Request) -> Response:
         """What the user muted. ``PUT`` replaces it; muting a category the project declares
         unmutable is a 400."""
@@ -194,7 +207,7 @@ class NotificationViewSet(
     # --- polling -------------------------------------------------------------------------------
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if self.action_map.get(request.method.lower()) == "unread_count":
+        if self.action_map.get(cast(str, request.method).lower()) == "unread_count":
             # Nothing changed since the client's ETag: answer 304 before DRF runs, without a
             # database query (the user id comes from the session or a cached token).
             etag = self._unchanged_etag(request)
@@ -213,13 +226,13 @@ class NotificationViewSet(
     def unread_count(self, request: Request) -> Response:
         """The badge's counts and the newest id. Send the ``ETag`` back as ``If-None-Match``:
         a 304 means nothing changed. Wait ``X-Poll-Interval`` seconds between requests."""
-        user_id = request.user.pk
+        user_id = cast(int, request.user.pk)
         self._remember_token(request)
         etag = _etag(user_id, versions.current(user_id))  # read before the counts: never newer
         counts = Notification.objects.for_user(user_id).counts()
         return self._poll_headers(Response(counts), etag)
 
-    def _poll_headers(self, response: HttpResponseBase, etag: str) -> HttpResponseBase:
+    def _poll_headers(self, response: _Response, etag: str) -> _Response:
         response["ETag"] = etag
         response["X-Poll-Interval"] = str(app_settings.POLL_INTERVAL_SECONDS)
         response["Cache-Control"] = "private, no-cache"
@@ -273,7 +286,7 @@ class NotificationViewSet(
         send the session cookie (it needs no ``Origin`` header)."""
         return Response(
             {
-                "ticket": tickets.issue(request.user.pk),
+                "ticket": tickets.issue(cast(int, request.user.pk)),
                 "expires_in": app_settings.TICKET_TTL_SECONDS,
             }
         )
