@@ -162,9 +162,9 @@ async def unsubscribe(group: str, channel_name: str) -> None:
         logger.warning("notifications: group_discard failed: %r", error)
 
 
-async def send_heartbeat(group: str) -> None:
-    """Send a heartbeat to a group; raises if the layer is unreachable."""
-    await get_channel_layer().group_send(group, {"type": HEARTBEAT})
+async def send_heartbeat(group: str, number: int) -> None:
+    """Send heartbeat ``number`` to a group; raises if the layer is unreachable."""
+    await get_channel_layer().group_send(group, {"type": HEARTBEAT, "seq": number})
 
 
 async def receive(channel_name: str) -> dict[str, Any]:
