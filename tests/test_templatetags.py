@@ -88,6 +88,49 @@ def test_options(alice):
     assert 'data-api-url="/v2/notifications/"' in html
 
 
+def test_categories_the_preferences_view_offers(alice):
+    """The API lists no categories: a page may name those the preferences view offers to mute."""
+    html = render(alice)
+    assert "data-categories" not in html
+    html = render(
+        alice,
+        '{% load notifications %}{% notifications_widget categories="billing, security,digest" %}',
+    )
+    assert 'data-categories="billing,security,digest"' in html
+    html = render(
+        alice,
+        "{% load notifications %}{% notifications_widget categories=known %}",
+        known=["billing", "security", "billing"],
+    )
+    assert 'data-categories="billing,security"' in html
+    with pytest.raises(TemplateSyntaxError, match="categories must be slugs"):
+        render(alice, '{% load notifications %}{% notifications_widget categories="a b" %}')
+    with pytest.raises(TemplateSyntaxError, match="categories must be slugs"):
+        render(
+            alice,
+            "{% load notifications %}{% notifications_widget categories=known %}",
+            known=['"><script>'],
+        )
+
+
+def test_the_preferences_view_is_a_disclosure_in_the_panel(alice):
+    html = render(alice)
+    prefs = re.search(
+        r'<button type="button" class="nw-prefs-button" aria-expanded="false" '
+        r'aria-controls="([^"]+)">Preferences</button>',
+        html,
+    )
+    assert prefs is not None
+    assert f'<div class="nw-prefs" id="{prefs.group(1)}" hidden>' in html
+    strings = strings_of(html)
+    assert strings["preferencesSaved"] == "Your preferences were saved."
+    actors = strings["plurals"]["groupActors"]
+    assert [actors["forms"][actors["samples"][n]] for n in ("1", "2")] == [
+        "%(actor)s and %(count)s other",
+        "%(actor)s and %(count)s others",
+    ]
+
+
 def test_a_bad_badge_is_a_template_error(alice):
     with pytest.raises(TemplateSyntaxError, match="badge must be one of unread, unseen"):
         render(alice, '{% load notifications %}{% notifications_widget badge="all" %}')

@@ -8,8 +8,9 @@ page needs no inline script or style and runs under a strict Content-Security-Po
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import template
@@ -25,6 +26,7 @@ register = template.Library()
 
 SOCKET_PATH = "/ws/notifications/"
 BADGES = ("unread", "unseen")
+CATEGORY = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # as notify() accepts them
 
 # The browser picks a plural category with Intl.PluralRules; gettext picks a form with the
 # catalog's own formula. Rendering each plural message for these counts lets the script find,
@@ -59,6 +61,10 @@ def widget_strings() -> dict[str, Any]:
         "loadFailed": gettext("Notifications could not be loaded."),
         "actionFailed": gettext("That did not work. Please try again."),
         "desktopBlocked": gettext("Desktop notifications are blocked in this browser's settings."),
+        "preferencesLoadFailed": gettext("Your preferences could not be loaded."),
+        "preferencesSaved": gettext("Your preferences were saved."),
+        "saving": gettext("Saving…"),
+        "cannotMute": gettext("Always sent: this site does not let you mute it."),
         "levels": {level.value: str(level.label) for level in Level},
         "states": {
             "connecting": gettext("Connecting…"),
@@ -86,8 +92,36 @@ def widget_strings() -> dict[str, Any]:
             "groupMore": _plural(
                 lambda n: ngettext("and %(count)s more like it", "and %(count)s more like it", n)
             ),
+            # "alice and 4 others": the newest actor of a grouped notification, and how many more.
+            "groupActors": _plural(
+                lambda n: ngettext(
+                    "%(actor)s and %(count)s other", "%(actor)s and %(count)s others", n
+                )
+            ),
         },
     }
+
+
+def _categories(categories: str | Iterable[str] | None) -> str:
+    """``"billing, security"`` or a list of slugs, as ``"billing,security"`` for data-categories."""
+    if not categories:
+        return ""
+    if isinstance(categories, str):
+        items = categories.split(",")
+    elif isinstance(categories, Iterable):
+        items = list(categories)
+    else:
+        raise template.TemplateSyntaxError(
+            "notifications_widget: categories must be a comma-separated string or a list"
+        )
+    names = list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+    bad = [name for name in names if not CATEGORY.match(name)]
+    if bad:
+        raise template.TemplateSyntaxError(
+            f"notifications_widget: categories must be slugs (letters, digits, - and _, at most "
+            f"64), not {bad[0]!r}"
+        )
+    return ",".join(names)
 
 
 def _api_url() -> str:
@@ -106,17 +140,21 @@ def notifications_widget(
     badge: str = "unread",
     socket_url: str = SOCKET_PATH,
     api_url: str | None = None,
+    categories: str | Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The bell, badge and panel for the signed-in user; nothing for anonymous visitors.
 
     ``badge`` is what the badge counts: ``"unread"`` (the default) or ``"unseen"`` (new since
     the panel was last opened). ``socket_url`` and ``api_url`` override where the WebSocket and
-    the REST API are mounted.
+    the REST API are mounted. ``categories`` (``"billing,security"``, or a list) names the
+    categories the preferences view offers to mute besides those it sees in the notifications
+    (the API has no list of them).
     """
     if badge not in BADGES:
         raise template.TemplateSyntaxError(
             f"notifications_widget: badge must be one of {', '.join(BADGES)}, not {badge!r}"
         )
+    known_categories = _categories(categories)
     request = context.get("request")
     user = getattr(request, "user", None) or context.get("user")
     if user is None or not user.is_authenticated:
@@ -136,5 +174,6 @@ def notifications_widget(
         # relays to the tabs of the one who signed in after.
         "user_key": str(user.pk),
         "badge": badge,
+        "categories": known_categories,
         "strings": widget_strings(),
     }

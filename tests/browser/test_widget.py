@@ -456,6 +456,8 @@ async def test_the_whole_widget_works_by_keyboard_alone(open_widget, alice):
     await page.keyboard.press("Tab")
     await expect(focused).to_have_text("Mark all as read")
     await page.keyboard.press("Tab")
+    await expect(focused).to_have_text("Preferences")
+    await page.keyboard.press("Tab")
     await expect(focused).to_have_text("Newer")
     await page.keyboard.press("Tab")
     await expect(focused).to_have_text("Mark as read")
@@ -473,8 +475,8 @@ async def test_the_whole_widget_works_by_keyboard_alone(open_widget, alice):
     await expect(page.locator(".nw-panel")).to_be_hidden()
     await expect(bell).to_be_focused()
     await page.keyboard.press("Enter")
-    await page.keyboard.press("Tab")
-    await page.keyboard.press("Tab")
+    for _ in range(3):  # Mark all as read, Preferences, the item's link
+        await page.keyboard.press("Tab")
     await expect(focused).to_have_text("Older")
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/?older")
@@ -501,6 +503,17 @@ async def test_axe_finds_no_accessibility_violation(open_widget, alice, axe_scri
         assert violations == [], f"{scheme}: " + json.dumps(violations, indent=2)
         assert len(result["passes"]) > 20, "axe ran its rules"
 
+        await page.get_by_role("button", name="Preferences").click()  # and the preferences view
+        await expect(page.get_by_role("checkbox", name="Warning")).to_be_visible()
+        result = await page.evaluate(
+            "axe.run(document.querySelector('.nw'), {resultTypes: ['violations']})"
+        )
+        violations = [
+            {"id": v["id"], "help": v["help"], "nodes": [n["html"] for n in v["nodes"][:3]]}
+            for v in result["violations"]
+        ]
+        assert violations == [], f"{scheme}, preferences: " + json.dumps(violations, indent=2)
+
 
 async def test_speaks_the_users_language(open_widget, alice):
     await create(alice, "Eins", "Zwei")
@@ -513,6 +526,178 @@ async def test_speaks_the_users_language(open_widget, alice):
     await page.get_by_role("button", name="Marquer comme lue").first.click()
     await expect(bell).to_have_accessible_name("Notifications, 1 non lue")
     await expect(page.get_by_role("button", name="Tout marquer comme lu")).to_be_visible()
+
+
+# --- grouping and preferences --------------------------------------------------------------
+
+
+async def test_a_grouped_notification_replaces_the_earlier_unread_one(open_widget, alice, bob):
+    carol = await database_sync_to_async(type(bob).objects.create_user)("carol", password="pw")
+    page = await open_widget(alice)
+    await connected(page)
+    follower = await open_widget.new_tab(page)  # hears it through the leader's relay
+    await connected(follower)
+    await page.locator(".nw-bell").click()
+    items = page.locator(".nw-item")
+
+    await notify(alice, "New comments on your post", group_key="post-7", actor=bob)
+    await expect(items.first.locator(".nw-item-actor")).to_have_text("bob")
+    await notify(alice, "New comments on your post", group_key="post-7", actor=carol)
+    await expect(items.first.locator(".nw-item-actor")).to_have_text("carol and 1 other")
+    await expect(items).to_have_count(1)
+    await expect(items.first.locator(".nw-item-title")).to_contain_text("New comments on your post")
+    await expect(items.first.locator(".nw-item-group")).to_have_attribute("data-count", "2")
+    await expect(page.locator(".nw-badge")).to_have_text("1")
+    await expect(page.locator(".nw-toast-meta")).to_have_text("carol and 1 other")
+    for tab in (page, follower):
+        await expect(tab.locator(".nw-item")).to_have_count(1)
+        await expect(tab.locator(".nw-item-actor")).to_have_text("carol and 1 other")
+    assert [n["group_count"] for n in await js(follower, "notifications")] == [2]
+
+    await page.reload()
+    await connected(page)
+    await page.locator(".nw-bell").click()
+    await expect(items.first.locator(".nw-item-actor")).to_have_text("carol and 1 other")
+    await expect(items).to_have_count(1)
+
+
+def preferences_view(page):
+    return page.locator(".nw-prefs")
+
+
+async def checkbox_names(locator):
+    return [
+        await box.evaluate("(box) => box.labels[0].textContent.trim()")
+        for box in await locator.all()
+    ]
+
+
+async def test_preferences_mute_a_category_and_a_level(open_widget, alice):
+    await create(alice, "Invoice paid", category="billing")
+    await create(alice, "Weekly digest", category="digest")
+    page = await open_widget(alice)
+    await connected(page)
+    await page.locator(".nw-bell").click()
+    button = page.get_by_role("button", name="Preferences")
+    await expect(button).to_have_attribute("aria-expanded", "false")
+    await button.click()
+    await expect(button).to_have_attribute("aria-expanded", "true")
+    view = preferences_view(page)
+    await expect(view).to_have_attribute("id", await button.get_attribute("aria-controls"))
+    levels = view.get_by_role("group", name="Levels").get_by_role("checkbox")
+    categories = view.get_by_role("group", name="Categories").get_by_role("checkbox")
+    await expect(levels).to_have_count(4)
+    assert await checkbox_names(levels) == ["Info", "Success", "Warning", "Error"]
+    assert await checkbox_names(categories) == ["billing", "digest"]  # those of the notifications
+    await expect(page.locator(".nw-list")).to_be_hidden()  # the view takes the list's place
+
+    await view.get_by_role("checkbox", name="billing").check()
+    await view.get_by_role("checkbox", name="Warning").check()
+    await view.get_by_role("button", name="Save").click()
+    await expect(view.get_by_role("status")).to_have_text("Your preferences were saved.")
+    answer = await (await page.request.get("/api/notifications/preferences/")).json()
+    assert (answer["muted_categories"], answer["muted_levels"]) == (["billing"], ["warning"])
+
+    await notify(alice, "A muted invoice", category="billing")
+    await notify(alice, "A muted warning", level="warning")
+    await notify(alice, "Still sent", category="digest")
+    await expect(page.locator(".nw-badge")).to_have_text("3")
+    titles = [n["title"] for n in await js(page, "notifications")]
+    assert titles == ["Still sent", "Weekly digest", "Invoice paid"]
+
+    await button.click()  # closed, then opened again: read back from the server
+    await expect(page.locator(".nw-list")).to_be_visible()
+    await button.click()
+    await expect(view.get_by_role("checkbox", name="billing")).to_be_checked()
+    await expect(view.get_by_role("checkbox", name="Warning")).to_be_checked()
+    await expect(view.get_by_role("checkbox", name="digest")).not_to_be_checked()
+
+
+async def test_preferences_show_what_cannot_be_muted_and_the_servers_refusal(open_widget, alice):
+    page = await open_widget(alice, path=None)
+    sent = []
+
+    async def preferences(route):
+        if route.request.method == "GET":  # as a project with UNMUTABLE_CATEGORIES answers
+            response = await route.fetch()
+            body = {**await response.json(), "unmutable_categories": ["security"]}
+            await route.fulfill(response=response, json=body)
+        else:
+            sent.append(route.request.post_data_json)
+            await route.fulfill(
+                status=400, json={"muted_categories": ["<b>'billing'</b> cannot be muted"]}
+            )
+
+    # What {% notifications_widget categories="digest,security" %} adds, before the module runs.
+    await page.add_init_script(
+        "document.addEventListener('readystatechange', () => document.readyState === 'interactive'"
+        " && document.querySelector('[data-notifications-widget]')"
+        ".setAttribute('data-categories', 'digest,security'))"
+    )
+    await page.route("**/api/notifications/preferences/", preferences)
+    await page.goto("/")
+    await connected(page)
+    await page.locator(".nw-bell").click()
+    await page.get_by_role("button", name="Preferences").click()
+    view = preferences_view(page)
+    categories = view.get_by_role("group", name="Categories").get_by_role("checkbox")
+    await expect(categories).to_have_count(2)
+    assert await checkbox_names(categories) == ["digest", "security"]
+    security = view.get_by_role("checkbox", name="security")
+    await expect(security).to_be_disabled()
+    await expect(security).to_have_accessible_description(
+        "Always sent: this site does not let you mute it."
+    )
+
+    await view.get_by_role("checkbox", name="digest").check()
+    await view.get_by_role("button", name="Save").click()
+    status = view.get_by_role("status")
+    await expect(status).to_have_text("<b>'billing'</b> cannot be muted")  # as text
+    await expect(status).to_have_class(re.compile("nw-prefs-error"))
+    assert sent == [{"muted_categories": ["digest"], "muted_levels": []}]
+    assert await view.locator("b").count() == 0
+
+
+async def test_the_preferences_work_by_keyboard_alone(open_widget, alice):
+    await create(alice, "Invoice paid", category="billing")
+    page = await open_widget(alice)
+    await connected(page)
+    bell = page.locator(".nw-bell")
+    button = page.get_by_role("button", name="Preferences")
+    focused = page.locator(":focus")
+    await bell.focus()  # how Tab reaches the bell: test_the_whole_widget_works_by_keyboard_alone
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(button).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(button).to_have_attribute("aria-expanded", "true")
+    await expect(button).to_be_focused()
+    await expect(page.get_by_role("checkbox", name="billing")).to_be_visible()
+
+    names = []
+    for _ in range(5):  # the levels, then the categories
+        await page.keyboard.press("Tab")
+        names.append(await focused.evaluate("(box) => box.labels[0].textContent.trim()"))
+    assert names == ["Info", "Success", "Warning", "Error", "billing"]
+    await page.keyboard.press("Space")
+    await expect(focused).to_be_checked()
+    await page.keyboard.press("Tab")
+    await expect(focused).to_have_text("Save")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
+    await expect(focused).to_have_text("Save")  # the focus stays where it was
+    answer = await (await page.request.get("/api/notifications/preferences/")).json()
+    assert answer["muted_categories"] == ["billing"]
+
+    await page.keyboard.press("Escape")  # closes the view, back on its button
+    await expect(preferences_view(page)).to_be_hidden()
+    await expect(button).to_be_focused()
+    await expect(button).to_have_attribute("aria-expanded", "false")
+    await expect(page.locator(".nw-panel")).to_be_visible()
+    await page.keyboard.press("Escape")  # then the panel, back on the bell
+    await expect(page.locator(".nw-panel")).to_be_hidden()
+    await expect(bell).to_be_focused()
 
 
 # --- the demo --------------------------------------------------------------------------------

@@ -227,3 +227,102 @@ async def test_a_socket_that_stops_answering_is_taken_for_dead(page):
     assert silent == {"code": 4000}
     assert answered[:1] == ["ping"]
     assert answering["open"] is True and answering["pings"] >= 5
+
+
+async def test_a_grouped_notification_replaces_the_unread_ones_of_its_key(page):
+    result = await run(
+        page,
+        "inbox.js",
+        """
+        const n = (id, key = "", count = 1, extra = {}) => ({
+          id, group_key: key, group_count: count, read_at: null, archived_at: null, ...extra,
+        });
+        const inbox = new m.Inbox();
+        // 5 is unread, 4 was read (the server folds only unread ones), 3 is of another key
+        inbox.addPage([n(5, "k"), n(4, "k", 3, { read_at: "x" }), n(3, "j")], null);
+        const before = inbox.takeReplaced();
+        const fresh = inbox.receive([n(7, "k", 2), n(5, "k")]);
+        const replaced = inbox.takeReplaced();
+        const afterPush = inbox.list().map((x) => x.id);
+        // A page fetched before the fold lands late: what 7 replaced stays out.
+        inbox.refresh([n(7, "k", 2), n(6, "k")]);
+        const afterStalePage = inbox.list().map((x) => x.id);
+        // A lone one of the key (nothing folded: count 1) replaces nothing.
+        inbox.receive([n(8, "k")]);
+        // Ungrouped ones never replace anything.
+        inbox.receive([n(9), n(10, "", 2)]);
+        return {
+          before,
+          fresh: fresh.map((x) => x.id),
+          replaced,
+          afterPush,
+          afterStalePage,
+          listed: inbox.list().map((x) => x.id),
+          again: inbox.takeReplaced(),
+        };
+        """,
+    )
+    assert result == {
+        "before": [],
+        "fresh": [7],
+        "replaced": [5],
+        "afterPush": [7, 4, 3],
+        "afterStalePage": [7, 4, 3],
+        "listed": [10, 9, 8, 7, 4, 3],
+        "again": [],
+    }
+
+
+async def test_grouped_items_say_who_and_how_many_in_the_pages_language(page):
+    with translation.override("fr"):
+        strings = widget_strings()
+    result = await run(
+        page,
+        "item.js",
+        """
+        const { Translations } = await import("/static/notifications/widget/i18n.js");
+        const t = new Translations(arg, "fr");
+        const alice = { type: "auth.user", id: "1", display: "alice" };
+        const sly = { type: "auth.user", id: "2", display: "%(count)s %(actor)s" };
+        return [
+          m.actorsText({ group_count: 5, actors: [alice], actor: alice }, t),
+          m.actorsText({ group_count: 2, actors: [alice], actor: alice }, t),
+          m.actorsText({ group_count: 1, actors: [alice], actor: alice }, t),
+          m.actorsText({ group_count: 1, actors: [], actor: alice }, t),
+          m.actorsText({ group_count: 3, actors: [], actor: null }, t),
+          m.actorsText({ group_count: 1, actors: [], actor: null }, t),
+          m.actorsText({ group_count: 1001, actors: [sly], actor: sly }, t),
+        ];
+        """,
+        strings,
+    )
+    assert result == [
+        "alice et 4 autres",
+        "alice et 1 autre",
+        "alice",
+        "alice",
+        "et 2 autres semblables",
+        "",
+        "%(count)s %(actor)s et 1\u202f000 autres",  # a name is never read as a placeholder
+    ]
+
+
+async def test_the_servers_refusal_is_read_as_text(page):
+    result = await run(
+        page,
+        "preferences.js",
+        """
+        return [
+          m.errorMessages({ muted_categories: ["'security' cannot be muted"] }),
+          m.errorMessages({ muted_categories: { 0: ["Not a slug."] }, muted_levels: ["Bad."] }),
+          m.errorMessages({ detail: "JSON parse error" }),
+          m.errorMessages(null),
+        ];
+        """,
+    )
+    assert result == [
+        ["'security' cannot be muted"],
+        ["Not a slug.", "Bad."],
+        ["JSON parse error"],
+        [],
+    ]

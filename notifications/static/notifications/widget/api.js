@@ -1,9 +1,11 @@
 // The REST API (docs/api.md) over fetch, with the session cookie and the CSRF token.
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  // `data`: the parsed JSON body of the answer, if any (a 400's {field: [messages]}).
+  constructor(status, message, data) {
     super(message || `HTTP ${status}`);
     this.status = status;
+    this.data = data;
   }
 
   get signedOut() {
@@ -53,11 +55,8 @@ export class NotificationsApi {
     const response = await fetch(url, options);
     if (response.status === 304) return response;
     if (!response.ok) {
-      const detail = await response.json().then(
-        (data) => data?.detail,
-        () => undefined,
-      );
-      throw new ApiError(response.status, detail);
+      const data = await response.json().catch(() => undefined);
+      throw new ApiError(response.status, typeof data?.detail === "string" ? data.detail : "", data);
     }
     return response;
   }
@@ -110,5 +109,18 @@ export class NotificationsApi {
 
   seen(upTo) {
     return this.json(this.url("seen/"), { method: "POST", body: { up_to: upTo } });
+  }
+
+  // {muted_categories, muted_levels, unmutable_categories}
+  preferences() {
+    return this.json(this.url("preferences/"));
+  }
+
+  // Replaces both lists; a 400 (ApiError with `data`) names what the server refused.
+  savePreferences({ mutedCategories, mutedLevels }) {
+    return this.json(this.url("preferences/"), {
+      method: "PUT",
+      body: { muted_categories: mutedCategories, muted_levels: mutedLevels },
+    });
   }
 }

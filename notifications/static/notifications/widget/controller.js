@@ -5,6 +5,7 @@ import { NotificationsApi } from "./api.js";
 import { DesktopNotifications } from "./desktop.js";
 import { readTranslations } from "./i18n.js";
 import { Inbox } from "./inbox.js";
+import { Preferences } from "./preferences.js";
 import { safeUrl } from "./safe-url.js";
 import { socketUrl } from "./socket.js";
 import { store, stored } from "./storage.js";
@@ -45,6 +46,25 @@ export class NotificationsWidget {
         this.toastsEnabled = enabled;
       },
       onDesktopOption: (enabled) => this.setDesktop(enabled),
+    });
+    this.knownCategories = (data.categories ?? "")
+      .split(",")
+      .map((category) => category.trim())
+      .filter(Boolean);
+    this.preferences = new Preferences(root, {
+      t: this.t,
+      api: this.api,
+      idPrefix: this.view.idPrefix,
+      categories: () => [
+        ...this.knownCategories,
+        ...this.inbox.list().map((notification) => notification.category),
+      ],
+      onOpen: (open) => this.view.setPreferencesOpen(open),
+      onSaved: (answer) =>
+        this.emit("preferences", {
+          mutedCategories: [...answer.muted_categories],
+          mutedLevels: [...answer.muted_levels],
+        }),
     });
     this.toasts = new Toasts(root.querySelector(".nw-toasts"), {
       t: this.t,
@@ -110,7 +130,22 @@ export class NotificationsWidget {
   }
 
   close({ focusBell = false } = {}) {
+    this.preferences.close();
     this.view.setOpen(false, { focusBell });
+  }
+
+  get preferencesOpen() {
+    return this.preferences.isOpen;
+  }
+
+  // The preferences view, in the open panel.
+  openPreferences() {
+    this.open();
+    this.preferences.open();
+  }
+
+  closePreferences() {
+    this.preferences.close();
   }
 
   toggle() {
@@ -236,14 +271,17 @@ export class NotificationsWidget {
       ids = fresh.map((notification) => notification.id);
       state = "created";
     }
+    // Unread ones a grouped notification replaced on the server (which sends no `changed`).
+    const replaced = this.inbox.takeReplaced();
     const countsChanged = this.inbox.setCounts(message.unread_count, message.unseen_count);
     this.render();
     for (const notification of fresh) this.emit("received", { notification });
     this.alert(fresh.filter((notification) => !notification.read_at));
-    if (ids.length || countsChanged || state === "refreshed") {
+    if (ids.length || replaced.length || countsChanged || state === "refreshed") {
       this.emit("changed", {
         ids,
         state: ids.length || state === "refreshed" ? state : null,
+        replaced,
         unreadCount: this.inbox.unreadCount,
         unseenCount: this.inbox.unseenCount,
       });
@@ -297,6 +335,7 @@ export class NotificationsWidget {
       }
       const page = await this.api.page();
       this.inbox.addPage(page.results, page.next);
+      this.inbox.takeReplaced(); // the first page: no event
       this.inbox.raiseNewest(lastId);
       this.loadFailed = false;
       return true;
@@ -315,6 +354,7 @@ export class NotificationsWidget {
     try {
       const page = await this.api.page(this.inbox.nextPage);
       this.inbox.addPage(page.results, page.next);
+      this.inbox.takeReplaced();
       this.render();
     } catch (error) {
       this.failed(error);
@@ -367,6 +407,7 @@ export class NotificationsWidget {
       if (!this.inbox.inLoadedRange(id)) continue;
       try {
         this.inbox.refresh([await this.api.json(this.api.url(`${id}/`))]);
+        this.inbox.takeReplaced();
       } catch {
         // gone again meanwhile
       }

@@ -21,8 +21,9 @@ export class Translations {
   }
 
   // Gettext chose a form of each plural message for a set of sample counts; the right form for
-  // `count` is that of a sample in the same CLDR plural category.
-  plural(key, count) {
+  // `count` is that of a sample in the same CLDR plural category. `values` fill the message's
+  // other placeholders (`%(actor)s`), in one pass: a value is never read as a placeholder.
+  plural(key, count, values = {}) {
     const { forms = [], samples = {} } = this.strings.plurals?.[key] ?? {};
     let index = samples[String(count)];
     if (index === undefined) {
@@ -32,7 +33,10 @@ export class Translations {
       );
       index = samples[sample];
     }
-    return (forms[index] ?? key).replace("%(count)s", this.numbers.format(count));
+    return (forms[index] ?? key).replace(/%\((\w+)\)s/g, (placeholder, name) => {
+      if (name === "count") return this.numbers.format(count);
+      return Object.hasOwn(values, name) ? String(values[name]) : placeholder;
+    });
   }
 
   number(value) {

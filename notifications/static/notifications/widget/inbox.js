@@ -1,6 +1,23 @@
 // What one tab knows of the user's inbox: the listed notifications, every id ever received (to
 // drop duplicates: resume and `after` hand some over again by design), the newest id (where the
 // next resume starts) and the counts. No I/O: the controller feeds it.
+//
+// Grouping: the server replaces a user's unread notification of a `group_key` by a new row (a
+// new id, `group_count` one higher) and deletes the old one without a `changed` event. So a
+// grouped notification standing for more than one supersedes every unread one of its key with a
+// lower id: those leave the list, however the newer one arrives (pushed, resumed, polled, paged),
+// and one that arrives after it (a page fetched before the fold) is not listed.
+
+// Whether `newer` replaced `older` on the server.
+export function supersedes(newer, older) {
+  return (
+    Boolean(newer.group_key) &&
+    newer.group_key === older.group_key &&
+    newer.group_count > 1 &&
+    older.id < newer.id &&
+    !older.read_at
+  );
+}
 
 export class Inbox {
   constructor() {
@@ -12,6 +29,7 @@ export class Inbox {
     // undefined: the first page is not loaded yet; null: every page is; else the next page's URL
     this.nextPage = undefined;
     this.floorId = null; // the oldest id paged in while older pages remain
+    this.replaced = []; // ids unlisted because a grouped notification replaced them (takeReplaced)
   }
 
   get loaded() {
@@ -24,6 +42,32 @@ export class Inbox {
 
   list() {
     return [...this.items.values()].sort((a, b) => b.id - a.id);
+  }
+
+  // The ids unlisted as replaced since the last call.
+  takeReplaced() {
+    const replaced = this.replaced;
+    this.replaced = [];
+    return replaced;
+  }
+
+  // Lists a notification, unless one listed replaced it already; unlists those it replaced.
+  put(notification) {
+    if (notification.group_key) {
+      for (const other of this.items.values()) {
+        if (other.id !== notification.id && supersedes(other, notification)) {
+          this.items.delete(notification.id);
+          return;
+        }
+      }
+      for (const other of [...this.items.values()]) {
+        if (supersedes(notification, other)) {
+          this.items.delete(other.id);
+          this.replaced.push(other.id);
+        }
+      }
+    }
+    this.items.set(notification.id, notification);
   }
 
   raiseNewest(id) {
@@ -40,7 +84,7 @@ export class Inbox {
     for (const notification of results) {
       this.known.add(notification.id);
       this.raiseNewest(notification.id);
-      if (!notification.archived_at) this.items.set(notification.id, notification);
+      if (!notification.archived_at) this.put(notification);
       if (this.floorId === null || notification.id < this.floorId) this.floorId = notification.id;
     }
     this.nextPage = next ?? null;
@@ -54,7 +98,7 @@ export class Inbox {
       if (this.known.has(notification.id)) continue;
       this.known.add(notification.id);
       if (notification.archived_at) continue;
-      if (this.inLoadedRange(notification.id)) this.items.set(notification.id, notification);
+      if (this.inLoadedRange(notification.id)) this.put(notification);
       fresh.push(notification);
     }
     return fresh;
@@ -79,7 +123,7 @@ export class Inbox {
       this.known.add(notification.id);
       this.raiseNewest(notification.id);
       if (notification.archived_at) this.items.delete(notification.id);
-      else this.items.set(notification.id, notification);
+      else this.put(notification);
     }
     return fresh.sort((a, b) => a.id - b.id);
   }

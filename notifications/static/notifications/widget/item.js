@@ -17,6 +17,17 @@ function element(tag, className, text) {
   return node;
 }
 
+// Who is behind it, in words: "alice", or for a grouped notification standing for more than one
+// "alice and 4 others" (the newest actor and how many more), or "and 4 more like it" without an
+// actor. Empty when there is nothing to say.
+export function actorsText(notification, t) {
+  const count = Number.isInteger(notification.group_count) ? notification.group_count : 1;
+  const actor = notification.actors?.[0]?.display || notification.actor?.display || "";
+  if (count <= 1) return actor;
+  if (actor) return t.plural("groupActors", count - 1, { actor });
+  return t.plural("groupMore", count - 1);
+}
+
 // The title, with the level in words before it for those who do not see the icon's colour.
 export function titleContent(notification, t, linkClass) {
   const level = element("span", "nw-sr-only", `${t.level(levelOf(notification))}: `);
@@ -41,17 +52,14 @@ export function renderItem(notification, { t, idPrefix }) {
   const meta = element("p", "nw-item-meta");
   const unread = element("span", "nw-item-unread", t.get("unread"));
   meta.append(unread);
-  const actor = notification.actors?.length
-    ? notification.actors
-        .map((a) => a.display)
-        .filter(Boolean)
-        .join(", ")
-    : notification.actor?.display;
-  if (actor) meta.append(element("span", "nw-item-actor", actor));
-  if (notification.group_count > 1) {
-    meta.append(
-      element("span", "nw-item-group", t.plural("groupMore", notification.group_count - 1)),
-    );
+  const actors = actorsText(notification, t);
+  if (actors) {
+    const actor = element("span", "nw-item-actor", actors);
+    if (notification.group_count > 1) {
+      actor.classList.add("nw-item-group");
+      actor.dataset.count = String(notification.group_count);
+    }
+    meta.append(actor);
   }
   const time = element("time", "nw-item-time");
   time.dateTime = notification.created_at;

@@ -3,7 +3,7 @@
 // Their motion is in the stylesheet, which drops it under prefers-reduced-motion.
 
 import { icon } from "./icons.js";
-import { levelOf, titleContent } from "./item.js";
+import { actorsText, levelOf, titleContent } from "./item.js";
 
 const MAX_VISIBLE = 3;
 
@@ -45,6 +45,12 @@ export class Toasts {
       body.className = "nw-toast-body";
       body.textContent = notification.body;
       toast.text.append(body);
+    }
+    if (notification.group_count > 1) {
+      const group = document.createElement("p");
+      group.className = "nw-toast-meta";
+      group.textContent = actorsText(notification, this.t);
+      toast.text.append(group);
     }
     this.add(toast.node);
   }

@@ -88,6 +88,12 @@ export class WidgetView {
     return !this.panel.hidden;
   }
 
+  // The preferences view takes the list's place while it is open.
+  setPreferencesOpen(open) {
+    this.scroller.hidden = open;
+    this.panel.classList.toggle("nw-prefs-open", open);
+  }
+
   setOpen(open, { focusBell = false } = {}) {
     this.panel.hidden = !open;
     this.bell.setAttribute("aria-expanded", String(open));
