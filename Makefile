@@ -26,6 +26,8 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.polling $(BENCH_ARGS)
+	$(BIN)/python -m bench.websocket $(WS_BENCH_ARGS)
+	$(BIN)/python -m bench.peers $(PEERS_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,3 +35,30 @@ lint: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 .pytest_cache
+
+# Quality gates (CI runs them too: .ci/run).
+.PHONY: typecheck coverage coverage-run coverage-report dist install-test
+
+typecheck: install
+	$(BIN)/mypy
+
+# The suite under coverage, daphne subprocesses included ([tool.coverage.*] in pyproject.toml);
+# fails below fail_under. CI adds up several runs: coverage-run (each database), coverage-report.
+coverage: install
+	$(BIN)/coverage erase
+	$(MAKE) coverage-run coverage-report
+
+coverage-run: install
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+
+coverage-report: install
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+# The built wheel's and sdist's file lists, then docs/install.md followed in a fresh virtualenv.
+install-test: dist
+	NOTIFICATIONS_DIST=dist $(BIN)/python -m pytest -m install tests/test_packaging.py tests/test_install.py $(PYTEST_ARGS)

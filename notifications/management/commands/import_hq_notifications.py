@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
@@ -64,7 +64,7 @@ ROLES = ("actor", "target", "action_object")
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?\Z")
 _CATEGORY = re.compile(r"[-a-zA-Z0-9_]*\Z")
-_TITLE_LENGTH = Notification._meta.get_field("title").max_length
+_TITLE_LENGTH = cast(int, Notification._meta.get_field("title").max_length)
 _LEVELS = frozenset(Level.values)
 
 
