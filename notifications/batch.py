@@ -56,6 +56,8 @@ class NotificationBatch(Sequence[Notification]):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:
             index += len(self)
+            if index < 0:
+                raise IndexError("NotificationBatch index out of range")
         for part in self._parts:
             if index < len(part.rows):
                 return _materialize(part.prototype, *part.rows[index])

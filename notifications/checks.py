@@ -94,6 +94,9 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error | 
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     default = layers.get("default")
     if not default:
+        if not _consumer_routed():
+            # A REST-only project: nothing to push to, and W001 already says so.
+            return []
         return [
             Error(
                 "No default channel layer is configured: notifications cannot be pushed.",
@@ -199,6 +202,25 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
             )
         )
     return messages
+
+
+def _consumer_routed() -> bool:
+    """Whether the ASGI application routes the notifications consumer (False when unknown)."""
+    from .consumers import NotificationConsumer
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    try:
+        application = import_string(path) if path else None
+    except ImportError:
+        return False
+    return (
+        any(
+            issubclass(getattr(chain[-1], "consumer_class", type), NotificationConsumer)
+            for chain in _paths(application, ())
+        )
+        if application is not None
+        else False
+    )
 
 
 _CHILDREN = (

@@ -30,6 +30,8 @@ def test_slices_and_bounds():
     assert [n.pk for n in notifications[::-1]] == [3, 2, 1]
     with pytest.raises(IndexError):
         notifications[3]
+    with pytest.raises(IndexError):
+        notifications[-4]
 
 
 def test_repr_counts_the_rows():

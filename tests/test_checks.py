@@ -125,3 +125,9 @@ def test_routing_found_inside_an_include(settings, asgi_module):
     finally:
         del sys.modules["check_routes"]
     del include
+
+
+def test_a_rest_only_project_needs_no_channel_layer(settings):
+    settings.ASGI_APPLICATION = None
+    settings.CHANNEL_LAYERS = {}
+    assert ids() == ["notifications.W001"]  # no E001: nothing is routed, nothing to push to
