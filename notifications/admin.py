@@ -232,7 +232,8 @@ class NotificationAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (_("State"), {"fields": ["created_at", "read_at", "seen_at", "archived_at"]}),
+        (_("State"), {"fields": ["created_at", "read_at", "seen_at", "archived_at", "expires_at"]}),
+        (_("Grouping"), {"fields": ["group_key", "group_count", "actors"]}),
     ]
     actions = ["mark_read", "mark_unread"]
     # Only the primary key orders cheaply on a large table.

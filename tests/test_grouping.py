@@ -99,3 +99,16 @@ async def test_sockets_and_resume_learn_of_the_fold(alice, bob):
     backlog = await communicator.receive_json_from(timeout=3)
     assert [n["id"] for n in backlog["notifications"]] == [folded]
     await communicator.disconnect()
+
+
+def test_the_admin_shows_the_group(alice, bob, make_user):
+    from django.test import Client
+
+    staff = make_user("boss", is_staff=True, is_superuser=True)
+    comment(alice, bob)
+    folded = comment(alice, bob).ids[0]
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/notifications/notification/{folded}/change/")
+    assert page.status_code == 200
+    assert POST in page.content.decode() and "Grouping" in page.content.decode()
