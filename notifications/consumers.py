@@ -90,7 +90,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             events.info("event=auth_failure process=%s path=%s", PROCESS, self.scope.get("path"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not await registry().claim(user.pk, self.channel_name):
+        claimed = await registry().claim(user.pk, self.channel_name)
+        if claimed is None:
+            # Unregistered, the socket would not count as online, and a send would skip it.
+            await self._drop(CLOSE_TRY_AGAIN, user.pk, "registry_unreachable")
+            return
+        if not claimed:
             await self._drop(CLOSE_TOO_MANY_SOCKETS, user.pk, "too_many_sockets")
             return
         # Join the group before reading counts and backlog, so nothing falls in between.

@@ -71,16 +71,18 @@ def revoke_event(session: str | None = None) -> dict[str, Any]:
 def send(messages: Sequence[Message]) -> None:
     """Send every message in one trip through the event loop (from sync code)."""
     if messages:
-        async_to_sync(asend)(messages)
+        delivered = async_to_sync(asend)(messages)
+        registry().count_now("pushes", delivered)
 
 
-async def asend(messages: Sequence[Message]) -> None:
+async def asend(messages: Sequence[Message]) -> int:
+    """Send every message; return how many the layer took (it drops, it does not raise)."""
     layer = get_channel_layer()
     if layer is None:
         logger.warning(
             "notifications: no channel layer is configured; %d pushes dropped", len(messages)
         )
-        return
+        return 0
     limit = asyncio.Semaphore(app_settings.PUSH_CONCURRENCY)
     failures: list[BaseException] = []
 
@@ -92,7 +94,6 @@ async def asend(messages: Sequence[Message]) -> None:
                 failures.append(error)
 
     await asyncio.gather(*(one(group, event) for group, event in messages))
-    await registry().count("pushes", len(messages) - len(failures))
     events.info("event=push process=%s groups=%d failed=%d", PROCESS, len(messages), len(failures))
     if failures:
         logger.warning(
@@ -101,12 +102,13 @@ async def asend(messages: Sequence[Message]) -> None:
             len(messages),
             failures[0],
         )
+    return len(messages) - len(failures)
 
 
 def online(user_ids: Sequence[int]) -> set[int] | None:
     """Which of these users have an open socket in any process; None when that cannot be known
     (then push to all)."""
-    return async_to_sync(registry().online)(list(user_ids))
+    return registry().online(list(user_ids))
 
 
 async def join(user_id: int, channel_name: str, attempts: int = 3) -> bool:

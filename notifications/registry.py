@@ -89,7 +89,7 @@ class LocalRegistry:
     async def release(self, user_id: int, channel: str) -> None:
         self.sockets.get(user_id, {}).pop(channel, None)
 
-    async def online(self, user_ids: Sequence[int]) -> set[int] | None:
+    def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a socket here; None if this process cannot know (another
         process may hold their sockets: the channel layer is not the in-memory one)."""
         if not _in_memory_layer():
@@ -102,6 +102,9 @@ class LocalRegistry:
         }
 
     async def count(self, name: str, amount: int = 1) -> None:
+        self.count_now(name, amount)
+
+    def count_now(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
 
     async def snapshot(self) -> dict[str, int]:
@@ -114,9 +117,22 @@ class RedisRegistry:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # The consumers' calls use an asyncio client of their (long-lived) event loop; calls from
+        # sync code (the after-commit step of a send) use one thread-safe sync client. An asyncio
+        # client there would be made for each async_to_sync's short-lived loop, and leak.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        self._sync_client: Any = None
+
+    def _sync(self) -> Any:
+        import redis
+
+        if self._sync_client is None:
+            self._sync_client = redis.Redis.from_url(
+                self.url, socket_connect_timeout=1, socket_timeout=2
+            )
+        return self._sync_client
 
     def _client(self) -> Any:
         import redis.asyncio
@@ -129,7 +145,8 @@ class RedisRegistry:
             )
         return client
 
-    async def claim(self, user_id: int, channel: str) -> bool:
+    async def claim(self, user_id: int, channel: str) -> bool | None:
+        """True: claimed; False: the user has too many sockets; None: Redis cannot say."""
         stale = app_settings.SOCKET_STALE_SECONDS
         now = time.time()
         try:
@@ -149,7 +166,7 @@ class RedisRegistry:
             )
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
-            return True
+            return None
 
     async def release(self, user_id: int, channel: str) -> None:
         try:
@@ -157,7 +174,7 @@ class RedisRegistry:
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
-    async def online(self, user_ids: Sequence[int]) -> set[int] | None:
+    def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a live socket in any process (None if Redis cannot say).
 
         Read from one sorted set of online users, so it costs what the online users cost, not
@@ -166,7 +183,7 @@ class RedisRegistry:
         """
         fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
         try:
-            members = await self._client().zrangebyscore(_ONLINE, fresh, "+inf")
+            members = self._sync().zrangebyscore(_ONLINE, fresh, "+inf")
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
@@ -175,6 +192,12 @@ class RedisRegistry:
     async def count(self, name: str, amount: int = 1) -> None:
         try:
             await self._client().hincrby(_STATS, name, amount)
+        except Exception as error:
+            logger.warning("notifications: counters unreachable: %r", error)
+
+    def count_now(self, name: str, amount: int = 1) -> None:
+        try:
+            self._sync().hincrby(_STATS, name, amount)
         except Exception as error:
             logger.warning("notifications: counters unreachable: %r", error)
 

@@ -100,3 +100,18 @@ def test_stats_command(registry_backend, capsys, settings):
     output = capsys.readouterr()
     assert "connects" in output.out
     assert ("this process" in output.err) == (registry_backend == "local")
+
+
+async def test_an_unreachable_registry_closes_4013_so_the_client_retries(alice, settings):
+    # Registered nowhere, the socket would not count as online and sends would skip it.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "notifications": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        },
+    }
+    settings.NOTIFICATIONS = {"CACHE_ALIAS": "notifications"}
+    communicator, connected, _ = await open_socket(alice)
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4013}
