@@ -10,7 +10,6 @@ one for what was already imported (with ``--skip-existing``), and the INSERTs of
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import defaultdict
@@ -32,6 +31,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from notifications import versions
+from notifications.management.arguments import positive_int
 from notifications.models import Level, Notification, id_list
 
 DEFAULT_TABLE = "notifications_notification_hq"
@@ -66,16 +66,6 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?\Z
 _CATEGORY = re.compile(r"[-a-zA-Z0-9_]*\Z")
 _TITLE_LENGTH = cast(int, Notification._meta.get_field("title").max_length)
 _LEVELS = frozenset(Level.values)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -442,7 +432,7 @@ class Command(BaseCommand):
             '"" for none)',
         )
         parser.add_argument(
-            "--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N"
+            "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N"
         )
         parser.add_argument(
             "--include-deleted",

@@ -18,19 +18,10 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import models
 
 from notifications import services
+from notifications.management.arguments import positive_int
 from notifications.models import Level, id_list
 
 DEFAULT_BATCH_SIZE = 10_000
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def _plain(text: str) -> str:
@@ -90,7 +81,7 @@ class Command(BaseCommand):
             "--user-id",
             dest="user_ids",
             action="append",
-            type=_positive_int,
+            type=positive_int,
             default=[],
             metavar="ID",
             help="a user to notify by id, active or not (repeatable)",
@@ -119,7 +110,7 @@ class Command(BaseCommand):
         sending = parser.add_argument_group("sending")
         sending.add_argument(
             "--batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=DEFAULT_BATCH_SIZE,
             help=f"users per INSERT (default {DEFAULT_BATCH_SIZE:,})",
         )
