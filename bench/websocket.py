@@ -808,6 +808,7 @@ def build_table(run: Run, outcome: dict[str, Any]) -> tuple[str, list[str], list
     ]
     problems: list[str] = []
     summary: dict[tuple[str, str], float] = {}
+    lost_by: dict[tuple[str, str], int] = {}  # messages lost, by figure and layer
 
     def verdict(ok: bool) -> str:
         return "yes" if ok else "**no**"
@@ -829,6 +830,7 @@ def build_table(run: Run, outcome: dict[str, Any]) -> tuple[str, list[str], list
             missing = sum(d.missing for d in app)
             ok = ratio >= 0.25 and missing == 0
             summary[(scenario, layer)] = _median([d.rate for d in app])
+            lost_by[(scenario, layer)] = missing
             lost = f"; **{missing} of {sum(d.expected for d in app)} lost**" if missing else ""
             lost += closed_note(app, f"{layer} {scenario}", problems)
             rows.append(
@@ -857,6 +859,7 @@ def build_table(run: Run, outcome: dict[str, Any]) -> tuple[str, list[str], list
             ]
             ratio = a / r
             summary[(f"{LATENCY} p{int(q * 100)}", layer)] = a
+            lost_by[(f"{LATENCY} p{int(q * 100)}", layer)] = missing
             ok = ratio <= limit and missing == 0
             lost = f"; **{missing} lost**" if missing else ""
             if q == 0.5:
@@ -883,6 +886,7 @@ def build_table(run: Run, outcome: dict[str, Any]) -> tuple[str, list[str], list
         missing = sum(d.missing for d in app)
         ok = bool(ratios) and ratio <= 2.0 and missing == 0
         summary[(EVERYONE, layer)] = _median(done)
+        lost_by[(EVERYONE, layer)] = missing
         lost = f"; **{missing} lost**" if missing else ""
         nothing = len(app) - len(done)
         if nothing:
@@ -929,9 +933,15 @@ def build_table(run: Run, outcome: dict[str, Any]) -> tuple[str, list[str], list
             a, b = summary[(key, p)], summary[(key, c)]
             factor = (a / b) if higher else (b / a)
             better = p if factor >= 1 else c
+            lost = [
+                f"{name} lost {lost_by[(key, name)]:,}"
+                for name in (p, c)
+                if lost_by.get((key, name))
+            ]
             comparison.append(
                 f"- {label}: {better} better by {max(factor, 1 / factor):.2f}x"
                 f" ({p} {_num(a * scale)}{unit}, {c} {_num(b * scale)}{unit})"
+                + (f"; but {' and '.join(lost)} messages: not like for like" if lost else "")
             )
     return "\n".join(rows), problems, comparison
 
