@@ -14,11 +14,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.test import Client
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notifications import services
 from tests.conftest import service_missing
+from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [
     pytest.mark.e2e,
@@ -32,35 +32,12 @@ LATENCY_SENDS = 50
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def open_socket(server, session=None, *, origin=None):
-    headers = {"Cookie": f"sessionid={session}"} if session else {}
-    return connect(
-        f"ws://127.0.0.1:{server.port}/ws/notifications/",
-        additional_headers=headers,
-        origin=origin or f"http://127.0.0.1:{server.port}",
-        proxy=None,
-        open_timeout=5,
-        close_timeout=2,
-    )
-
-
-@sync_to_async
-def session_of(user):
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
 async def notify(user, title, **options):
     return await sync_to_async(services.notify)(user, title, **options)
 
 
 async def send(ws, message):
     await ws.send(json.dumps(message))
-
-
-async def receive(ws, seconds=3):
-    return json.loads(await asyncio.wait_for(ws.recv(), seconds))
 
 
 async def hello(ws):
@@ -75,20 +52,6 @@ async def nothing_within(ws, seconds):
     except TimeoutError:
         return True
     pytest.fail(f"unexpected message: {message}")
-
-
-async def close_code(ws, seconds=3):
-    """Read (and drop) messages until the server closes; return its close code."""
-
-    async def drain():
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-        return ws.close_code
-
-    return await asyncio.wait_for(drain(), seconds)
 
 
 # --- tests ------------------------------------------------------------------------------------

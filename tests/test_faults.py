@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notifications import services
 from notifications.models import Notification
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
 from tests.daphne_server import ROOT, DaphneServer, database_url, free_port
+from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -117,42 +117,6 @@ def use_redis(settings, url: str) -> None:
 # --- client helpers --------------------------------------------------------------------------
 
 
-@sync_to_async
-def session_of(user) -> str:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
-def open_socket(server: DaphneServer, session: str):
-    return connect(
-        f"ws://127.0.0.1:{server.port}/ws/notifications/",
-        additional_headers={"Cookie": f"sessionid={session}"},
-        origin=f"http://127.0.0.1:{server.port}",
-        proxy=None,
-        open_timeout=5,
-        close_timeout=2,
-    )
-
-
-async def receive(ws, seconds: float = 5):
-    return json.loads(await asyncio.wait_for(ws.recv(), seconds))
-
-
-async def closed_with(ws, seconds: float) -> int | None:
-    async def drain():
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-        return ws.close_code
-
-    return await asyncio.wait_for(drain(), seconds)
-
-
 async def resume_until_found(server, session, after, title, attempts=40):
     """Reconnect (as the widget does, with a pause) until the resume hands over ``title``."""
     for _ in range(attempts):
@@ -192,7 +156,7 @@ async def test_redis_down_nothing_lost(private_redis, daphne_for, settings, alic
         assert "pushes failed" in caplog.text
 
         # The server notices that pushes may be lost and tells the client to come back.
-        assert await closed_with(ws, 10) == 4013
+        assert await close_code(ws, 10) == 4013
 
     await sync_to_async(private_redis.start)()
     titles = await resume_until_found(server, session, after, "sent while Redis is down")
@@ -208,7 +172,7 @@ async def test_daphne_restart_closes_with_4012_and_nothing_is_lost(daphne_for, s
     async with open_socket(server, session) as ws:
         after = (await receive(ws))["last_id"] or 0
         stopping = asyncio.create_task(asyncio.to_thread(server.stop))
-        assert await closed_with(ws, 10) == 4012  # "service restart": reconnect soon
+        assert await close_code(ws, 10) == 4012  # "service restart": reconnect soon
         await stopping
     await notify(alice, "sent while daphne is down")
     await asyncio.to_thread(server.start)
