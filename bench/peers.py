@@ -39,7 +39,6 @@ import queue
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,12 +53,12 @@ from typing import Any
 from bench.polling import (
     HOST,
     BenchError,
+    Daphne,
     RoundResult,
     build_request,
     drop_database,
     fetch_once,
     flush_redis,
-    free_port,
     machine_info,
     recreate_database,
     run_round,
@@ -273,65 +272,6 @@ class Worker:
 # --- servers -------------------------------------------------------------------------------------
 
 
-class Server:
-    """A daphne process on a free port of 127.0.0.1."""
-
-    def __init__(self, name: str, argv: list[str], cwd: Path, env: dict[str, str], log: Path):
-        self.name = name
-        self.port = free_port()
-        self.argv = [*argv[:1], "-b", HOST, "-p", str(self.port), *argv[1:]]
-        self.cwd = cwd
-        self.env = env
-        self.log_path = log
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float) -> None:
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"{self.name} exited at start:\n{self.log()}")
-            try:
-                with socket.create_connection((HOST, self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise BenchError(f"{self.name} did not listen within {timeout} s:\n{self.log()}")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def log(self, limit: int = 6000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-
-# --- the bulk send -------------------------------------------------------------------------------
-
-
-@dataclass
 class Sends:
     seconds: list[float] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
@@ -367,7 +307,7 @@ def measure_sends(
 
 
 async def measure_polling(
-    args: argparse.Namespace, targets: dict[str, tuple[Server, bytes]]
+    args: argparse.Namespace, targets: dict[str, tuple[Daphne, bytes]]
 ) -> dict[str, list[RoundResult]]:
     """Requests/s of each (server, request), in rounds whose order rotates."""
 
@@ -405,7 +345,7 @@ async def measure_polling(
     return results
 
 
-async def check_count(port: int, request: bytes, expected: int, name: str, server: Server) -> None:
+async def check_count(port: int, request: bytes, expected: int, name: str, server: Daphne) -> None:
     status, _, body = await fetch_once(port, request)
     if status != 200:
         raise BenchError(f"{name} unread count answered {status}: {body[:300]!r}\n{server.log()}")
@@ -611,7 +551,7 @@ def main() -> int:
     }
     created: list[str] = []
     workers: dict[str, Worker] = {}
-    servers: dict[str, Server] = {}
+    servers: dict[str, Daphne] = {}
     polling: dict[str, list[RoundResult]] | None = None
     try:
         args.venvs.mkdir(parents=True, exist_ok=True)
@@ -673,21 +613,16 @@ def main() -> int:
                 for kind in (HQ, OURS)
             }
             hq_venv_bin = pythons[HQ].parent
-            servers[HQ] = Server(
-                "hq daphne",
-                [str(hq_venv_bin / "daphne"), "peers_asgi:application"],
-                workdir,
+            servers[HQ] = Daphne(
                 envs[HQ],
                 workdir / "daphne-hq.log",
+                "peers_asgi:application",
+                executable=hq_venv_bin / "daphne",
+                cwd=workdir,
+                name="hq daphne",
             )
-            servers[OURS] = Server(
-                "our daphne",
-                [str(BIN / "daphne"), "project.asgi:application"],
-                ROOT,
-                envs[OURS],
-                workdir / "daphne-ours.log",
-            )
-            targets: dict[str, tuple[Server, bytes]] = {}
+            servers[OURS] = Daphne(envs[OURS], workdir / "daphne-ours.log", name="our daphne")
+            targets: dict[str, tuple[Daphne, bytes]] = {}
             for kind, path in ((HQ, HQ_COUNT_PATH), (OURS, OURS_COUNT_PATH)):
                 server = servers[kind]
                 server.start(60)

@@ -302,17 +302,32 @@ def run_checked(args: list[str], env: dict[str, str], what: str, timeout: float)
 
 
 class Daphne:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    """A daphne process on a free port of 127.0.0.1 (ours by default; bench.peers runs hq's)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        application: str = "project.asgi:application",
+        *,
+        executable: Path = BIN / "daphne",
+        cwd: Path = ROOT,
+        name: str = "daphne",
+    ) -> None:
         self.port = free_port()
         self.env = env
         self.log_path = log_path
+        self.application = application
+        self.executable = executable
+        self.cwd = cwd
+        self.name = name
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float) -> None:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "daphne"), "-b", HOST, "-p", str(self.port), "project.asgi:application"],
-                cwd=ROOT,
+                [str(self.executable), "-b", HOST, "-p", str(self.port), self.application],
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -322,7 +337,7 @@ class Daphne:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(
-                    f"daphne exited with {self.process.returncode} at start:\n{self.log()}"
+                    f"{self.name} exited with {self.process.returncode} at start:\n{self.log()}"
                 )
             try:
                 with socket.create_connection((HOST, self.port), 0.2):
@@ -330,7 +345,7 @@ class Daphne:
             except OSError:
                 time.sleep(0.1)
         raise BenchError(
-            f"daphne did not listen on {HOST}:{self.port} within {timeout} s:\n{self.log()}"
+            f"{self.name} did not listen on {HOST}:{self.port} within {timeout} s:\n{self.log()}"
         )
 
     @property
@@ -353,7 +368,7 @@ class Daphne:
             text = self.log_path.read_text(errors="replace")[-limit:]
         except OSError:
             text = ""
-        return f"--- daphne log ({self.log_path}) ---\n{text or '(empty)'}\n--- end of log ---"
+        return f"--- {self.name} log ({self.log_path}) ---\n{text or '(empty)'}\n--- end of log ---"
 
 
 def _raise_exit(signum: int, frame: object) -> None:
