@@ -60,6 +60,8 @@ def _in_memory_layer() -> bool:
 # Every user with a live socket, scored by when one of them last said so: who is online, in one
 # read whatever the size of an audience.
 _ONLINE = f"{_PREFIX}online"
+# Up to this many recipients, ask about each; above it, read every online user at once.
+_LOOK_UP_EACH_UP_TO = 500
 
 
 def _sockets_key(user_id: int) -> str:
@@ -177,17 +179,26 @@ class RedisRegistry:
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a live socket in any process (None if Redis cannot say).
 
-        Read from one sorted set of online users, so it costs what the online users cost, not
-        the audience. A user whose last socket closed stays in it until stale: at worst a push
-        that nobody receives.
+        A small audience is looked up member by member (ZMSCORE, Redis 6.2+); a large one reads
+        the sorted set of online users once, so it costs what the online users cost, not the
+        audience. A user whose last socket closed stays in it until stale: at worst a push that
+        nobody receives.
         """
         fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
+        audience = list(dict.fromkeys(user_ids))
         try:
+            if len(audience) <= _LOOK_UP_EACH_UP_TO:
+                scores = self._sync().zmscore(_ONLINE, audience) if audience else []
+                return {
+                    user_id
+                    for user_id, score in zip(audience, scores, strict=True)
+                    if score is not None and score >= fresh
+                }
             members = self._sync().zrangebyscore(_ONLINE, fresh, "+inf")
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
-        return {int(member) for member in members} & set(user_ids)
+        return {int(member) for member in members} & set(audience)
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:

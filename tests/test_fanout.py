@@ -89,3 +89,22 @@ def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
         pk: c.get("/api/notifications/unread-count/")["ETag"] for pk, c in clients.items()
     }
     assert all(after_large[pk] != after_small[pk] for pk in clients)
+
+
+@pytest.mark.parametrize("look_up_each_up_to", [500, 0], ids=["member by member", "whole set"])
+async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monkeypatch):
+    from notifications import registry as registry_module
+    from notifications.conf import app_settings
+
+    monkeypatch.setattr(registry_module, "_LOOK_UP_EACH_UP_TO", look_up_each_up_to)
+    registry = registry_module.registry()
+    for user_id in (1, 2, 3):
+        assert await registry.claim(user_id, f"channel-{user_id}")
+    # user 3's process died long ago: its entry is stale
+    stale = registry_module.time.time() - app_settings.SOCKET_STALE_SECONDS * 2
+    await registry._client().zadd(registry_module._ONLINE, {"3": stale})
+
+    online = database_sync_to_async(push.online)
+    assert await online([1, 2, 3, 4, 2]) == {1, 2}
+    assert await online([4]) == set()
+    assert await online([]) == set()
