@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 
@@ -42,6 +42,13 @@ class _Outbox:
     def __post_init__(self) -> None:
         # Registered with on_commit; kept so we can tell later whether Django still holds it.
         self.callback = self.flush
+        self.slot = -1  # where in run_on_commit it was last registered
+
+    def pending(self, run_on_commit: list[Any]) -> bool:
+        """Whether Django still holds this outbox's callback. A commit clears ``run_on_commit``
+        and a savepoint rollback drops its tail, so looking where it was last registered is
+        enough (rather than searching a list that grows with every call)."""
+        return 0 <= self.slot < len(run_on_commit) and run_on_commit[self.slot][1] is self.callback
 
     def flush(self) -> None:
         sent, changes = self.sent, self.changes
@@ -79,8 +86,7 @@ def _enqueue(using: str, add: Callable[[_Outbox], None]) -> None:
         outbox.flush()
         return
     outboxes: dict[tuple[str | None, ...], _Outbox] = connection.__dict__.setdefault(_ATTRIBUTE, {})
-    pending = {id(entry[1]) for entry in connection.run_on_commit}
-    for key in [k for k, box in outboxes.items() if id(box.callback) not in pending]:
+    for key in [k for k, box in outboxes.items() if not box.pending(connection.run_on_commit)]:
         del outboxes[key]  # flushed already, or dropped with a rolled-back savepoint
     key = tuple(connection.savepoint_ids)
     if key not in outboxes:
@@ -89,4 +95,5 @@ def _enqueue(using: str, add: Callable[[_Outbox], None]) -> None:
     # callbacks registered during its block. The first run at commit flushes everything queued;
     # the later runs find the outbox empty.
     transaction.on_commit(outboxes[key].callback, using=using, robust=True)
+    outboxes[key].slot = len(connection.run_on_commit) - 1
     add(outboxes[key])
