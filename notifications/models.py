@@ -167,7 +167,8 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return {"unread_count": unread_count, "unseen_count": unseen_count, "last_id": last_id}
 
     def counts_by_recipient(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """``{user_id: (unread, unseen)}`` for many users in one query (users with none absent).
+        """``{user_id: (unread, unseen)}`` for many users in one query (users with none absent),
+        of live notifications, as :meth:`counts`.
 
         One scalar subquery per user and count, each an index-only scan of its partial index: a
         single GROUP BY over the users' rows would read every unread row of every one of them.
@@ -190,7 +191,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             ._default_manager.using(self.db)
             .filter(pk__in=id_list(user_ids, self.db))
             .order_by()
-            .annotate(unread=count(self.unread()), unseen=count(self.unseen()))
+            .annotate(unread=count(self.live().unread()), unseen=count(self.live().unseen()))
             .values_list("pk", "unread", "unseen")
         )
         return {user_id: (unread, unseen) for user_id, unread, unseen in rows if unread or unseen}

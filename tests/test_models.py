@@ -50,6 +50,17 @@ def test_counts_by_recipient_in_one_query(alice, bob, make_user, django_assert_n
     assert counts == {alice.pk: (1, 2), bob.pk: (1, 0)}
 
 
+def test_counts_by_recipient_leave_out_expired_ones_as_counts_does(alice, bob):
+    make(alice, "live")
+    expired = make(alice, "expired")
+    Notification.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
+    make(bob, "expired only")
+    Notification.objects.filter(recipient=bob).update(expires_at=timezone.now())
+    counts = Notification.objects.counts_by_recipient([alice.pk, bob.pk])
+    assert counts == {alice.pk: (1, 1)}  # pushes carry what hello and the API say
+    assert Notification.objects.for_user(alice).counts()["unread_count"] == 1
+
+
 def test_backlog_returns_newer_rows_oldest_first(alice):
     seen = make(alice, "seen", ago=600)
     newer = [make(alice, f"new {i}") for i in range(3)]
