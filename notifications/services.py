@@ -95,7 +95,11 @@ def notify(
     users, expected_ids = _audience(recipients)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
-    with transaction.atomic(using=using):
+    # Without a group key the send is one statement, which needs no savepoint of its own inside
+    # the caller's transaction (two round trips saved per call, as Model.save() does); folding
+    # writes several, so it takes one.
+    missing: list[int] = []
+    with transaction.atomic(using=using, savepoint=bool(prototype.group_key)):
         audience = without_muted(users, category=category, level=level)
         folded = _fold(prototype, audience, using) if prototype.group_key else []
         if folded:
@@ -108,9 +112,16 @@ def notify(
             unwritten = [user_id for user_id in expected_ids if user_id not in written]
             existing = set(users.filter(pk__in=unwritten).values_list("pk", flat=True))
             missing = [user_id for user_id in unwritten if user_id not in existing]
+            if missing and prototype.group_key:
+                raise _unknown_users(missing)  # rolls back to the savepoint
             if missing:
-                # Raising inside the atomic block rolls back the rows just written.
-                raise ValueError(f"recipients: no user with id {', '.join(map(str, missing[:10]))}")
+                # No savepoint: take back the rows just written, and raise once out of the
+                # block, so that the caller's transaction stays usable.
+                Notification.objects.using(using).filter(
+                    id__in=id_list([nid for nid, _ in rows], using)
+                ).delete()
+    if missing:
+        raise _unknown_users(missing)
     batch = NotificationBatch.merge(
         [NotificationBatch.of(prototype, rows)]
         + [NotificationBatch.of(row, [(row.pk, row.recipient_id)]) for row in folded]
@@ -118,6 +129,10 @@ def notify(
     if len(batch):
         outbox.queue_sent(batch, using)
     return batch
+
+
+def _unknown_users(ids: list[int]) -> ValueError:
+    return ValueError(f"recipients: no user with id {', '.join(map(str, ids[:10]))}")
 
 
 MAX_GROUP_ACTORS = 5

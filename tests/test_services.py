@@ -190,6 +190,19 @@ def test_unknown_user_id_writes_nothing_and_keeps_the_callers_work(alice, sent):
     assert list(Notification.objects.values_list("title", flat=True)) == ["Kept"]
 
 
+def test_unknown_user_id_with_a_group_key_undoes_the_fold_too(alice, sent):
+    with transaction.atomic():
+        services.notify(alice, "Kept", group_key="k")
+        with pytest.raises(ValueError, match="no user with id 987654"):
+            services.notify([alice.pk, 987654], "Not for anyone", group_key="k")
+    assert list(Notification.objects.values_list("title", "group_count")) == [("Kept", 1)]
+
+
+def test_a_send_inside_a_transaction_is_one_statement(alice, django_assert_num_queries):
+    with transaction.atomic(), django_assert_num_queries(1):  # no savepoint of its own
+        services.notify(alice, "One statement")
+
+
 # --- transactions and signals ----------------------------------------------------------------
 
 
