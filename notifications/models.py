@@ -175,6 +175,11 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         """
         if not user_ids:
             return {}
+        if len(user_ids) == 1:
+            # The common case (one recipient), for a query that costs half as much to build.
+            counts = self.filter(recipient_id=user_ids[0]).live().counts()
+            unread, unseen = counts["unread_count"], counts["unseen_count"]
+            return {user_ids[0]: (unread, unseen)} if unread or unseen else {}
 
         def count(queryset: NotificationQuerySet) -> Coalesce:
             per_user = (

@@ -48,6 +48,9 @@ def test_counts_by_recipient_in_one_query(alice, bob, make_user, django_assert_n
     with django_assert_num_queries(1):
         counts = Notification.objects.counts_by_recipient([alice.pk, bob.pk, carol.pk])
     assert counts == {alice.pk: (1, 2), bob.pk: (1, 0)}
+    with django_assert_num_queries(1):
+        assert Notification.objects.counts_by_recipient([alice.pk]) == {alice.pk: (1, 2)}
+    assert Notification.objects.counts_by_recipient([carol.pk]) == {}
 
 
 def test_counts_by_recipient_leave_out_expired_ones_as_counts_does(alice, bob):
@@ -58,6 +61,7 @@ def test_counts_by_recipient_leave_out_expired_ones_as_counts_does(alice, bob):
     Notification.objects.filter(recipient=bob).update(expires_at=timezone.now())
     counts = Notification.objects.counts_by_recipient([alice.pk, bob.pk])
     assert counts == {alice.pk: (1, 1)}  # pushes carry what hello and the API say
+    assert Notification.objects.counts_by_recipient([bob.pk]) == {}
     assert Notification.objects.for_user(alice).counts()["unread_count"] == 1
 
 
