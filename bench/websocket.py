@@ -1054,6 +1054,7 @@ async def start_and_measure(run: Run, env: dict[str, str], workdir: Path) -> dic
                 **env,
                 "CHANNEL_LAYER": layer,
                 "WSBENCH_LAYER_PREFIX": f"wsbench{os.getpid()}{layer}",
+                "WSBENCH_GC_FREEZE_SECONDS": str(args.gc_freeze),
             }
             daphne = Daphne(layer_env, workdir / f"daphne-{layer}.log")
             daphnes.append(daphne)
@@ -1106,6 +1107,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--handshakes", type=int, default=25, help="concurrent per client")
     parser.add_argument("--layers", default="pubsub,core", help="channel layers to run")
+    parser.add_argument(
+        "--gc-freeze",
+        type=float,
+        default=10.0,
+        help="daphne's NOTIFICATIONS GC_FREEZE_SECONDS, as docs/deployment.md advises (0: off)",
+    )
     parser.add_argument("--warmup-sockets", type=int, default=20)
     parser.add_argument("--settle", type=float, default=2.0, help="s before reading RSS")
     parser.add_argument("--idle", type=float, default=5.0, help="give up after s of silence")
@@ -1219,6 +1226,7 @@ def main() -> int:
         f"- command: `{command}`",
         f"- code: {version}",
         f"- setup: one daphne process per channel layer, DJANGO_DEBUG=0, PostgreSQL (Django pool),"
+        f" `GC_FREEZE_SECONDS` {args.gc_freeze:g} (0: off),"
         f" Redis; sends from a separate process calling `notify()`; {args.clients} asyncio client"
         f" processes (`websockets`, session cookie + Origin, no compression) counting every"
         f" message per socket; the reference (`bench/ws_reference.py`) and the daphnes run side"

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings as django_settings
 
 # Settings for which 0 means "off" rather than a mistake.
-ZERO_MEANS_OFF = frozenset({"MAX_SOCKETS_PER_USER", "IDLE_TIMEOUT_SECONDS"})
+ZERO_MEANS_OFF = frozenset({"MAX_SOCKETS_PER_USER", "IDLE_TIMEOUT_SECONDS", "GC_FREEZE_SECONDS"})
 
 DEFAULTS: dict[str, Any] = {
     # preferences: categories users may not mute (security notices, say)
@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "SHARED_BUMP_ABOVE": 1000,
     # how often each process checks that its channel layer delivers (see watchdog.py)
     "LAYER_CHECK_SECONDS": 1,
+    # processes holding sockets: freeze long-lived objects out of the garbage collector's reach
+    # this often (0: off), and thaw them for one full collection this often (see gcfreeze.py)
+    "GC_FREEZE_SECONDS": 0,
+    "GC_THAW_SECONDS": 900,
     # push: how many group sends run concurrently while a batch fans out
     "PUSH_CONCURRENCY": 100,
     # admin: a send to more recipients than this asks for confirmation first
@@ -137,6 +141,14 @@ class Settings:
     @property
     def LAYER_CHECK_SECONDS(self) -> float:
         return self._get("LAYER_CHECK_SECONDS")
+
+    @property
+    def GC_FREEZE_SECONDS(self) -> float:
+        return self._get("GC_FREEZE_SECONDS")
+
+    @property
+    def GC_THAW_SECONDS(self) -> float:
+        return self._get("GC_THAW_SECONDS")
 
     @property
     def PUSH_CONCURRENCY(self) -> int:

@@ -18,6 +18,7 @@ from django.db import DatabaseError
 
 from . import push, services, shutdown
 from .conf import app_settings
+from .gcfreeze import freezer
 from .models import Counts, Notification
 from .registry import PROCESS, registry
 from .serializers import serialize
@@ -111,6 +112,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.last_heard = time.monotonic()
         self.keepalive = asyncio.create_task(self._keep_alive())
         watchdog().watch(self, self._channel_layer_lost)
+        freezer().ensure_running(lambda: bool(watchdog().watched))
         shutdown.install(_close_all_for_restart)
         try:
             counts = await self._counts()

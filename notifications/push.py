@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -209,7 +209,7 @@ _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Pub
 
 
 async def _publish_pipelined(layer: Any, messages: Sequence[Message], failures: list) -> None:
-    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    config = cast("dict[str, Any]", settings.CHANNEL_LAYERS["default"].get("CONFIG", {}))
     mine = _publishers.setdefault(asyncio.get_running_loop(), {})
     if repr(config) not in mine:
         mine[repr(config)] = _Publisher(config)
