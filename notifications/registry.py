@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import time
 import weakref
@@ -31,8 +32,6 @@ from .conf import app_settings
 
 logger = logging.getLogger("notifications")
 
-_PREFIX = "notifications:"
-_STATS = f"{_PREFIX}stats"
 PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 # Claim a place among a user's sockets, atomically: forget the stale, refuse past the limit.
@@ -57,15 +56,8 @@ def _in_memory_layer() -> bool:
     return layer.get("BACKEND", "").endswith("InMemoryChannelLayer")
 
 
-# Every user with a live socket, scored by when one of them last said so: who is online, in one
-# read whatever the size of an audience.
-_ONLINE = f"{_PREFIX}online"
 # Up to this many recipients, ask about each; above it, read every online user at once.
 _LOOK_UP_EACH_UP_TO = 500
-
-
-def _sockets_key(user_id: int) -> str:
-    return f"{_PREFIX}sockets:{int(user_id)}"
 
 
 class LocalRegistry:
@@ -115,10 +107,16 @@ class LocalRegistry:
 
 
 class RedisRegistry:
-    """Sockets and counters shared by every process, in the cache's Redis."""
+    """Sockets and counters shared by every process, in the cache's Redis, under the cache's own
+    key prefix and version (``namespace``), so that projects sharing a Redis stay apart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "notifications") -> None:
         self.url = url
+        self.stats_key = f"{namespace}:stats"
+        # Every user with a live socket, scored by when one of them last said so: who is online,
+        # in one read whatever the size of an audience.
+        self.online_key = f"{namespace}:online"
+        self.sockets_prefix = f"{namespace}:sockets:"
         # The consumers' calls use an asyncio client of their (long-lived) event loop; calls from
         # sync code (the after-commit step of a send) use one thread-safe sync client. An asyncio
         # client there would be made for each async_to_sync's short-lived loop, and leak.
@@ -147,6 +145,9 @@ class RedisRegistry:
             )
         return client
 
+    def sockets_key(self, user_id: int) -> str:
+        return f"{self.sockets_prefix}{int(user_id)}"
+
     async def claim(self, user_id: int, channel: str) -> bool | None:
         """True: claimed; False: the user has too many sockets; None: Redis cannot say."""
         stale = app_settings.SOCKET_STALE_SECONDS
@@ -156,8 +157,8 @@ class RedisRegistry:
                 await self._client().eval(
                     _CLAIM,
                     2,
-                    _sockets_key(user_id),
-                    _ONLINE,
+                    self.sockets_key(user_id),
+                    self.online_key,
                     now,
                     now - stale,
                     channel,
@@ -172,7 +173,7 @@ class RedisRegistry:
 
     async def release(self, user_id: int, channel: str) -> None:
         try:
-            await self._client().zrem(_sockets_key(user_id), channel)
+            await self._client().zrem(self.sockets_key(user_id), channel)
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
@@ -188,13 +189,13 @@ class RedisRegistry:
         audience = list(dict.fromkeys(user_ids))
         try:
             if len(audience) <= _LOOK_UP_EACH_UP_TO:
-                scores = self._sync().zmscore(_ONLINE, audience) if audience else []
+                scores = self._sync().zmscore(self.online_key, audience) if audience else []
                 return {
                     user_id
                     for user_id, score in zip(audience, scores, strict=True)
                     if score is not None and score >= fresh
                 }
-            members = self._sync().zrangebyscore(_ONLINE, fresh, "+inf")
+            members = self._sync().zrangebyscore(self.online_key, fresh, "+inf")
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
@@ -202,23 +203,24 @@ class RedisRegistry:
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:
-            await self._client().hincrby(_STATS, name, amount)
+            await self._client().hincrby(self.stats_key, name, amount)
         except Exception as error:
             logger.warning("notifications: counters unreachable: %r", error)
 
     def count_now(self, name: str, amount: int = 1) -> None:
         try:
-            self._sync().hincrby(_STATS, name, amount)
+            self._sync().hincrby(self.stats_key, name, amount)
         except Exception as error:
             logger.warning("notifications: counters unreachable: %r", error)
 
     async def snapshot(self) -> dict[str, int]:
         client = self._client()
-        raw = await client.hgetall(_STATS)
+        raw = await client.hgetall(self.stats_key)
         counters = {name: int(raw.get(name.encode(), 0)) for name in COUNTERS}
         stale_before = time.time() - app_settings.SOCKET_STALE_SECONDS
         open_sockets = 0
-        async for key in client.scan_iter(match=f"{_PREFIX}sockets:*", count=1000):
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.sockets_prefix) + "*"
+        async for key in client.scan_iter(match=pattern, count=1000):
             open_sockets += await client.zcount(key, stale_before, "+inf")
         return {**counters, "open_sockets": open_sockets}
 
@@ -231,9 +233,10 @@ def registry() -> LocalRegistry | RedisRegistry:
     cache = caches[app_settings.CACHE_ALIAS]
     if isinstance(cache, RedisCache):
         url = cache._servers[0]  # type: ignore[attr-defined]  # private, but stable since 4.0
-        key = f"redis:{url}"
+        namespace = cache.make_key("notifications")  # KEY_PREFIX and VERSION, as cache keys
+        key = f"redis:{url}:{namespace}"
         if key not in _registries:
-            _registries[key] = RedisRegistry(url)
+            _registries[key] = RedisRegistry(url, namespace)
     else:
         key = f"local:{app_settings.CACHE_ALIAS}"
         _registries.setdefault(key, LocalRegistry())

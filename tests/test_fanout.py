@@ -102,9 +102,29 @@ async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monke
         assert await registry.claim(user_id, f"channel-{user_id}")
     # user 3's process died long ago: its entry is stale
     stale = registry_module.time.time() - app_settings.SOCKET_STALE_SECONDS * 2
-    await registry._client().zadd(registry_module._ONLINE, {"3": stale})
+    await registry._client().zadd(registry.online_key, {"3": stale})
 
     online = database_sync_to_async(push.online)
     assert await online([1, 2, 3, 4, 2]) == {1, 2}
     assert await online([4]) == set()
     assert await online([]) == set()
+
+
+async def test_projects_sharing_a_redis_keep_their_sockets_apart(shared_registry, settings):
+    from notifications.registry import registry
+
+    cache = settings.CACHES["default"]
+
+    def project(prefix):
+        settings.CACHES = {"default": {**cache, "KEY_PREFIX": prefix}}
+        return registry()
+
+    one = project("one")
+    assert await one.claim(1, "channel-of-one")
+    await one.count("connects")
+    two = project("two")
+    assert await database_sync_to_async(two.online)([1]) == set()
+    assert (await two.snapshot())["open_sockets"] == 0
+    assert (await two.snapshot())["connects"] == 0
+    assert await database_sync_to_async(one.online)([1]) == {1}
+    assert (await one.snapshot())["open_sockets"] == 1
