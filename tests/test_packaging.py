@@ -39,6 +39,7 @@ SDIST_EXTRAS = {
     "setup.cfg",
     "README.md",
     "CHANGELOG.md",
+    "LICENSE",
     "MANIFEST.in",
     f"{NAME}.egg-info",
 }
@@ -129,6 +130,7 @@ def test_the_wheel_metadata():
     assert metadata["Version"] == notifications.__version__
     assert metadata["Requires-Python"] == ">=3.11"
     assert metadata["License-Expression"] == "BSD-3-Clause"
+    assert metadata["License-File"] == "LICENSE"
     classifiers = metadata.get_all("Classifier")
     assert "Framework :: Django :: 5.2" in classifiers
     assert "Typing :: Typed" in classifiers
@@ -148,4 +150,4 @@ def test_the_sdist_holds_the_package_and_build_files_only():
     assert package == package_files(), (
         f"missing: {sorted(package_files() - package)}, extra: {sorted(package - package_files())}"
     )
-    assert {"pyproject.toml", "PKG-INFO", "README.md"} <= set(names)
+    assert {"pyproject.toml", "PKG-INFO", "README.md", "LICENSE"} <= set(names)
