@@ -385,3 +385,24 @@ def test_consumer_is_the_routed_one():
     from notifications.routing import websocket_urlpatterns
 
     assert websocket_urlpatterns[0].callback.consumer_class is NotificationConsumer
+
+
+async def test_connect_costs_two_queries(alice, monkeypatch):
+    from django.db.backends.utils import CursorWrapper
+
+    cookie = await sync_to_async(session_cookie)(alice)  # cached_db: the session is in the cache
+    statements = []
+    execute = CursorWrapper.execute
+
+    def counted(self, sql, params=None):
+        statements.append(sql)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", counted)  # every thread's connection
+    communicator, connected, _ = await open_socket(cookie=cookie)
+    assert connected
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "hello"
+    monkeypatch.undo()
+    await communicator.disconnect()
+    # the user (session auth), then the counts of hello
+    assert len(statements) == 2, statements
