@@ -602,8 +602,10 @@ SENDER_FRAMES = (
     ("  per-user counts (counts_by_recipient)", "counts_by_recipient", "notifications/models"),
     ("  version bump (versions.bump)", "bump", "notifications/versions"),
     ("  payloads (serialize)", "serialize", "notifications/serializers"),
-    ("  push.send (async_to_sync + group_send)", "send", "notifications/push"),
-    ("    group_send", "group_send", "channels_redis/"),
+    ("  who is online (push.online)", "online", "notifications/push"),
+    ("  push.send (hands the batch to the push loop, waits)", "send", "notifications/push"),
+    ("    pipelined PUBLISH (push._Publisher.publish)", "publish", "notifications/push"),
+    ("    group_send (layers other than pub/sub)", "group_send", "channels_redis/"),
     ("    msgpack serialize", "serialize", "channels_redis/"),
     ("    redis-py (commands, round trips)", "", "/redis/"),
     ("    asgiref (async_to_sync: thread, loop)", "", "asgiref/"),
@@ -699,8 +701,8 @@ def _is_main(thread: str) -> bool:
 
 
 def _is_loop(thread: str) -> bool:
-    # async_to_sync runs the coroutine on an event loop in a fresh one-thread executor
-    return thread.startswith(("ThreadPoolExecutor", "asyncio", "push"))
+    # push.py's long-lived loop; async_to_sync's fresh one-thread executors (in-memory layer)
+    return thread.startswith(("notifications-push", "ThreadPoolExecutor", "asyncio"))
 
 
 async def run_profiles(run: Run, layer: str) -> str:
