@@ -269,9 +269,10 @@ class Worker:
             return ""
 
 
-# --- servers -------------------------------------------------------------------------------------
+# --- the bulk send -------------------------------------------------------------------------------
 
 
+@dataclass
 class Sends:
     seconds: list[float] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
