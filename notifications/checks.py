@@ -71,6 +71,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 def _setting_problem(name: str, value: Any) -> str | None:
     """What is wrong with one setting's value, or None."""
     default = DEFAULTS[name]
+    if name == "METRICS_TOKEN":
+        ok = value is None or (isinstance(value, str) and len(value) >= 16)
+        return None if ok else "None or a string of at least 16 characters"
     if name == "RETENTION_DAYS":
         ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
         return None if ok else "None or a positive number of days"

@@ -54,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "GC_THAW_SECONDS": 900,
     # push: how many group sends run concurrently while a batch fans out
     "PUSH_CONCURRENCY": 100,
+    # metrics (api/notifications/metrics/): the bearer token a scraper sends; None: staff only
+    "METRICS_TOKEN": None,
     # admin: a send to more recipients than this asks for confirmation first
     "SEND_CONFIRM_ABOVE": 1000,
 }
@@ -153,6 +155,10 @@ class Settings:
     @property
     def PUSH_CONCURRENCY(self) -> int:
         return self._get("PUSH_CONCURRENCY")
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        return self._get("METRICS_TOKEN")
 
     @property
     def SEND_CONFIRM_ABOVE(self) -> int:

@@ -101,7 +101,7 @@ class LocalRegistry:
     def count_now(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
 
-    async def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, int]:
         open_sockets = sum(len(channels) for channels in self.sockets.values())
         return {**{name: self.counters[name] for name in COUNTERS}, "open_sockets": open_sockets}
 
@@ -213,15 +213,21 @@ class RedisRegistry:
         except Exception as error:
             logger.warning("notifications: counters unreachable: %r", error)
 
-    async def snapshot(self) -> dict[str, int]:
-        client = self._client()
-        raw = await client.hgetall(self.stats_key)
+    def snapshot(self) -> dict[str, int]:
+        """The counters and the open sockets of every process; raises if Redis is unreachable."""
+        client = self._sync()
+        raw = client.hgetall(self.stats_key)
         counters = {name: int(raw.get(name.encode(), 0)) for name in COUNTERS}
         stale_before = time.time() - app_settings.SOCKET_STALE_SECONDS
         open_sockets = 0
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.sockets_prefix) + "*"
-        async for key in client.scan_iter(match=pattern, count=1000):
-            open_sockets += await client.zcount(key, stale_before, "+inf")
+        cursor = None
+        while cursor != 0:
+            cursor, keys = client.scan(cursor or 0, match=pattern, count=1000)
+            pipeline = client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.zcount(key, stale_before, "+inf")
+            open_sockets += sum(pipeline.execute())
         return {**counters, "open_sockets": open_sockets}
 
 

@@ -65,11 +65,22 @@ def test_redis_core_layer_without_socket_timeout_warns(settings):
         {"PAGE_SIZE": 0},
         {"PAGE_SIZE": "20"},
         {"PAGE_SIZE": True},
+        {"METRICS_TOKEN": "short"},
+        {"METRICS_TOKEN": 1234567890123456789},
+        {"GC_FREEZE_SECONDS": -1},
     ],
 )
 def test_bad_settings(settings, value):
     settings.NOTIFICATIONS = value
     assert "notifications.E002" in ids()
+
+
+@pytest.mark.parametrize(
+    "value", [{"METRICS_TOKEN": None}, {"METRICS_TOKEN": "a" * 16}, {"GC_FREEZE_SECONDS": 0}]
+)
+def test_good_settings(settings, value):
+    settings.NOTIFICATIONS = value
+    assert "notifications.E002" not in ids()
 
 
 def test_no_asgi_application_warns_routing_missing(settings):

@@ -124,7 +124,7 @@ async def test_projects_sharing_a_redis_keep_their_sockets_apart(shared_registry
     await one.count("connects")
     two = project("two")
     assert await database_sync_to_async(two.online)([1]) == set()
-    assert (await two.snapshot())["open_sockets"] == 0
-    assert (await two.snapshot())["connects"] == 0
+    assert (await database_sync_to_async(two.snapshot)())["open_sockets"] == 0
+    assert (await database_sync_to_async(two.snapshot)())["connects"] == 0
     assert await database_sync_to_async(one.online)([1]) == {1}
-    assert (await one.snapshot())["open_sockets"] == 1
+    assert (await database_sync_to_async(one.snapshot)())["open_sockets"] == 1

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from notifications.registry import RedisRegistry, registry
@@ -73,18 +74,18 @@ async def test_a_pinging_client_is_not_idle(alice, settings):
 
 
 async def test_counters(registry_backend, alice, settings):
-    before = await registry().snapshot()
+    before = await sync_to_async(registry().snapshot)()
     communicator, hello = await signed_in(alice)
     await communicator.send_json_to({"type": "resume", "after": 0})
     await communicator.receive_json_from(timeout=3)
-    during = await registry().snapshot()
+    during = await sync_to_async(registry().snapshot)()
     assert during["connects"] == before["connects"] + 1
     assert during["resumes"] == before["resumes"] + 1
     assert during["open_sockets"] == before["open_sockets"] + 1
     anonymous, _, _ = await open_socket(None)
     await anonymous.receive_output(timeout=3)
     await communicator.disconnect()
-    after = await registry().snapshot()
+    after = await sync_to_async(registry().snapshot)()
     assert after["auth_failures"] == before["auth_failures"] + 1
     assert after["open_sockets"] == before["open_sockets"]
     if registry_backend == "redis":

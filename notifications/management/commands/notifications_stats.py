@@ -1,6 +1,5 @@
 import json
 
-from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand
 
 from notifications.registry import LocalRegistry, registry
@@ -17,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         current = registry()
-        stats = async_to_sync(current.snapshot)()
+        stats = current.snapshot()
         if options["json"]:
             self.stdout.write(json.dumps(stats, sort_keys=True))
             return
