@@ -53,18 +53,29 @@ def current(user_id: int) -> str:
     return "-".join(found.get(key) or secrets.token_hex(8) for key in keys)
 
 
+def keys(user_id: int) -> tuple[str, str]:
+    """The cache keys a user's version is made of, for a caller that reads them along with
+    keys of its own, in one round trip (then :func:`from_found`)."""
+    return (_key(user_id), _SHARED)
+
+
+def from_found(user_id: int, found: dict[str, str]) -> str | None:
+    """The user's version from what a ``get_many`` of :func:`keys` found, None if incomplete."""
+    wanted = keys(user_id)
+    if any(key not in found for key in wanted):
+        return None
+    return "-".join(found[key] for key in wanted)
+
+
 def peek(user_id: int) -> str | None:
     """The user's version if the cache holds it, in one round trip; the 304 path must not
     create one."""
-    keys = (_key(user_id), _SHARED)
     try:
-        found = _cache().get_many(keys)
+        found = _cache().get_many(keys(user_id))
     except Exception as error:
         logger.warning("notifications: cache unreachable for versions: %r", error)
         return None
-    if len(found) < len(keys):
-        return None
-    return "-".join(found[key] for key in keys)
+    return from_found(user_id, found)
 
 
 def bump(user_ids: Sequence[int]) -> None:

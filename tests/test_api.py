@@ -292,6 +292,50 @@ def test_304_with_a_token_costs_no_database_query(alice):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_304_with_a_token_is_one_cache_round_trip(alice, monkeypatch):
+    from django.core.cache import caches
+
+    token = Token.objects.create(user=alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    etag = client.get(f"{BASE}unread-count/")["ETag"]
+    cache_class = type(caches["default"])
+    reads = []
+    depth = [0]  # a get_many may be made of gets (the local-memory cache's is): count the outer
+    for name in ("get", "get_many"):
+        original = getattr(cache_class, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if not depth[0]:
+                reads.append(_name)
+            depth[0] += 1
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(cache_class, name, counted)
+    assert client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert reads == ["get_many"]  # the token and the version together
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_client_naming_another_user_in_its_etag_gets_its_own_counts(alice, bob):
+    token = Token.objects.create(user=alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.get(f"{BASE}unread-count/")  # the token is now cached
+    other = APIClient()
+    other.force_login(bob)
+    bobs = other.get(f"{BASE}unread-count/")["ETag"]
+    services.notify(alice, "for alice")
+    response = client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=bobs)
+    assert response.status_code == 200 and response.json()["unread_count"] == 1
+    for forged in ('"99999999999999999999-x"', '"²-x"', '"-"', '""', "*"):
+        assert client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=forged).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
 def test_every_send_and_change_makes_the_etag_stale(alice, bob):
     client = Client()
     client.force_login(alice)

@@ -68,6 +68,15 @@ def _etag(user_id: int, version: str) -> str:
     return f'"{user_id}-{version}"'
 
 
+def _claimed_user(etags: set[str]) -> int | None:
+    """The one user id these ETags (as :func:`_etag` makes them) name, if they name one."""
+    claimed = {tag.strip('"').partition("-")[0] for tag in etags}
+    if len(claimed) != 1:
+        return None
+    raw = claimed.pop()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
 class NotificationViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -244,31 +253,40 @@ class NotificationViewSet(
         header = request.headers.get("If-None-Match")
         if not header:
             return None
-        user_id = self._cheap_user_id(request)
+        sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+        # The user the client's ETag names: a token client's version is then read in the same
+        # round trip as its token (trusted only if the token turns out to be that user's).
+        claimed = _claimed_user(sent)
+        user_id, found = self._cheap_user_id(request, versions.keys(claimed) if claimed else ())
         if user_id is None:
             return None
-        version = versions.peek(user_id)
+        version = versions.from_found(user_id, found) if user_id == claimed else None
+        if version is None:
+            version = versions.peek(user_id)
         if version is None:
             return None
         etag = _etag(user_id, version)
-        sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
         return etag if etag in sent else None
 
-    def _cheap_user_id(self, request: HttpRequest) -> int | None:
-        """Who asks, without a database query, as the configured authenticators would see it."""
+    def _cheap_user_id(
+        self, request: HttpRequest, also: tuple[str, ...] = ()
+    ) -> tuple[int | None, dict[str, Any]]:
+        """Who asks, without a database query, as the configured authenticators would see it;
+        and, for a token, the cache keys ``also`` read in the same round trip."""
         classes = authentication_classes()
         header = request.headers.get("Authorization", "")
         if header:
             if TokenAuthentication in classes and header.startswith("Token "):
-                cached = caches[app_settings.CACHE_ALIAS].get(_token_cache_key(header))
-                return cached
-            return None
+                token_key = _token_cache_key(header)
+                found = caches[app_settings.CACHE_ALIAS].get_many([token_key, *also])
+                return found.pop(token_key, None), found
+            return None, {}
         if SessionAuthentication in classes:
             session = getattr(request, "session", None)
             raw = session.get(SESSION_KEY) if session is not None else None
             if raw is not None:
-                return get_user_model()._meta.pk.to_python(raw)
-        return None
+                return get_user_model()._meta.pk.to_python(raw), {}
+        return None, {}
 
     def _remember_token(self, request: Request) -> None:
         if isinstance(request.successful_authenticator, TokenAuthentication):
