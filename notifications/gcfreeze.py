@@ -17,10 +17,10 @@ import asyncio
 import gc
 import logging
 import time
-import weakref
 from collections.abc import Callable
 
 from .conf import app_settings
+from .loops import per_loop
 from .registry import PROCESS
 
 events = logging.getLogger("notifications.events")
@@ -59,14 +59,5 @@ class Freezer:
         )
 
 
-_freezers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Freezer] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def freezer() -> Freezer:
-    """This event loop's freezer (one per process under daphne)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _freezers:
-        _freezers[loop] = Freezer()
-    return _freezers[loop]
+# This event loop's freezer (one per process under daphne).
+freezer = per_loop(Freezer)

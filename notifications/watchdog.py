@@ -16,12 +16,12 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from . import push
 from .conf import app_settings
+from .loops import per_loop
 
 logger = logging.getLogger("notifications")
 
@@ -113,14 +113,5 @@ class Watchdog:
         self.watched.clear()
 
 
-_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def watchdog() -> Watchdog:
-    """This event loop's watchdog (one per process under daphne)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _watchdogs:
-        _watchdogs[loop] = Watchdog()
-    return _watchdogs[loop]
+# This event loop's watchdog (one per process under daphne).
+watchdog = per_loop(Watchdog)
