@@ -19,6 +19,7 @@ from django.db import DatabaseError
 from . import push, services, shutdown
 from .conf import app_settings
 from .gcfreeze import freezer
+from .liveness import liveness
 from .models import Counts, Notification
 from .registry import PROCESS, registry
 from .serializers import serialize
@@ -48,6 +49,8 @@ class BadMessage(Exception):
 class TokenBucket:
     """Allows ``rate`` messages a second on average, in bursts of up to ``burst``."""
 
+    __slots__ = ("rate", "burst", "tokens", "updated")  # one per socket
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
@@ -67,7 +70,6 @@ class TokenBucket:
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
     session: str | None = None
-    keepalive: asyncio.Task | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -110,7 +112,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.session = push.session_digest(getattr(session, "session_key", None))
         self.bucket = TokenBucket(app_settings.MESSAGES_PER_SECOND, app_settings.MESSAGE_BURST)
         self.last_heard = time.monotonic()
-        self.keepalive = asyncio.create_task(self._keep_alive())
+        liveness().watch(self)
         watchdog().watch(self, self._channel_layer_lost)
         freezer().ensure_running(lambda: bool(watchdog().watched))
         shutdown.install(_close_all_for_restart)
@@ -134,8 +136,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _forget(self) -> None:
         user_id, self.user_id = self.user_id, None
-        if self.keepalive is not None:
-            self.keepalive.cancel()
+        liveness().unwatch(self)
         watchdog().unwatch(self)
         if user_id is not None:
             await push.leave(user_id, self.channel_name)
@@ -156,18 +157,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         )
         await self.close(code=code)
 
-    async def _keep_alive(self) -> None:
-        """Tell the registry this socket is alive; close it when the client went silent."""
-        idle = app_settings.IDLE_TIMEOUT_SECONDS
-        period = app_settings.SOCKET_STALE_SECONDS / 3
-        if idle:
-            period = min(period, idle / 2)
-        while self.user_id is not None:
-            await asyncio.sleep(period)
-            if idle and time.monotonic() - self.last_heard > idle:
-                await self._drop(CLOSE_IDLE, self.user_id, "idle")
-                return
-            await registry().claim(self.user_id, self.channel_name)
+    async def close_idle(self) -> None:
+        """The client sent nothing for ``IDLE_TIMEOUT_SECONDS`` (see liveness.py)."""
+        await self._drop(CLOSE_IDLE, self.user_id, "idle")
 
     # --- from the client --------------------------------------------------------------------
 

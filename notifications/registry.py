@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import socket
@@ -83,6 +84,11 @@ class LocalRegistry:
     async def release(self, user_id: int, channel: str) -> None:
         self.sockets.get(user_id, {}).pop(channel, None)
 
+    async def refresh(self, sockets: Sequence[tuple[int, str]]) -> None:
+        """Say that these (user, channel) sockets are still alive."""
+        for user_id, channel in sockets:
+            await self.claim(user_id, channel)
+
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a socket here; None if this process cannot know (another
         process may hold their sockets: the channel layer is not the in-memory one)."""
@@ -150,30 +156,39 @@ class RedisRegistry:
 
     async def claim(self, user_id: int, channel: str) -> bool | None:
         """True: claimed; False: the user has too many sockets; None: Redis cannot say."""
-        stale = app_settings.SOCKET_STALE_SECONDS
-        now = time.time()
         try:
-            return bool(
-                await self._client().eval(
-                    _CLAIM,
-                    2,
-                    self.sockets_key(user_id),
-                    self.online_key,
-                    now,
-                    now - stale,
-                    channel,
-                    app_settings.MAX_SOCKETS_PER_USER,
-                    stale * 2,
-                    user_id,
-                )
-            )
+            return bool(await self._client().eval(_CLAIM, 2, *self._claim_args(user_id, channel)))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
 
+    def _claim_args(self, user_id: int, channel: str) -> tuple[Any, ...]:
+        stale = app_settings.SOCKET_STALE_SECONDS
+        now = time.time()
+        return (
+            self.sockets_key(user_id),
+            self.online_key,
+            now,
+            now - stale,
+            channel,
+            app_settings.MAX_SOCKETS_PER_USER,
+            math.ceil(stale * 2),  # EXPIRE takes whole seconds
+            user_id,
+        )
+
     async def release(self, user_id: int, channel: str) -> None:
         try:
             await self._client().zrem(self.sockets_key(user_id), channel)
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+
+    async def refresh(self, sockets: Sequence[tuple[int, str]]) -> None:
+        """Say that these (user, channel) sockets are still alive: one pipeline of claims."""
+        try:
+            async with self._client().pipeline(transaction=False) as pipeline:
+                for user_id, channel in sockets:
+                    pipeline.eval(_CLAIM, 2, *self._claim_args(user_id, channel))
+                await pipeline.execute()
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 

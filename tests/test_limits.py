@@ -57,6 +57,34 @@ async def test_sockets_of_a_dead_process_fall_out(registry_backend, alice, setti
     await communicator.disconnect()
 
 
+async def test_open_sockets_stay_claimed_past_the_stale_time(registry_backend, alice, settings):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1, "SOCKET_STALE_SECONDS": 0.6}
+    first, _ = await signed_in(alice)
+    await asyncio.sleep(1.5)  # past the stale time: only the sweeps keep it claimed
+    second, _, _ = await open_socket(alice)
+    assert (await second.receive_output(timeout=3))["code"] == 4409
+    await first.disconnect()
+
+
+async def test_one_sweep_refreshes_every_socket_at_once(alice, bob, settings, monkeypatch):
+    from notifications.liveness import liveness
+
+    settings.NOTIFICATIONS = {"SOCKET_STALE_SECONDS": 3600}  # no sweep of its own in this test
+    refreshed = []
+
+    async def refresh(self, sockets):
+        refreshed.append(sorted(user for user, _ in sockets))
+
+    monkeypatch.setattr(type(registry()), "refresh", refresh)
+    sockets = [(await signed_in(user))[0] for user in (alice, alice, bob)]
+    await liveness().sweep()
+    assert refreshed == [sorted([alice.pk, alice.pk, bob.pk])]
+    for communicator in sockets:
+        await communicator.disconnect()
+    await liveness().sweep()
+    assert len(refreshed) == 1  # nothing left to refresh
+
+
 async def test_idle_sockets_are_closed(alice, settings):
     settings.NOTIFICATIONS = {"IDLE_TIMEOUT_SECONDS": 0.4}
     communicator, _ = await signed_in(alice)
