@@ -784,6 +784,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def server_env(settings_module: str, database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of a benchmark's daphne and helper processes: this checkout, production
+    settings (no DEBUG), the run's database and Redis, and the demo's default channel layer."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DJANGO_DEBUG": "0",
+        "ALLOWED_HOSTS": f"{HOST},localhost",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("CHANNEL_LAYER", None)
+    return env
+
+
 def main() -> int:
     args = parse_args()
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -793,17 +810,7 @@ def main() -> int:
     machine = machine_info()
     command = invoked_as()
     database_url = with_path(args.postgres_url, "/" + args.database)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DJANGO_DEBUG": "0",
-        "ALLOWED_HOSTS": f"{HOST},localhost",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": args.redis_url,
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("CHANNEL_LAYER", None)
+    env = server_env("bench.settings", database_url, args.redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="bench-polling-"))
     daphne = Daphne(env, workdir / "daphne.log")
     created = False

@@ -85,6 +85,7 @@ from bench.polling import (
     process_cpu_seconds,
     recreate_database,
     run_checked,
+    server_env,
     with_path,
 )
 from bench.ws_common import raise_nofile
@@ -1169,17 +1170,7 @@ def main() -> int:
     command = invoked_as()
     version = code_version()
     database_url = with_path(args.postgres_url, "/" + args.database)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "bench.ws_settings",
-        "DJANGO_DEBUG": "0",
-        "ALLOWED_HOSTS": f"{HOST},localhost",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": args.redis_url,
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("CHANNEL_LAYER", None)
+    env = server_env("bench.ws_settings", database_url, args.redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="bench-websocket-"))
     created = False
     clock = time.monotonic()
