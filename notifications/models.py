@@ -17,7 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -114,22 +114,28 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         """What a client that has shown everything up to ``after`` may have missed.
 
         Call it on one user's rows. Besides every row newer than ``after``, it keeps the rows
-        created within ``RESUME_MARGIN`` before the one the client saw last: a transaction that
-        took an id before ``after`` but committed after it was shown is caught here. Clients drop
-        the duplicates this brings by id. Costs two small queries before the rows' own.
+        the database wrote within ``RESUME_MARGIN`` before the one the client saw last: a
+        transaction that took an id before ``after`` but committed after it was shown is caught
+        here. Clients drop the duplicates this brings by id.
+
+        The margin is measured on ``inserted_at``, which only the database's clock writes: an
+        app server's clock, or rows imported with old ``created_at`` values, cannot move it.
+        Rows written before that column existed have none, and are never in a margin (they
+        committed long ago). Costs two small queries before the rows' own.
         """
         anchor = (
-            self.filter(id__lte=after).order_by("-id").values_list("created_at", flat=True).first()
+            self.filter(id__lte=after).order_by("-id").values_list("inserted_at", flat=True).first()
         )
         if anchor is None:
             return self.filter(id__gt=after)
         margin = app_settings.RESUME_MARGIN
         # The lowest row that could have committed late. Bounding the window above as well keeps
-        # this an index range scan; a late row took its id before the anchor's INSERT, so it was
-        # created before the anchor (give or take clock skew, far below the margin).
+        # this an index range scan; a late row's INSERT began before the anchor's took its id.
         lowest = (
             self.filter(
-                id__lt=after, created_at__gte=anchor - margin, created_at__lte=anchor + margin
+                id__lt=after,
+                inserted_at__gte=anchor - margin,
+                inserted_at__lte=anchor + margin,
             )
             .order_by()
             .aggregate(lowest=Min("id"))["lowest"]
@@ -139,14 +145,24 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         # With a lower bound on id the planner has a range to scan instead of a whole user's rows.
         # The row at `after` itself the client has shown: leave it out.
         return self.filter(
-            Q(id__gt=after) | Q(created_at__gte=anchor - margin) & ~Q(id=after), id__gte=lowest
+            Q(id__gt=after) | Q(inserted_at__gte=anchor - margin) & ~Q(id=after), id__gte=lowest
         )
 
-    def backlog(self, after: int, limit: int | None = None) -> tuple[list[Notification], bool]:
-        """:meth:`since`, oldest first, at most ``limit`` rows; the flag is False when more wait."""
+    def backlog(
+        self, after: int, limit: int | None = None, cursor: int | None = None
+    ) -> tuple[list[Notification], bool]:
+        """:meth:`since`, oldest first, at most ``limit`` rows; the flag is False when more wait.
+
+        ``cursor`` pages through the same set: pass the last id of the previous page (and the
+        same ``after``) to get the next one. Resuming from the newest id received instead would
+        recompute the margin from it and could return the same rows again and again.
+        """
         limit = app_settings.BACKLOG_LIMIT if limit is None else limit
-        rows = list(self.since(after).with_related().order_by("id")[: limit + 1])
-        return rows[:limit], len(rows) <= limit
+        rows = self.since(after)
+        if cursor is not None:
+            rows = rows.filter(id__gt=cursor)
+        page = list(rows.with_related().order_by("id")[: limit + 1])
+        return page[:limit], len(page) <= limit
 
     def counts(self) -> Counts:
         """Unread and unseen counts and the newest id of one user's rows, in one round trip.
@@ -232,6 +248,12 @@ class Notification(models.Model):
 
     data = models.JSONField(_("data"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # When the row was written, by the database's clock (never set by the app: an import keeps
+    # its old created_at, and app servers' clocks differ). Resume's late-commit margin and gap
+    # detection measure on it. Null for rows written before the column existed.
+    inserted_at = models.DateTimeField(
+        _("inserted at"), db_default=Now(), null=True, editable=False
+    )
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
     seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
@@ -254,8 +276,10 @@ class Notification(models.Model):
         indexes = [
             # The list (newest first), resume (id > N) and "up to id" updates.
             models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
-            # Resume's safety margin, and retention by age.
+            # Retention by age, and finding imported rows.
             models.Index(fields=["recipient", "created_at"], name="notif_recipient_created"),
+            # Resume's late-commit margin and gap detection's window.
+            models.Index(fields=["recipient", "inserted_at"], name="notif_recipient_inserted"),
             # The badge counts and the "up to id" changes: partial indexes that hold only what is
             # unread (unseen). archived_at and expires_at are key columns so that counts, which
             # leave those rows out, stay index-only, while mark_read/mark_seen can use them too.

@@ -12,8 +12,10 @@ pytestmark = pytest.mark.django_db
 
 
 def make(user, title, *, ago: float = 0, **fields):
+    """A row written ``ago`` seconds ago (by both clocks: the app's and the database's)."""
+    at = timezone.now() - timedelta(seconds=ago)
     return Notification.objects.create(
-        recipient=user, title=title, created_at=timezone.now() - timedelta(seconds=ago), **fields
+        recipient=user, title=title, **{"created_at": at, "inserted_at": at, **fields}
     )
 
 
@@ -114,6 +116,60 @@ def test_backlog_limit_and_complete_flag(alice):
     assert len(rows) == 3 and not complete
     rows, complete = Notification.objects.for_user(alice).backlog(0, limit=5)
     assert len(rows) == 5 and complete
+
+
+def test_backlog_pages_through_a_burst_inside_the_margin_exactly_once(alice, settings):
+    """Ten times BACKLOG_LIMIT rows written within the margin, the client having shown one in
+    the middle: paging with the cursor (not resuming from the newest id received, which would
+    recompute the margin and return the same rows forever) ends, and brings every row once."""
+    settings.NOTIFICATIONS = {"BACKLOG_LIMIT": 10, "RESUME_MARGIN_SECONDS": 60}
+    burst = [make(alice, f"n{i}", ago=30 - i * 0.01) for i in range(100)]
+    after = burst[49].pk
+    received, cursor, pages = [], None, 0
+    while True:
+        rows, complete = Notification.objects.for_user(alice).backlog(after, cursor=cursor)
+        pages += 1
+        received += [row.pk for row in rows]
+        if complete:
+            break
+        cursor = rows[-1].pk
+    assert pages == 10  # 49 rows of the margin below `after`, 50 above, 10 a page
+    assert len(received) == len(set(received)) == 99
+    assert set(received) == {row.pk for row in burst} - {after}
+
+
+def test_imported_rows_with_old_created_at_do_not_widen_the_margin(alice, settings):
+    """Imported rows keep their old created_at. Two imports a few seconds apart in 2020 terms
+    but hours apart in fact, with live rows between them: resuming from the second must not
+    re-send the live rows (a margin measured on created_at spans them all). inserted_at, which
+    only the database writes, is what the margin is measured on."""
+    settings.NOTIFICATIONS = {"RESUME_MARGIN_SECONDS": 60}
+    long_ago = timezone.now() - timedelta(days=2000)
+    first = make(
+        alice, "imported 1", created_at=long_ago, inserted_at=timezone.now() - timedelta(hours=2)
+    )
+    live = [make(alice, f"live {i}", ago=3600) for i in range(5)]
+    second = make(alice, "imported 2", created_at=long_ago + timedelta(seconds=30))
+    rows, complete = Notification.objects.for_user(alice).backlog(second.pk)
+    assert rows == [] and complete
+    assert first.pk < live[0].pk < second.pk
+
+
+def test_rows_from_before_inserted_at_existed_are_never_in_a_margin(alice, settings):
+    settings.NOTIFICATIONS = {"RESUME_MARGIN_SECONDS": 60}
+    old = [make(alice, f"old {i}", inserted_at=None) for i in range(3)]
+    rows, _ = Notification.objects.for_user(alice).backlog(old[-1].pk)
+    assert rows == []
+    new = make(alice, "new")
+    rows, _ = Notification.objects.for_user(alice).backlog(old[1].pk)
+    assert [row.pk for row in rows] == [old[2].pk, new.pk]
+
+
+def test_inserted_at_comes_from_the_database_clock(alice):
+    row = services.notify(alice, "clocked")[0]
+    stored = Notification.objects.get(pk=row.pk)
+    assert stored.inserted_at is not None
+    assert abs((stored.inserted_at - timezone.now()).total_seconds()) < 60
 
 
 def test_backlog_query_count_does_not_grow(alice, bob, django_assert_num_queries):
