@@ -46,8 +46,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DATA_BYTES": 16384,
     # a send to more users than this replaces one shared version token, not one per user
     "SHARED_BUMP_ABOVE": 1000,
-    # how often each process checks that its channel layer delivers (see watchdog.py)
+    # how often each process checks that its channel layer delivers (see realtime/watchdog.py)
     "LAYER_CHECK_SECONDS": 1,
+    # a notification whose push was lost reaches its user's open sockets within this long
+    # (see realtime/gaps.py): each process checks the table twice per period
+    "GAP_CHECK_SECONDS": 30,
     # processes holding sockets: freeze long-lived objects out of the garbage collector's reach
     # this often (0: off), and thaw them for one full collection this often (see gcfreeze.py)
     "GC_FREEZE_SECONDS": 0,
@@ -143,6 +146,10 @@ class Settings:
     @property
     def LAYER_CHECK_SECONDS(self) -> float:
         return self._get("LAYER_CHECK_SECONDS")
+
+    @property
+    def GAP_CHECK_SECONDS(self) -> float:
+        return self._get("GAP_CHECK_SECONDS")
 
     @property
     def GC_FREEZE_SECONDS(self) -> float:

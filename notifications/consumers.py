@@ -13,30 +13,33 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
-from . import push, services, shutdown
+from . import push, services
 from .conf import app_settings
-from .gcfreeze import freezer
-from .liveness import liveness
 from .models import Counts, Notification
+from .protocol import (  # noqa: F401 (the close codes are documented as importable from here)
+    CLOSE_IDLE,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_RATE_LIMITED,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_LARGE,
+    CLOSE_TOO_MANY_SOCKETS,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHENTICATED,
+)
+from .realtime.gaps import RecentIds
+from .realtime.node import node
 from .registry import PROCESS, registry
 from .serializers import serialize
-from .watchdog import watchdog
 
-# One line per event, as key=value pairs: connect, auth_failure, resume, drop, disconnect.
+LAYER_FAILED = f"{push.EVENT_PREFIX}layer_failed"  # not from the layer: see channel_receive
+
+# One line per event, as key=value pairs: connect, auth_failure, resume, drop, disconnect, error.
 events = logging.getLogger("notifications.events")
-
-# Close codes (documented in docs/websocket.md). Daphne only sends 1000 and 3000-4999, so the
-# standard 1012 (service restart) and 1013 (try again later) become 4012 and 4013.
-CLOSE_SERVICE_RESTART = 4012  # the server is shutting down: reconnect soon and resume
-CLOSE_TRY_AGAIN = 4013  # Redis or the database is unreachable: reconnect later and resume
-CLOSE_UNAUTHENTICATED = 4401  # not signed in, or signed out / password changed since
-CLOSE_IDLE = 4408  # nothing received for IDLE_TIMEOUT_SECONDS
-CLOSE_TOO_MANY_SOCKETS = 4409  # the user already has MAX_SOCKETS_PER_USER open sockets
-CLOSE_TOO_LARGE = 4413  # a message over MAX_MESSAGE_BYTES
-CLOSE_RATE_LIMITED = 4429  # more messages than MESSAGES_PER_SECOND allows
+logger = logging.getLogger("notifications")
 
 
 class BadMessage(Exception):
@@ -68,12 +71,28 @@ class TokenBucket:
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    """One socket. Its place in the registry and in its user's group belongs to the process's
+    node (realtime/node.py): the consumer asks the node to add, remove and close it. Whatever a
+    handler raises, the socket is closed with 4500 and everything it held is released."""
+
     user_id: int | None = None
     session: str | None = None
+    # (after, cursor) of the backlog page the client may ask for next without spending its
+    # message budget: paging is paced by the server's answers, never a flood.
+    next_page: tuple[int, int] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except Exception as error:
+            if getattr(self, "channel_name", None) is not None:
+                raise
+            # The layer could not even give the socket a channel (Redis is down): answer the
+            # handshake with a code the client understands rather than daphne's bare 1011.
+            logger.warning("notifications: no channel for a new socket: %r", error)
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         except asyncio.CancelledError:
             # Daphne cancels every application when it shuts down, and disconnect() never runs:
             # tell the client to come back soon (it will resume), and clean up what we can.
@@ -81,8 +100,57 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._forget(), 1)
+                    await asyncio.wait_for(node().remove(self), 1)
             raise
+
+    # Channels sets ``channel_receive`` to the layer's receive for this socket's channel, and a
+    # failure there (Redis restarting under the core layer) would end the consumer with no
+    # cleanup. The property hands Channels a receive that turns the failure into an event.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive = receive
+        self._layer_failed = False
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        if self._layer_failed:
+            await asyncio.Event().wait()  # the socket is closing: wait for the client's side
+        try:
+            return await self._layer_receive()
+        except Exception as error:
+            self._layer_failed = True
+            return {"type": LAYER_FAILED, "error": repr(error)}
+
+    async def notifications_layer_failed(self, event: dict[str, Any]) -> None:
+        # Whatever the layer carried for this socket meanwhile is lost: resume elsewhere.
+        logger.warning("notifications: the channel layer failed a socket: %s", event["error"])
+        await node().close(self, CLOSE_TRY_AGAIN, "channel_layer_failed")
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            # Channels closes stale database connections before every handler: a hop to the
+            # database thread that cost 40 % of daphne's time per pushed event. Our channel-layer
+            # events never touch the database, so they skip it; everything else keeps it.
+            if message["type"].startswith(push.EVENT_PREFIX):
+                handler = getattr(self, get_handler_name(message), None)
+                if handler is not None:
+                    await handler(message)
+                    return
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # A bug, bad data, a library failing: never a socket that holds its place forever.
+            logger.exception("notifications: a socket failed on %r", message.get("type"))
+            events.info(
+                "event=error process=%s user=%s type=%s", PROCESS, self.user_id, message["type"]
+            )
+            await node().close(self, CLOSE_INTERNAL_ERROR, "internal_error")
+            if message["type"] == "websocket.disconnect":
+                raise StopConsumer() from None
 
     async def connect(self) -> None:
         # Accept first, then close with a code: refusing the handshake gives the browser a bare
@@ -94,34 +162,19 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             events.info("event=auth_failure process=%s path=%s", PROCESS, self.scope.get("path"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        claimed = await registry().claim(user.pk, self.channel_name)
-        if claimed is None:
-            # Unregistered, the socket would not count as online, and a send would skip it.
-            await self._drop(CLOSE_TRY_AGAIN, user.pk, "registry_unreachable")
-            return
-        if not claimed:
-            await self._drop(CLOSE_TOO_MANY_SOCKETS, user.pk, "too_many_sockets")
-            return
-        # Join the group before reading counts and backlog, so nothing falls in between.
-        if not await push.join(user.pk, self.channel_name):
-            await registry().release(user.pk, self.channel_name)
-            await self._drop(CLOSE_TRY_AGAIN, user.pk, "channel_layer_unreachable")
-            return
         self.user_id = user.pk
         session = self.scope.get("session")
         self.session = push.session_digest(getattr(session, "session_key", None))
         self.bucket = TokenBucket(app_settings.MESSAGES_PER_SECOND, app_settings.MESSAGE_BURST)
-        self.last_heard = time.monotonic()
-        liveness().watch(self)
-        watchdog().watch(self, self._channel_layer_lost)
-        freezer().ensure_running(lambda: bool(watchdog().watched))
-        shutdown.install(_close_all_for_restart)
+        self.last_heard = self.joined_at = time.monotonic()
+        self.delivered = RecentIds()
+        if not await node().add(self):
+            return
         try:
             counts = await self._counts()
         except DatabaseError as error:
             events.warning("event=database_error process=%s error=%r", PROCESS, error)
-            await self._drop(CLOSE_TRY_AGAIN, self.user_id, "database_unavailable")
-            await self._forget()
+            await node().close(self, CLOSE_TRY_AGAIN, "database_unavailable")
             return
         await self.send_json({"type": "hello", **counts})
         await registry().count("connects")
@@ -132,50 +185,38 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.user_id is not None:
             events.info("event=disconnect process=%s user=%s code=%s", PROCESS, self.user_id, code)
-            await self._forget()
+            await node().remove(self)
 
-    async def _forget(self) -> None:
-        user_id, self.user_id = self.user_id, None
-        liveness().unwatch(self)
-        watchdog().unwatch(self)
-        if user_id is not None:
-            await push.leave(user_id, self.channel_name)
-            await registry().release(user_id, self.channel_name)
-
-    def _channel_layer_lost(self) -> None:
-        # Pushes may have been lost: close so that the client reconnects and resumes.
-        asyncio.create_task(self._drop(CLOSE_TRY_AGAIN, self.user_id, "channel_layer_lost"))
-
-    async def close_for_restart(self) -> None:
-        await self._drop(CLOSE_SERVICE_RESTART, self.user_id, "server_stopping")
-        await self._forget()
-
-    async def _drop(self, code: int, user_id: int | None, reason: str) -> None:
-        await registry().count("drops")
-        events.info(
-            "event=drop process=%s user=%s code=%s reason=%s", PROCESS, user_id, code, reason
-        )
-        await self.close(code=code)
-
-    async def close_idle(self) -> None:
-        """The client sent nothing for ``IDLE_TIMEOUT_SECONDS`` (see liveness.py)."""
-        await self._drop(CLOSE_IDLE, self.user_id, "idle")
+    def _registered(self) -> bool:
+        return self.user_id is not None and node().sockets.get(self.channel_name) is self
 
     # --- from the client --------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user_id is None:
+        if not self._registered():
             return  # closing: a message that raced the close gets no answer
         self.last_heard = time.monotonic()
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
         if size > app_settings.MAX_MESSAGE_BYTES:
-            await self._drop(CLOSE_TOO_LARGE, self.user_id, "message_too_large")
+            await node().close(self, CLOSE_TOO_LARGE, "message_too_large")
             return
-        if not self.bucket.take():
-            await self._drop(CLOSE_RATE_LIMITED, self.user_id, "rate_limited")
+        content: dict[str, Any] | None = None
+        failure: BadMessage | None = None
+        try:
+            content = _parse(text_data, bytes_data)
+        except BadMessage as error:
+            failure = error
+        if not (content and self._is_next_page(content)) and not self.bucket.take():
+            await node().close(self, CLOSE_RATE_LIMITED, "rate_limited")
             return
         try:
-            await self._dispatch(text_data, bytes_data)
+            if failure is not None:
+                raise failure
+            assert content is not None
+            handler = self.handlers.get(content["type"])
+            if handler is None:
+                raise BadMessage("unknown_type", f"Unknown message type {content['type'][:50]!r}.")
+            await handler(self, content)
         except BadMessage as error:
             await self.send_json({"type": "error", "code": error.code, "detail": error.detail})
         except DatabaseError as error:
@@ -189,19 +230,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
 
-    async def _dispatch(self, text_data: str | None, bytes_data: bytes | None) -> None:
-        if bytes_data is not None:
-            raise BadMessage("binary_not_supported", "Send JSON text frames.")
-        try:
-            content = json.loads(text_data or "")
-        except ValueError:
-            raise BadMessage("invalid_json", "The message is not valid JSON.") from None
-        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
-        handler = self.handlers.get(content["type"])
-        if handler is None:
-            raise BadMessage("unknown_type", f"Unknown message type {content['type'][:50]!r}.")
-        await handler(self, content)
+    def _is_next_page(self, content: dict[str, Any]) -> bool:
+        if content.get("type") != "resume" or self.next_page is None:
+            return False
+        after, cursor = content.get("after"), content.get("cursor")
+        return (
+            all(type(value) is int for value in (after, cursor))
+            and (
+                after,
+                cursor,
+            )
+            == self.next_page
+        )
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "pong"}
@@ -218,19 +258,29 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         after = _field(content, "after", services.clean_id)
-        notifications, complete = await self._backlog(after)
+        cursor = _field(content, "cursor", services.clean_id, required=False)
+        notifications, complete = await self._backlog(after, cursor)
+        self.delivered.add(notification["id"] for notification in notifications)
         await registry().count("resumes")
         events.info(
-            "event=resume process=%s user=%s after=%s sent=%s complete=%s",
+            "event=resume process=%s user=%s after=%s cursor=%s sent=%s complete=%s",
             PROCESS,
             self.user_id,
             after,
+            cursor,
             len(notifications),
             complete,
         )
-        await self.send_json(
-            {"type": "backlog", "notifications": notifications, "complete": complete}
-        )
+        message: dict[str, Any] = {
+            "type": "backlog",
+            "notifications": notifications,
+            "complete": complete,
+        }
+        self.next_page = None
+        if not complete:
+            message["cursor"] = notifications[-1]["id"]
+            self.next_page = (after, message["cursor"])
+        await self.send_json(message)
 
     async def on_mark_read(self, content: dict[str, Any]) -> None:
         await self._apply("read", services.mark_read, _field(content, "ids", services.clean_ids))
@@ -275,28 +325,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the channel layer ------------------------------------------------------------
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections before every handler: a hop to the
-        # database thread that cost 40 % of daphne's time per pushed event. Our channel-layer
-        # events never touch the database, so they skip it; everything else keeps it.
-        if message["type"].startswith(push.EVENT_PREFIX):
-            handler = getattr(self, get_handler_name(message), None)
-            if handler is not None:
-                await handler(message)
-                return
-        await super().dispatch(message)
-
     async def notifications_created(self, event: dict[str, Any]) -> None:
         # The frames arrive encoded (push.created_event): once per user, not once per socket.
         for frame in event["frames"]:
             await self.send(text_data=frame)
+        self.delivered.add(event.get("ids", ()))
 
     async def notifications_changed(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["frame"])
 
     async def notifications_revoke(self, event: dict[str, Any]) -> None:
         if event.get("session") in (None, self.session):
-            await self._drop(CLOSE_UNAUTHENTICATED, self.user_id, "signed_out")
+            await node().close(self, CLOSE_UNAUTHENTICATED, "signed_out")
 
     # --- database --------------------------------------------------------------------------
 
@@ -305,8 +345,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return Notification.objects.for_user(self.user_id).counts()
 
     @database_sync_to_async
-    def _backlog(self, after: int) -> tuple[list[dict[str, Any]], bool]:
-        rows, complete = Notification.objects.for_user(self.user_id).backlog(after)
+    def _backlog(self, after: int, cursor: int | None) -> tuple[list[dict[str, Any]], bool]:
+        rows, complete = Notification.objects.for_user(self.user_id).backlog(after, cursor=cursor)
         return [serialize(row) for row in rows], complete
 
 
@@ -323,8 +363,13 @@ def _field(
         raise BadMessage("invalid_field", str(error)) from None
 
 
-async def _close_all_for_restart() -> None:
-    consumers = list(watchdog().watched)
-    await asyncio.gather(
-        *(consumer.close_for_restart() for consumer in consumers), return_exceptions=True
-    )
+def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+    if bytes_data is not None:
+        raise BadMessage("binary_not_supported", "Send JSON text frames.")
+    try:
+        content = json.loads(text_data or "")
+    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
+        raise BadMessage("invalid_json", "The message is not valid JSON.") from None
+    if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+        raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
+    return content

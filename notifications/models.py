@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
+from django.db.models.sql import Query
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -53,6 +55,20 @@ def id_list(ids: Sequence[int], using: str = "default") -> RawSQL | list[int]:
     if vendor == "sqlite":
         return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(list(ids))])
     return list(ids)
+
+
+def database_now(using: str = DEFAULT_DB_ALIAS) -> datetime:
+    """The database's clock: the one that writes ``inserted_at``."""
+    connection = connections[using]
+    sql, params = Query(None).get_compiler(using).compile(Now())  # per vendor, as db_default
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def _sql(queryset: models.QuerySet) -> tuple[str, tuple[Any, ...]]:
@@ -147,6 +163,10 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return self.filter(
             Q(id__gt=after) | Q(inserted_at__gte=anchor - margin) & ~Q(id=after), id__gte=lowest
         )
+
+    def inserted_after(self, moment: datetime) -> NotificationQuerySet:
+        """Rows the database wrote after ``moment`` (by its clock): gap detection's window."""
+        return self.filter(inserted_at__gt=moment)
 
     def backlog(
         self, after: int, limit: int | None = None, cursor: int | None = None

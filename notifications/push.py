@@ -21,13 +21,14 @@ import os
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
+from . import protocol
 from .conf import app_settings
 from .registry import PROCESS, registry
 
@@ -62,12 +63,13 @@ def session_digest(session_key: str | None) -> str | None:
 
 def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int) -> dict[str, Any]:
     """The WebSocket frames for new notifications, encoded here, once per user: each socket of
-    the user sends them as they are (docs/websocket.md has their shape)."""
-    counts = {"unread_count": unread, "unseen_count": unseen}
+    the user sends them as they are (docs/websocket.md has their shape), and remembers their
+    ids for gap detection."""
     return {
         "type": CREATED,
+        "ids": [notification["id"] for notification in notifications],
         "frames": [
-            _encode({"type": "notification", "notification": notification, **counts})
+            protocol.notification_frame(notification, unread, unseen)
             for notification in notifications
         ],
     }
@@ -154,6 +156,12 @@ async def _send_each(layer: Any, messages: Sequence[Message], failures: list) ->
 
 
 # --- the pub/sub layer, pipelined -------------------------------------------------------------
+
+
+def _is_core(layer: Any) -> bool:
+    from channels_redis.core import RedisChannelLayer
+
+    return isinstance(layer, RedisChannelLayer)
 
 
 def _is_pubsub(layer: Any) -> bool:
@@ -284,13 +292,59 @@ async def leave(user_id: int, channel_name: str) -> None:
         logger.warning("notifications: group_discard failed: %r", error)
 
 
-# --- the channel layer's own health (see watchdog.py) ------------------------------------------
+# --- the channel layer's own health (see realtime/watchdog.py) --------------------------------
 
 HEARTBEAT = "notifications.heartbeat"
 
 
-def heartbeat_group(process_token: str) -> str:
-    return f"notifications.heartbeat.{process_token}"
+def _shard_naming() -> tuple[int, Callable[[str], str]]:
+    """How many Redis hosts the layer spreads groups over, and the name it hashes to pick a
+    group's host (channels_redis: the pub/sub layer hashes the group's Redis channel, the core
+    layer the group's name). Any other layer is one shard."""
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return 1, str
+    from channels_redis.utils import decode_hosts
+
+    config = cast("dict[str, Any]", settings.CHANNEL_LAYERS["default"].get("CONFIG", {}))
+    if _is_pubsub(layer):
+        prefix = config.get("prefix", "asgi")
+        return len(decode_hosts(config.get("hosts"))), lambda group: f"{prefix}__group__{group}"
+    if _is_core(layer):
+        return layer.ring_size, str
+    return 1, str
+
+
+def shard_of(group: str) -> int:
+    """The index of the Redis host that carries ``group``'s messages."""
+    from channels_redis.utils import _consistent_hash
+
+    count, name = _shard_naming()
+    return _consistent_hash(name(group), count)
+
+
+def receiving_shard(channel: str) -> int | None:
+    """The shard through which every message for this process's ``channel`` passes, if one does:
+    with the core layer, one Redis list per process holds them all; with the pub/sub layer a
+    group's messages come through the subscription on the group's own host (None)."""
+    layer = get_channel_layer()
+    if not _is_core(layer):
+        return None
+    return cast(int, layer.consistent_hash(layer.non_local_name(channel)))
+
+
+def heartbeat_groups(process_token: str) -> list[str]:
+    """One heartbeat group per shard of the layer, the one at index ``i`` living on host ``i``."""
+    from channels_redis.utils import _consistent_hash
+
+    count, name = _shard_naming()
+    groups: dict[int, str] = {}
+    suffix = 0
+    while len(groups) < count:
+        group = f"notifications.heartbeat.{process_token}.{suffix}"
+        groups.setdefault(_consistent_hash(name(group), count), group)
+        suffix += 1
+    return [groups[index] for index in range(count)]
 
 
 async def new_channel() -> str | None:
@@ -310,9 +364,19 @@ async def unsubscribe(group: str, channel_name: str) -> None:
         logger.warning("notifications: group_discard failed: %r", error)
 
 
-async def send_heartbeat(group: str, number: int) -> None:
-    """Send heartbeat ``number`` to a group; raises if the layer is unreachable."""
-    await get_channel_layer().group_send(group, {"type": HEARTBEAT, "seq": number})
+async def send_heartbeat(group: str, channel: str, shard: int, number: int) -> None:
+    """Send heartbeat ``number`` of ``shard`` to its group; raises if the layer is unreachable.
+
+    With the core layer the same number also goes straight to ``channel``, as a control: both
+    land in the one Redis list that holds this process's messages, in this order, so a control
+    that arrives before its group heartbeat means the group's membership was lost (a restarted
+    Redis forgets memberships, and a group send to nobody fails silently).
+    """
+    layer = get_channel_layer()
+    await layer.group_send(group, {"type": HEARTBEAT, "shard": shard, "seq": number})
+    if _is_core(layer):
+        control = {"type": HEARTBEAT, "shard": shard, "seq": number, "control": True}
+        await layer.send(channel, control)
 
 
 async def receive(channel_name: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Which sockets are open, for the per-user limit, and the app's counters.
+"""Which sockets are open, for the per-user limit and for who is online, and the app's counters.
 
 Both must agree across processes, so they live in Redis when the app's cache
 (``NOTIFICATIONS["CACHE_ALIAS"]``) is Django's ``RedisCache``, and in this process otherwise
@@ -6,9 +6,16 @@ Both must agree across processes, so they live in Redis when the app's cache
 consumer's connect costs no thread hop. When Redis is unreachable the limit is not enforced and
 counters are not counted: a socket is never refused for it.
 
-Each socket is a member of a sorted set per user, scored by when it last said it was alive; a
-socket whose process died without its ``disconnect()`` (daphne is killed, say) falls out after
-``SOCKET_STALE_SECONDS``.
+Each socket is a member of a sorted set per user, scored by when it last said it was alive, and
+named after the node (the process) that holds it. Nodes beat every few seconds: the sockets of a
+node that stopped beating (daphne killed) stop counting against the limit at once, and every
+socket falls out after ``SOCKET_STALE_SECONDS`` without news.
+
+The registry can vanish (``cache.clear()``, FLUSHDB, a cache Redis restarted without
+persistence). Its set of online users therefore carries an *epoch* member, created with it: a
+registry whose epoch is missing or young does not know who is online, and :meth:`online` says so
+(``None``: push to everyone) until every node has had time to claim its sockets again. Nodes
+notice a new epoch at their next beat and re-claim at once (see realtime/sweep.py).
 """
 
 from __future__ import annotations
@@ -35,18 +42,66 @@ logger = logging.getLogger("notifications")
 
 PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
-# Claim a place among a user's sockets, atomically: forget the stale, refuse past the limit.
+# How often a node says it is alive, and how long after its last beat its sockets stop counting.
+NODE_BEAT_SECONDS = 5.0
+NODE_STALE_SECONDS = 3 * NODE_BEAT_SECONDS
+# After the registry was created anew, how long it is taken to know nothing: every node beats
+# (and re-claims its sockets) within NODE_BEAT_SECONDS; the rest is slack for a busy process.
+EPOCH_GRACE_SECONDS = 3 * NODE_BEAT_SECONDS
+_EPOCH = "epoch:"
+
+# Claim a place among a user's sockets, atomically: forget the stale and the sockets of nodes
+# that stopped beating, refuse past the limit.
+# KEYS: the user's sockets, the online users, the live nodes.
+# ARGV: now, stale before, member, limit, expiry (s), user id, node, node stale before.
 _CLAIM = """
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-  local limit = tonumber(ARGV[4])
-  if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+local limit = tonumber(ARGV[4])
+if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[3])
+   and redis.call('ZCARD', KEYS[1]) >= limit then
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local node = string.match(member, '^(.-)|')
+    local beat = node and redis.call('ZSCORE', KEYS[3], node)
+    if node and ((not beat) or tonumber(beat) < tonumber(ARGV[8])) then
+      redis.call('ZREM', KEYS[1], member)
+    end
+  end
+  if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
 return 1
+"""
+
+# The online users' epoch (created if missing), then the scores of the given users.
+# KEYS: the online users. ARGV: now, then the user ids.
+_EPOCH_AND_SCORES = """
+local epoch = redis.call('ZRANGEBYSCORE', KEYS[1], '+inf', '+inf', 'LIMIT', 0, 1)[1]
+if not epoch then
+  epoch = 'epoch:' .. ARGV[1]
+  redis.call('ZADD', KEYS[1], '+inf', epoch)
+end
+local scores = {}
+if #ARGV > 1 then
+  scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 2))
+end
+return {epoch, scores}
+"""
+
+# A node's beat: it is alive; nodes silent for a day are forgotten. Returns the epoch.
+# KEYS: the live nodes, the online users. ARGV: now, node, forget before.
+_BEAT = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local epoch = redis.call('ZRANGEBYSCORE', KEYS[2], '+inf', '+inf', 'LIMIT', 0, 1)[1]
+if not epoch then
+  epoch = 'epoch:' .. ARGV[1]
+  redis.call('ZADD', KEYS[2], '+inf', epoch)
+end
+return epoch
 """
 
 COUNTERS = ("connects", "auth_failures", "pushes", "resumes", "drops")
@@ -68,7 +123,7 @@ class LocalRegistry:
         self.sockets: dict[int, dict[str, float]] = {}
         self.counters: Counter[str] = Counter()
 
-    async def claim(self, user_id: int, channel: str) -> bool:
+    async def claim(self, user_id: int, channel: str, node: str = "") -> bool:
         now = time.monotonic()
         mine = self.sockets.setdefault(user_id, {})
         for name in [
@@ -81,13 +136,20 @@ class LocalRegistry:
         mine[channel] = now
         return True
 
-    async def release(self, user_id: int, channel: str) -> None:
-        self.sockets.get(user_id, {}).pop(channel, None)
+    async def release(self, user_id: int, channel: str, node: str = "") -> None:
+        mine = self.sockets.get(user_id, {})
+        mine.pop(channel, None)
+        if not mine:
+            self.sockets.pop(user_id, None)
 
-    async def refresh(self, sockets: Sequence[tuple[int, str]]) -> None:
+    async def refresh(self, sockets: Sequence[tuple[int, str]], node: str = "") -> None:
         """Say that these (user, channel) sockets are still alive."""
         for user_id, channel in sockets:
             await self.claim(user_id, channel)
+
+    async def beat(self, node: str) -> str | None:
+        """This process's registry cannot be wiped from outside: one epoch forever."""
+        return "local"
 
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a socket here; None if this process cannot know (another
@@ -112,6 +174,20 @@ class LocalRegistry:
         return {**{name: self.counters[name] for name in COUNTERS}, "open_sockets": open_sockets}
 
 
+def _member(node: str, channel: str) -> str:
+    """A socket in a user's set: the node that holds it, then its channel."""
+    return f"{node}|{channel}"
+
+
+def _epoch_age(epoch: Any) -> float:
+    """Seconds since the registry's epoch began (0 if it cannot be read: assume it is new)."""
+    text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+    try:
+        return time.time() - float(text.removeprefix(_EPOCH))
+    except ValueError:
+        return 0.0
+
+
 class RedisRegistry:
     """Sockets and counters shared by every process, in the cache's Redis, under the cache's own
     key prefix and version (``namespace``), so that projects sharing a Redis stay apart."""
@@ -119,10 +195,12 @@ class RedisRegistry:
     def __init__(self, url: str, namespace: str = "notifications") -> None:
         self.url = url
         self.stats_key = f"{namespace}:stats"
-        # Every user with a live socket, scored by when one of them last said so: who is online,
-        # in one read whatever the size of an audience.
+        # Every user with a live socket, scored by when one of them last said so (who is online,
+        # in one read whatever the size of an audience), and the registry's epoch, scored +inf.
         self.online_key = f"{namespace}:online"
         self.sockets_prefix = f"{namespace}:sockets:"
+        # Every node (process) holding sockets, scored by its last beat.
+        self.nodes_key = f"{namespace}:nodes"
         # The consumers' calls use an asyncio client of their (long-lived) event loop; calls from
         # sync code (the after-commit step of a send) use one thread-safe sync client. An asyncio
         # client there would be made for each async_to_sync's short-lived loop, and leak.
@@ -154,46 +232,65 @@ class RedisRegistry:
     def sockets_key(self, user_id: int) -> str:
         return f"{self.sockets_prefix}{int(user_id)}"
 
-    async def claim(self, user_id: int, channel: str) -> bool | None:
+    async def claim(self, user_id: int, channel: str, node: str = "") -> bool | None:
         """True: claimed; False: the user has too many sockets; None: Redis cannot say."""
         try:
-            return bool(await self._client().eval(_CLAIM, 2, *self._claim_args(user_id, channel)))
+            keys_and_args = self._claim_args(user_id, channel, node)
+            return bool(await self._client().eval(_CLAIM, 3, *keys_and_args))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
 
-    def _claim_args(self, user_id: int, channel: str) -> tuple[Any, ...]:
+    def _claim_args(self, user_id: int, channel: str, node: str) -> tuple[Any, ...]:
         stale = app_settings.SOCKET_STALE_SECONDS
         now = time.time()
         return (
             self.sockets_key(user_id),
             self.online_key,
+            self.nodes_key,
             now,
             now - stale,
-            channel,
+            _member(node, channel),
             app_settings.MAX_SOCKETS_PER_USER,
             math.ceil(stale * 2),  # EXPIRE takes whole seconds
             user_id,
+            node,
+            now - NODE_STALE_SECONDS,
         )
 
-    async def release(self, user_id: int, channel: str) -> None:
+    async def release(self, user_id: int, channel: str, node: str = "") -> None:
         try:
-            await self._client().zrem(self.sockets_key(user_id), channel)
+            await self._client().zrem(self.sockets_key(user_id), _member(node, channel))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
-    async def refresh(self, sockets: Sequence[tuple[int, str]]) -> None:
+    async def refresh(self, sockets: Sequence[tuple[int, str]], node: str = "") -> None:
         """Say that these (user, channel) sockets are still alive: one pipeline of claims."""
         try:
             async with self._client().pipeline(transaction=False) as pipeline:
                 for user_id, channel in sockets:
-                    pipeline.eval(_CLAIM, 2, *self._claim_args(user_id, channel))
+                    pipeline.eval(_CLAIM, 3, *self._claim_args(user_id, channel, node))
                 await pipeline.execute()
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
+    async def beat(self, node: str) -> str | None:
+        """Say that ``node`` is alive; return the registry's epoch (None if unreachable). A
+        different epoch than before means the registry was wiped: claim everything again."""
+        now = time.time()
+        try:
+            epoch = await self._client().eval(
+                _BEAT, 2, self.nodes_key, self.online_key, now, node, now - 86400
+            )
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+            return None
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
-        """Which of these users have a live socket in any process (None if Redis cannot say).
+        """Which of these users have a live socket in any process; None if that cannot be known
+        (Redis unreachable, or the registry was wiped less than ``EPOCH_GRACE_SECONDS`` ago and
+        nodes may not have claimed their sockets again yet): then push to all.
 
         A small audience is looked up member by member (ZMSCORE, Redis 6.2+); a large one reads
         the sorted set of online users once, so it costs what the online users cost, not the
@@ -202,19 +299,31 @@ class RedisRegistry:
         """
         fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
         audience = list(dict.fromkeys(user_ids))
+        client = self._sync()
         try:
             if len(audience) <= _LOOK_UP_EACH_UP_TO:
-                scores = self._sync().zmscore(self.online_key, audience) if audience else []
+                epoch, scores = client.eval(
+                    _EPOCH_AND_SCORES, 1, self.online_key, time.time(), *audience
+                )
+                if _epoch_age(epoch) < EPOCH_GRACE_SECONDS:
+                    return None
                 return {
                     user_id
                     for user_id, score in zip(audience, scores, strict=True)
-                    if score is not None and score >= fresh
+                    if score is not None and float(score) >= fresh
                 }
-            members = self._sync().zrangebyscore(self.online_key, fresh, "+inf")
+            members = client.zrangebyscore(self.online_key, fresh, "+inf")
+            epochs = [m for m in members if m.startswith(_EPOCH.encode())]
+            if not epochs:
+                client.eval(_EPOCH_AND_SCORES, 1, self.online_key, time.time())
+                return None
+            if _epoch_age(min(epochs)) < EPOCH_GRACE_SECONDS:
+                return None
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
-        return {int(member) for member in members} & set(audience)
+        online = {int(member) for member in members if member not in epochs}
+        return online & set(audience)
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:
@@ -229,11 +338,17 @@ class RedisRegistry:
             logger.warning("notifications: counters unreachable: %r", error)
 
     def snapshot(self) -> dict[str, int]:
-        """The counters and the open sockets of every process; raises if Redis is unreachable."""
+        """The counters and the open sockets of every live process; raises if Redis is
+        unreachable. Sockets of a process that stopped beating are not counted."""
         client = self._sync()
         raw = client.hgetall(self.stats_key)
         counters = {name: int(raw.get(name.encode(), 0)) for name in COUNTERS}
-        stale_before = time.time() - app_settings.SOCKET_STALE_SECONDS
+        now = time.time()
+        live_nodes = {
+            node.decode()
+            for node in client.zrangebyscore(self.nodes_key, now - NODE_STALE_SECONDS, "+inf")
+        }
+        stale_before = now - app_settings.SOCKET_STALE_SECONDS
         open_sockets = 0
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.sockets_prefix) + "*"
         cursor = None
@@ -241,8 +356,11 @@ class RedisRegistry:
             cursor, keys = client.scan(cursor or 0, match=pattern, count=1000)
             pipeline = client.pipeline(transaction=False)
             for key in keys:
-                pipeline.zcount(key, stale_before, "+inf")
-            open_sockets += sum(pipeline.execute())
+                pipeline.zrangebyscore(key, stale_before, "+inf")
+            for members in pipeline.execute():
+                open_sockets += sum(
+                    1 for member in members if member.decode().partition("|")[0] in live_nodes
+                )
         return {**counters, "open_sockets": open_sockets}
 
 

@@ -67,21 +67,21 @@ async def test_open_sockets_stay_claimed_past_the_stale_time(registry_backend, a
 
 
 async def test_one_sweep_refreshes_every_socket_at_once(alice, bob, settings, monkeypatch):
-    from notifications.liveness import liveness
+    from notifications.realtime.node import node
 
     settings.NOTIFICATIONS = {"SOCKET_STALE_SECONDS": 3600}  # no sweep of its own in this test
     refreshed = []
 
-    async def refresh(self, sockets):
+    async def refresh(self, sockets, node_id):
         refreshed.append(sorted(user for user, _ in sockets))
 
     monkeypatch.setattr(type(registry()), "refresh", refresh)
     sockets = [(await signed_in(user))[0] for user in (alice, alice, bob)]
-    await liveness().sweep()
+    await node().sweep.tick()
     assert refreshed == [sorted([alice.pk, alice.pk, bob.pk])]
     for communicator in sockets:
         await communicator.disconnect()
-    await liveness().sweep()
+    await node().sweep.tick()
     assert len(refreshed) == 1  # nothing left to refresh
 
 

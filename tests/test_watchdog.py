@@ -1,11 +1,17 @@
-"""The channel-layer watchdog: a gap in its heartbeats or a failed send means pushes may be lost."""
+"""The channel-layer watchdog: a gap in a shard's heartbeats, or a heartbeat that cannot be sent,
+means pushes to the groups on that shard may be lost: their sockets are closed with 4013."""
 
 import asyncio
+import json
 
 import pytest
 
 from notifications import push
-from notifications.watchdog import Watchdog
+from notifications.realtime.node import node
+from tests.test_consumers import send, signed_in
+from tests.test_faults import RedisServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -14,38 +20,138 @@ def fast(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-async def wait_for(event: asyncio.Event, seconds: float = 2) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
+async def closed_with(communicator, seconds: float = 5) -> int | None:
+    while True:
+        output = await communicator.receive_output(timeout=seconds)
+        if output["type"] == "websocket.close":
+            return output.get("code")
 
 
-async def test_heartbeats_that_arrive_lose_nothing(fast):
-    watchdog, lost = Watchdog(), asyncio.Event()
-    watchdog.watch("socket", lost.set)
-    assert not await wait_for(lost, 0.5)
-    assert watchdog.sent > 3 and watchdog.expected > 3
-    watchdog.unwatch("socket")
+async def still_open(communicator) -> bool:
+    await communicator.send_json_to({"type": "ping", "id": "alive?"})
+    while True:  # past any notification (gap detection may send this socket recent ones)
+        output = await communicator.receive_output(timeout=3)
+        if output["type"] != "websocket.send":
+            return False
+        message = json.loads(output["text"])
+        if message["type"] != "notification":
+            return message == {"type": "pong", "id": "alive?"}
 
 
-async def test_a_gap_in_the_heartbeats_is_a_loss(fast):
-    watchdog, lost = Watchdog(), asyncio.Event()
-    watchdog.watch("socket", lost.set)
+async def test_heartbeats_that_arrive_lose_nothing(fast, alice):
+    communicator, _ = await signed_in(alice)
+    await asyncio.sleep(0.5)
+    watchdog = node().watchdog
+    assert watchdog.sent[0] > 3 and watchdog.expected[0] > 3
+    assert await still_open(communicator)
+    await communicator.disconnect()
+
+
+async def test_a_gap_in_the_heartbeats_closes_the_sockets_4013(fast, alice):
+    communicator, _ = await signed_in(alice)
     await asyncio.sleep(0.2)
-    await push.send_heartbeat(watchdog.group, watchdog.sent + 3)  # as if two went missing
-    assert await wait_for(lost)
-    assert watchdog.watched == {}  # everyone was told once
+    watchdog = node().watchdog
+    # As if two heartbeats went missing.
+    await push.send_heartbeat(watchdog.groups[0], "unused", 0, watchdog.sent[0] + 3)
+    assert await closed_with(communicator) == 4013
+    assert node().sockets == {}
 
 
-async def test_a_heartbeat_that_cannot_be_sent_is_a_loss(fast, settings):
+async def test_a_heartbeat_that_cannot_be_sent_closes_the_sockets_4013(fast, alice, settings):
+    communicator, _ = await signed_in(alice)
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},  # nothing listens
         }
     }
-    watchdog, lost = Watchdog(), asyncio.Event()
-    watchdog.watch("socket", lost.set)
-    assert await wait_for(lost)
+    node().watchdog.task.cancel()  # a new run, on the unreachable layer
+    await asyncio.sleep(0)
+    node().watchdog.ensure_running()
+    assert await closed_with(communicator) == 4013
+
+
+def test_there_is_one_heartbeat_group_per_shard_and_it_lives_there(settings):
+    for backend in (
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "channels_redis.core.RedisChannelLayer",
+    ):
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": backend,
+                "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0" for port in (1, 2, 3)]},
+            }
+        }
+        groups = push.heartbeat_groups("token")
+        assert len(groups) == 3
+        assert [push.shard_of(group) for group in groups] == [0, 1, 2]
+
+
+@pytest.fixture(params=["pubsub", "core"])
+def two_redis_servers(request, tmp_path, settings):
+    servers = [RedisServer(tmp_path / name) for name in ("a", "b")]
+    for server in servers:
+        server.directory.mkdir()
+        server.start()
+    hosts = [server.url for server in servers]
+    if request.param == "pubsub":
+        layer = {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": hosts},
+        }
+    else:
+        layer = {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": url, "socket_timeout": None} for url in hosts]},
+        }
+    settings.CHANNEL_LAYERS = {"default": layer}
+    # A push sent on a connection the restart broke fails: gap detection delivers it instead.
+    settings.NOTIFICATIONS = {"LAYER_CHECK_SECONDS": 0.1, "GAP_CHECK_SECONDS": 1}
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def pushed_after_reconnecting(user, attempts: int = 8) -> bool:
+    """What a client does after a 4013: reconnect (with a pause), and hear of new sends, pushed or
+    recovered by gap detection. Heartbeats lost while a server was down are noticed over the
+    next few periods, which may close a socket that reconnected meanwhile once more."""
+    for attempt in range(attempts):
+        await asyncio.sleep(0.5)
+        communicator, _ = await signed_in(user)
+        await asyncio.sleep(0.3)
+        await send(user, f"after the restart ({attempt})")
+        output = await communicator.receive_output(timeout=5)
+        if output["type"] == "websocket.send":
+            await communicator.disconnect()
+            return json.loads(output["text"])["type"] == "notification"
+        assert output == {"type": "websocket.close", "code": 4013}
+    return False
+
+
+async def test_restarting_either_of_two_redis_servers_closes_the_sockets_it_carried(
+    two_redis_servers, make_user, settings
+):
+    """Each user's group lives on one of the two servers. Restarting one loses what it carried
+    then: its sockets are told (4013) and, reconnecting, hear of new sends again. With the
+    pub/sub layer the other server's sockets stay open; with the core layer every message of a
+    process passes through one server's list, and restarting that one tells every socket."""
+    pubsub = "pubsub" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    users = {}
+    for _ in range(40):
+        user = await asyncio.to_thread(make_user)
+        users.setdefault(push.shard_of(push.user_group(user.pk)), user)
+        if len(users) == 2:
+            break
+    for restarted in (0, 1):
+        sockets = {shard: (await signed_in(user))[0] for shard, user in users.items()}
+        await asyncio.sleep(0.5)  # the watchdog is beating on both shards
+        two_redis_servers[restarted].stop()
+        two_redis_servers[restarted].start()
+        assert await closed_with(sockets[restarted], 10) == 4013
+        other = 1 - restarted
+        if pubsub:
+            assert await still_open(sockets[other])
+        await sockets[other].disconnect()
+        assert await pushed_after_reconnecting(users[restarted])
+        assert await pushed_after_reconnecting(users[other])

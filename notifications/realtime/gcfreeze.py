@@ -17,28 +17,31 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .conf import app_settings
-from .loops import per_loop
-from .registry import PROCESS
+from ..conf import app_settings
+from ..registry import PROCESS
+
+if TYPE_CHECKING:
+    from .node import Node
 
 events = logging.getLogger("notifications.events")
 
 
 class Freezer:
-    def __init__(self) -> None:
-        self.task: asyncio.Task | None = None
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.task: asyncio.Task[None] | None = None
         self.thawed_at = time.monotonic()
 
-    def ensure_running(self, needed: Callable[[], bool]) -> None:
-        """Freeze periodically for as long as ``needed()`` says this process holds sockets."""
+    def ensure_running(self) -> None:
+        """Freeze periodically for as long as the node holds sockets."""
         if app_settings.GC_FREEZE_SECONDS and (self.task is None or self.task.done()):
-            self.task = asyncio.create_task(self._run(needed))
+            self.task = self.node.spawn(self._run())
 
-    async def _run(self, needed: Callable[[], bool]) -> None:
+    async def _run(self) -> None:
         try:
-            while needed() and app_settings.GC_FREEZE_SECONDS:
+            while self.node.sockets and app_settings.GC_FREEZE_SECONDS:
                 await asyncio.sleep(app_settings.GC_FREEZE_SECONDS)
                 if time.monotonic() - self.thawed_at >= app_settings.GC_THAW_SECONDS:
                     self.thaw()
@@ -57,7 +60,3 @@ class Freezer:
             collected,
             self.thawed_at - started,
         )
-
-
-# This event loop's freezer (one per process under daphne).
-freezer = per_loop(Freezer)

@@ -1,0 +1,1 @@
+"""What one server process runs for its sockets: the node (node.py) and what it owns."""
