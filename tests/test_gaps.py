@@ -1,0 +1,168 @@
+"""Gap detection: a notification that reached the table without reaching a connected socket (a
+lost push, a sender that died right after COMMIT, a row another program wrote) reaches it within
+GAP_CHECK_SECONDS, once, without a reconnect; at a cost per process, not per socket."""
+
+import asyncio
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications import push, services
+from notifications.models import Notification, database_now
+from notifications.realtime import gaps
+from notifications.realtime.node import node
+from tests.test_consumers import send, signed_in
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def fast_checks(settings):
+    """Checks every 0.2 s, on the run's channel layer (Redis when REDIS_URL is set)."""
+    settings.NOTIFICATIONS = {"GAP_CHECK_SECONDS": 0.4}
+
+
+async def frames(communicator, seconds: float) -> list[dict]:
+    """Every frame the socket receives within ``seconds``."""
+    received = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        # receive_output() would cancel the application when it times out: look first.
+        if await communicator.receive_nothing(timeout=min(left, 0.1), interval=0.01):
+            continue
+        output = await communicator.receive_output(timeout=1)
+        received.append(json.loads(output["text"]))
+    return received
+
+
+def written_by_another_program(user, title: str) -> int:
+    """A row that reached the table with no push at all."""
+    return Notification.objects.create(recipient=user, title=title).pk
+
+
+async def test_a_row_no_push_announced_reaches_every_socket_of_its_user_once(
+    fast_checks, alice, bob
+):
+    first, _ = await signed_in(alice)
+    second, _ = await signed_in(alice)
+    bobs, _ = await signed_in(bob)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "silent")
+    for communicator in (first, second):
+        [message] = await frames(communicator, 2)  # several checks pass meanwhile: still once
+        assert message["type"] == "notification" and message["recovered"] is True
+        assert message["notification"]["id"] == nid
+        assert message["notification"]["title"] == "silent"
+        assert message["unread_count"] == 1
+    assert await frames(bobs, 0.3) == []
+    for communicator in (first, second, bobs):
+        await communicator.disconnect()
+
+
+async def test_a_pushed_notification_is_not_sent_again(fast_checks, alice):
+    communicator, _ = await signed_in(alice)
+    await send(alice, "pushed")
+    [message] = await frames(communicator, 2)
+    assert "recovered" not in message
+    await communicator.disconnect()
+
+
+async def test_what_a_backlog_brought_is_not_sent_again(fast_checks, alice):
+    nid = await database_sync_to_async(written_by_another_program)(alice, "before the socket")
+    communicator, _ = await signed_in(alice)
+    await communicator.send_json_to({"type": "resume", "after": 0})
+    [backlog] = await frames(communicator, 2)
+    assert [item["id"] for item in backlog["notifications"]] == [nid]
+    await communicator.disconnect()
+
+
+async def test_a_lost_push_is_recovered(fast_checks, alice, monkeypatch):
+    communicator, _ = await signed_in(alice)
+
+    async def lost(messages):
+        return 0  # as a layer that dropped everything
+
+    monkeypatch.setattr(push, "asend", lost)
+    monkeypatch.setattr(push, "_push_loop", None)  # any other path would fail loudly
+    [nid] = [n.pk for n in await send(alice, "lost in the layer")]
+    [message] = await frames(communicator, 2)
+    assert message["notification"]["id"] == nid and message["recovered"] is True
+    await communicator.disconnect()
+
+
+async def test_a_row_that_commits_after_several_checks_is_recovered(fast_checks, alice):
+    """The sender took its id (and inserted_at) before the socket's checks ran, and committed
+    after them; the push never came (the sender died right after COMMIT)."""
+    inserted, release, done = threading.Event(), threading.Event(), threading.Event()
+    ids = []
+
+    def sender():
+        try:
+            with transaction.atomic():
+                ids.append(written_by_another_program(alice, "committed late"))
+                inserted.set()
+                release.wait(10)
+        finally:
+            connection.close()
+            done.set()
+
+    communicator, _ = await signed_in(alice)
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    assert await asyncio.to_thread(inserted.wait, 5)
+    assert await frames(communicator, 1.5) == []  # three checks: nothing visible yet
+    release.set()
+    assert await asyncio.to_thread(done.wait, 5)
+    [message] = await frames(communicator, 2)
+    assert message["notification"]["id"] == ids[0] and message["recovered"] is True
+    await communicator.disconnect()
+
+
+async def test_an_expired_or_deleted_row_is_not_recovered(fast_checks, alice):
+    communicator, _ = await signed_in(alice)
+
+    def write_and_remove():
+        gone = Notification.objects.create(recipient=alice, title="deleted")
+        Notification.objects.filter(pk=gone.pk).delete()
+        Notification.objects.create(recipient=alice, title="expired", expires_at=timezone.now())
+
+    await database_sync_to_async(write_and_remove)()
+    assert await frames(communicator, 1.5) == []
+    await communicator.disconnect()
+
+
+def test_a_check_costs_the_same_few_queries_whatever_the_number_of_users(
+    make_user, django_assert_num_queries
+):
+    users = [make_user() for _ in range(30)]
+    for user in users:
+        services.notify(user, "hello")
+    since = timezone.now() - timedelta(minutes=5)
+    with django_assert_num_queries(1):
+        database_now()
+    with django_assert_num_queries(1):
+        rows = gaps._written_since([user.pk for user in users], since)
+    assert len(rows) == 30
+    ids = [nid for nid, _ in rows]
+    with django_assert_num_queries(2):  # the rows (no actor or target to prefetch), the counts
+        shapes, counts = gaps._shapes_and_counts(ids, [user.pk for user in users])
+    assert set(shapes) == set(ids) and all(counts[user.pk] == (1, 1) for user in users)
+
+
+async def test_one_check_sends_nothing_when_nothing_is_missing(settings, alice, bob):
+    settings.NOTIFICATIONS = {"GAP_CHECK_SECONDS": 3600}  # checks run by hand here
+    sockets = [(await signed_in(user))[0] for user in (alice, alice, bob)]
+    await send(alice, "pushed")
+    await sockets[0].receive_json_from(timeout=3)
+    await sockets[1].receive_json_from(timeout=3)
+    assert await node().gaps.check() == 0
+    await database_sync_to_async(written_by_another_program)(bob, "missed")
+    assert await node().gaps.check() == 1
+    assert await node().gaps.check() == 0
+    for communicator in sockets:
+        await communicator.disconnect()

@@ -1,0 +1,259 @@
+"""The process's node: whatever happens to a socket, the place it held is given back, and nobody
+is locked out by what another socket did, by a wiped registry or by a process that died."""
+
+import asyncio
+import time
+
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from notifications import push, services
+from notifications.consumers import NotificationConsumer
+from notifications.models import Notification
+from notifications.realtime.node import node
+from notifications.registry import NODE_STALE_SECONDS, registry
+from tests.test_consumers import open_socket, send, signed_in
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+LIMIT = 3
+
+
+@pytest.fixture
+def redis_registry(redis_url, settings):
+    """Registry and channel layer in Redis, as in production, on a database of the tests' own."""
+    url = redis_url.rsplit("/", 1)[0] + "/12"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    }
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url}], "prefix": "notifications-tests"},
+        }
+    }
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": LIMIT}
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+async def aboom(*args, **kwargs):
+    raise RuntimeError("injected")
+
+
+async def trigger_nothing(communicator, user):
+    pass
+
+
+async def trigger_notification(communicator, user):
+    await send(user, "to the broken handler")
+
+
+async def trigger_change(communicator, user):
+    notification = await send(user, "to change")
+    await communicator.receive_json_from(timeout=3)  # its push, before the handler breaks
+    await database_sync_to_async(services.mark_read)(user, [notification[0].pk])
+
+
+async def trigger_revoke(communicator, user):
+    await database_sync_to_async(push.send)([(push.user_group(user.pk), push.revoke_event("x"))])
+
+
+def client_message(type_, **fields):
+    async def trigger(communicator, user):
+        await communicator.send_json_to({"type": type_, **fields})
+
+    return trigger
+
+
+# (what breaks, how to make it run)
+BREAKS = {
+    "connect": ("_counts", trigger_nothing),
+    "ping": ("handlers:ping", client_message("ping")),
+    "resume": ("handlers:resume", client_message("resume", after=0)),
+    "mark_read": ("handlers:mark_read", client_message("mark_read", ids=[1])),
+    "mark_unread": ("handlers:mark_unread", client_message("mark_unread", ids=[1])),
+    "mark_all_read": ("handlers:mark_all_read", client_message("mark_all_read")),
+    "mark_seen": ("handlers:mark_seen", client_message("mark_seen", up_to=1)),
+    "serializing a backlog": ("_backlog", client_message("resume", after=0)),
+    "notifications_created": ("notifications_created", trigger_notification),
+    "notifications_changed": ("notifications_changed", trigger_change),
+    "notifications_revoke": ("notifications_revoke", trigger_revoke),
+}
+
+
+@pytest.mark.parametrize("where", list(BREAKS))
+async def test_whatever_a_handler_raises_the_socket_closes_4500_and_gives_its_place_back(
+    where, redis_registry, alice, monkeypatch
+):
+    target, trigger = BREAKS[where]
+    before = await database_sync_to_async(registry().snapshot)()
+    with monkeypatch.context() as patch:
+        if target.startswith("handlers:"):
+            patch.setitem(NotificationConsumer.handlers, target.partition(":")[2], aboom)
+        else:
+            patch.setattr(NotificationConsumer, target, aboom)
+        communicator, connected, _ = await open_socket(alice)
+        assert connected
+        if where != "connect":
+            assert (await communicator.receive_json_from(timeout=3))["type"] == "hello"
+        await trigger(communicator, alice)
+        while (output := await communicator.receive_output(timeout=5))["type"] != "websocket.close":
+            pass  # frames sent before the handler broke
+        assert output == {"type": "websocket.close", "code": 4500}
+        await communicator.disconnect()
+    assert node().sockets == {}
+    after = await database_sync_to_async(registry().snapshot)()
+    assert after["open_sockets"] == before["open_sockets"]
+    # Every place was given back: the user opens as many sockets as the limit allows.
+    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_disconnect_that_raises_still_gives_the_place_back(
+    redis_registry, alice, monkeypatch
+):
+    monkeypatch.setattr(NotificationConsumer, "disconnect", aboom)
+    for _ in range(LIMIT + 2):
+        communicator, _ = await signed_in(alice)
+        await communicator.disconnect()
+    assert node().sockets == {}
+    monkeypatch.undo()
+    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_sockets_of_a_process_that_stopped_beating_free_their_places(redis_registry, alice):
+    """A daphne killed with SIGKILL never releases its sockets; once its node has been silent for
+    NODE_STALE_SECONDS they no longer count against the user's limit (nor as open)."""
+    for index in range(LIMIT):
+        assert await registry().claim(alice.pk, f"ghost-{index}", "killed-node")
+    blocked, _, _ = await open_socket(alice)
+    assert (await blocked.receive_output(timeout=3))["code"] == 4409
+    current = registry()
+    silent_since = time.time() - NODE_STALE_SECONDS - 1
+    await current._client().zadd(current.nodes_key, {"killed-node": silent_since})
+    assert (await database_sync_to_async(current.snapshot)())["open_sockets"] == 0
+    communicator, _ = await signed_in(alice)
+    assert (await database_sync_to_async(current.snapshot)())["open_sockets"] == 1
+    await communicator.disconnect()
+
+
+def set_epoch_age(seconds: float) -> None:
+    current = registry()
+    client = redis.Redis.from_url(current.url)
+    for member in client.zrangebyscore(current.online_key, "+inf", "+inf"):
+        client.zrem(current.online_key, member)
+    client.zadd(current.online_key, {f"epoch:{time.time() - seconds}": float("inf")})
+
+
+async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_again(
+    redis_registry, alice, bob
+):
+    online = database_sync_to_async(push.online)
+    communicator, _ = await signed_in(alice)
+    await node().sweep.tick()
+    await database_sync_to_async(set_epoch_age)(3600)  # a registry in service for an hour
+    assert await online([alice.pk, bob.pk]) == {alice.pk}
+
+    await database_sync_to_async(cache.clear)()  # the registry is gone with it
+    assert await online([alice.pk, bob.pk]) is None  # nobody knows: push to everyone
+    await send(alice, "while the registry is unknown")
+    message = await communicator.receive_json_from(timeout=3)
+    assert message["notification"]["title"] == "while the registry is unknown"
+
+    await node().sweep.tick()  # the node's next beat sees a new epoch and claims again at once
+    current = registry()
+    client = redis.Redis.from_url(current.url)
+    assert client.zscore(current.online_key, str(alice.pk)) is not None
+    await database_sync_to_async(set_epoch_age)(3600)  # ... and once the grace has passed
+    assert await online([alice.pk, bob.pk]) == {alice.pk}
+    await communicator.disconnect()
+
+
+async def test_background_tasks_are_referenced_until_they_finish(alice):
+    communicator, _ = await signed_in(alice)
+    started = asyncio.Event()
+
+    async def work():
+        started.set()
+        await asyncio.sleep(0.05)
+
+    task = node().spawn(work())
+    assert task in node().tasks
+    await started.wait()
+    await task
+    assert task not in node().tasks
+    await communicator.disconnect()
+
+
+# --- resume makes progress ---------------------------------------------------------------------
+
+
+async def burst(user, count: int) -> list[int]:
+    def write():
+        return [services.notify(user, f"burst {i}")[0].pk for i in range(count)]
+
+    return await database_sync_to_async(write)()
+
+
+async def test_a_burst_of_ten_backlog_limits_inside_the_margin_resumes_completely_once(
+    alice, settings
+):
+    """The client saw the middle of a burst of 10 x BACKLOG_LIMIT: paging with the cursor brings
+    the rest, each row once, in a bounded number of round trips, and the pages never count
+    against the message rate (the burst allowance here is far below the pages needed)."""
+    settings.NOTIFICATIONS = {"BACKLOG_LIMIT": 10, "MESSAGES_PER_SECOND": 1, "MESSAGE_BURST": 2}
+    ids = await burst(alice, 100)
+    communicator, _ = await signed_in(alice)
+    after, cursor, received, round_trips = ids[49], None, [], 0
+    while True:
+        message = {"type": "resume", "after": after}
+        if cursor is not None:
+            message["cursor"] = cursor
+        await communicator.send_json_to(message)
+        backlog = await communicator.receive_json_from(timeout=3)
+        round_trips += 1
+        assert backlog["type"] == "backlog"
+        received += [item["id"] for item in backlog["notifications"]]
+        if backlog["complete"]:
+            assert "cursor" not in backlog
+            break
+        cursor = backlog["cursor"]
+    assert round_trips == 10
+    assert sorted(received) == sorted(set(ids) - {after}) and len(received) == 99
+    await communicator.send_json_to({"type": "ping"})  # still within its message budget
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_a_cursor_that_was_not_handed_out_costs_the_message_budget(alice, settings):
+    settings.NOTIFICATIONS = {"BACKLOG_LIMIT": 10, "MESSAGES_PER_SECOND": 1, "MESSAGE_BURST": 2}
+    await burst(alice, 30)
+    communicator, _ = await signed_in(alice)
+    for _ in range(2):
+        await communicator.send_json_to({"type": "resume", "after": 0, "cursor": 5})
+        assert (await communicator.receive_json_from(timeout=3))["type"] == "backlog"
+    await communicator.send_json_to({"type": "resume", "after": 0, "cursor": 5})
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4429}
+
+
+def test_rest_after_pages_through_the_same_burst_exactly_once(alice, settings):
+    settings.NOTIFICATIONS = {"RESUME_MARGIN_SECONDS": 60}
+    ids = [services.notify(alice, f"burst {i}")[0].pk for i in range(100)]
+    client = APIClient()
+    client.force_authenticate(alice)
+    url, received, requests = f"/api/notifications/?after={ids[49]}&page_size=10", [], 0
+    while url:
+        page = client.get(url).json()
+        requests += 1
+        received += [item["id"] for item in page["results"]]
+        url = page["next"]
+    assert requests == 10
+    assert sorted(received) == sorted(set(ids) - {ids[49]}) and len(received) == 99
+    assert Notification.objects.count() == 100
