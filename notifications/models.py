@@ -238,6 +238,38 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return {user_id: (unread, unseen) for user_id, unread, unseen in rows if unread or unseen}
 
 
+class GenericObject(GenericForeignKey):
+    """A generic foreign key that takes an object whose model is gone (its app uninstalled, its
+    content type left behind) for a missing object, instead of failing every list, backlog and
+    push that includes it: one such row must not lock its user out of the inbox."""
+
+    def _model_exists(self, instance: Any) -> bool:
+        ct_id = getattr(instance, self.model._meta.get_field(self.ct_field).attname)
+        if ct_id is None:
+            return True
+        try:
+            content_type = self.get_content_type(id=ct_id, using=instance._state.db)
+        except ContentType.DoesNotExist:
+            return False
+        return content_type.model_class() is not None
+
+    def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
+        usable = [instance for instance in instances if self._model_exists(instance)]
+        objects, object_key, instance_key, *rest = super().get_prefetch_querysets(  # type: ignore[misc]
+            usable, querysets
+        )
+
+        def key(instance: Any) -> Any:
+            return instance_key(instance) if self._model_exists(instance) else None
+
+        return (objects, object_key, key, *rest)
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is not None and not self._model_exists(instance):
+            return None
+        return super().__get__(instance, cls)
+
+
 class Notification(models.Model):
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -258,13 +290,13 @@ class Notification(models.Model):
         ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     actor_object_id = models.CharField(max_length=255, blank=True, default="")
-    actor = GenericForeignKey("actor_content_type", "actor_object_id")
+    actor = GenericObject("actor_content_type", "actor_object_id")
 
     target_content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     target_object_id = models.CharField(max_length=255, blank=True, default="")
-    target = GenericForeignKey("target_content_type", "target_object_id")
+    target = GenericObject("target_content_type", "target_object_id")
 
     data = models.JSONField(_("data"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)

@@ -26,7 +26,10 @@ def _timestamp(value: datetime | None) -> str | None:
 def object_ref(content_type_id: int | None, object_id: str, obj: Any) -> dict[str, str] | None:
     if content_type_id is None:
         return None
-    content_type = ContentType.objects.get_for_id(content_type_id)  # cached after the first call
+    try:
+        content_type = ContentType.objects.get_for_id(content_type_id)  # cached after the first
+    except ContentType.DoesNotExist:  # deleted behind the ORM's back: nothing left to name
+        return None
     return {
         "type": f"{content_type.app_label}.{content_type.model}",
         "id": str(object_id),

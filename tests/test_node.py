@@ -257,3 +257,40 @@ def test_rest_after_pages_through_the_same_burst_exactly_once(alice, settings):
     assert requests == 10
     assert sorted(received) == sorted(set(ids) - {ids[49]}) and len(received) == 99
     assert Notification.objects.count() == 100
+
+
+def with_a_vanished_actor(user) -> int:
+    """A notification whose actor's model is gone: its app was uninstalled, its content type
+    left behind."""
+    from django.contrib.contenttypes.models import ContentType
+
+    content_type = ContentType.objects.create(app_label="uninstalled", model="vanished")
+    return Notification.objects.create(
+        recipient=user,
+        title="from a vanished model",
+        actor_content_type=content_type,
+        actor_object_id="7",
+    ).pk
+
+
+async def test_a_notification_whose_actor_model_is_gone_locks_nobody_out(alice, settings):
+    settings.NOTIFICATIONS = {"GAP_CHECK_SECONDS": 0.4}
+    communicator, _ = await signed_in(alice)
+    nid = await database_sync_to_async(with_a_vanished_actor)(alice)
+    recovered = await communicator.receive_json_from(timeout=3)  # gap detection serializes it
+    assert recovered["notification"]["id"] == nid
+    assert recovered["notification"]["actor"] == {
+        "type": "uninstalled.vanished",
+        "id": "7",
+        "display": "",
+    }
+    await communicator.send_json_to({"type": "resume", "after": 0})
+    backlog = await communicator.receive_json_from(timeout=3)
+    assert [item["id"] for item in backlog["notifications"]] == [nid]
+    await communicator.disconnect()
+
+    client = APIClient()
+    await database_sync_to_async(client.force_authenticate)(alice)
+    response = await database_sync_to_async(client.get)("/api/notifications/")
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["results"]] == [nid]
