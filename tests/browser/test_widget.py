@@ -254,6 +254,37 @@ async def test_a_server_restart_loses_nothing(open_widget, alice, server):
     )
 
 
+async def test_a_burst_of_ten_backlogs_while_offline_arrives_whole_without_a_rate_limit(
+    open_widget, alice, server
+):
+    """1,000 notifications (ten times BACKLOG_LIMIT) arrive while the server is down: on
+    reconnecting, the widget pages through them with the server's cursor on one socket, and
+    never hits the message rate limit (4429 would show as a second reconnect)."""
+    page = await open_widget(alice)
+    await connected(page)
+    await asyncio.to_thread(server.stop)
+    titles = [f"burst {i}" for i in range(1000)]
+    await create(alice, *titles)
+    frames = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on("framesent", lambda payload: frames.append(json.loads(payload))),
+    )
+    await asyncio.to_thread(server.start)
+    await connected(page, within_ms=20_000)
+    sockets = len(page.sockets)  # the failed attempts while the server was down, and this one
+    await expect(page.locator(".nw-badge")).to_have_text("99+", timeout=20_000)
+
+    async def everything_arrived():
+        return await page.evaluate("window.notificationsWidget.inbox.known.size") >= 1000
+
+    await eventually(everything_arrived, 20)
+    resumes = [frame for frame in frames if frame["type"] == "resume"]
+    assert 10 <= len(resumes) <= 12  # a page of 100 per round trip
+    assert len(page.sockets) == sockets  # caught up on one socket: no 4429, no reconnect
+    await expect(widget(page)).to_have_attribute("data-connection", "connected")
+
+
 async def test_polling_delivers_while_websockets_are_blocked(open_widget, alice):
     page = await open_widget(alice, path=None)
     sockets_blocked = True

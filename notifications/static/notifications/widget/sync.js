@@ -87,8 +87,7 @@ export class Sync {
         break;
       case "backlog":
         this.deliver(message);
-        // More wait: resume again, from the newest id just received.
-        if (!message.complete) this.resume();
+        if (!message.complete) this.nextPage(message.cursor);
         break;
       case "notification":
       case "changed":
@@ -122,7 +121,19 @@ export class Sync {
   // brings what came before once it loads, and resuming from 0 would walk the whole inbox.
   resume(lastIdOfHello = null) {
     const after = this.inbox.newestId ?? (this.inbox.loaded ? 0 : (lastIdOfHello ?? 0));
+    this.resumedAfter = after;
     this.socket?.send({ type: "resume", after });
+  }
+
+  // More of the same resume wait: the next page comes with the cursor the server handed out
+  // (and the same `after`). Resuming from the newest id received instead would move the window
+  // of late commits and could bring back the same page forever.
+  nextPage(cursor) {
+    if (Number.isInteger(cursor)) {
+      this.socket?.send({ type: "resume", after: this.resumedAfter, cursor });
+    } else {
+      this.resume();
+    }
   }
 
   closed(code) {
