@@ -256,10 +256,11 @@ class _Job:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await self.function(*self.args)
-        except BaseException as error:
+        except asyncio.CancelledError:  # its loop is closing
+            self.future.cancel()
+            raise
+        except Exception as error:
             self.future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
         else:
             self.future.set_result(result)
 
@@ -290,29 +291,34 @@ class _PushLoop:
             self._close()
 
     def _close(self) -> None:
+        leftover = asyncio.all_tasks(self.loop)
+        for task in leftover:
+            task.cancel()
+        closing = asyncio.gather(*leftover, _close_publishers(self.loop), return_exceptions=True)
         try:
-            leftover = asyncio.all_tasks(self.loop)
-            for task in leftover:
-                task.cancel()
-            self.loop.run_until_complete(
-                asyncio.gather(*leftover, _close_publishers(self.loop), return_exceptions=True)
-            )
+            with contextlib.suppress(TimeoutError):  # a hung Redis may keep its connections
+                self.loop.run_until_complete(asyncio.wait_for(closing, timeout=1))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
 
-    def problem(self, stuck_after: float) -> str | None:
-        """Why this loop cannot be trusted with a job, or None."""
+    def problem(self, at_least: float) -> str | None:
+        """Why this loop cannot be trusted with a job, or None. Stuck: it has not started a job
+        within that job's whole timeout (its sender got nothing) and ``at_least`` (a sender
+        left with little time is no proof)."""
         if not self.thread.is_alive():
             return "its thread is gone"
         if not self.loop.is_running():
             return "its event loop is not running"
+        now = time.monotonic()
         with self._lock:
-            oldest = next(iter(self._waiting), None)
-        if oldest is not None:
-            waited = time.monotonic() - oldest.submitted
-            if waited >= stuck_after:
-                return f"it has not started a job given to it {waited:.1f} s ago"
+            waited = [
+                now - job.submitted
+                for job in self._waiting
+                if now - job.submitted >= max(job.timeout, at_least)
+            ]
+        if waited:
+            return f"it has not started a job given to it {max(waited):.1f} s ago"
         return None
 
     def submit(self, job: _Job) -> None:
@@ -364,16 +370,16 @@ _loop: _PushLoop | None = None
 
 def _push_loop(job: _Job | None = None) -> _PushLoop:
     """The process's push loop, given ``job`` if any. A loop whose thread is gone, whose event
-    loop no longer runs, or which has not started a job within half of ``PUSH_TIMEOUT_SECONDS``
-    (an idle loop starts one at once; a loop that busy fails its senders anyway) is replaced
-    first, and the jobs it never reached go to the new one."""
+    loop no longer runs, or which has not started a job while its sender waited (at least half
+    of ``PUSH_TIMEOUT_SECONDS``: an idle loop starts one at once) is replaced first, and the jobs
+    it never reached go to the new one."""
     global _loop
     with _loop_lock:
         orphans: list[_Job] = []
         if _loop is not None and _loop.pid != os.getpid():
             _loop = None  # a forked child has no such thread (and no use for its jobs)
         if _loop is not None:
-            problem = _loop.problem(stuck_after=app_settings.PUSH_TIMEOUT_SECONDS / 2)
+            problem = _loop.problem(at_least=app_settings.PUSH_TIMEOUT_SECONDS / 2)
             if problem is not None:
                 orphans = _loop.retire()
                 logger.warning(
@@ -403,7 +409,7 @@ def _run_on_push_loop(
     _push_loop(job)
     try:
         return True, job.future.result(timeout)
-    except TimeoutError:
+    except (TimeoutError, concurrent.futures.CancelledError):
         if job.started_on is None:
             _push_loop()  # not even started: if the loop is stuck, the job goes to a new one
         return False, None
