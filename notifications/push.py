@@ -98,7 +98,8 @@ def send(messages: Sequence[Message], budget: Budget | None = None) -> None:
 
     Through Redis, this waits at most what is left of ``budget`` (a sender's after-commit
     budget: ``budget.py``), or ``PUSH_TIMEOUT_SECONDS`` without one; what it gives up waiting for
-    is named in the budget's warning. Nothing raises to the caller: the pushes are hints.
+    is named in the budget's warning. A layer that fails or hangs raises nothing here: the
+    pushes are hints.
     """
     if not messages:
         return

@@ -2,6 +2,7 @@
 is online, the pushes), and the push loop that runs the pushes is replaced when dead or stuck."""
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from asgiref.sync import sync_to_async
 
 from notifications import budget, push, services
 from notifications.budget import Budget
+from notifications.registry import registry
 from tests.hung import HungServer
 from tests.test_push import pubsub_layer, subscribed
 
@@ -174,3 +176,31 @@ async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
     assert old.loop not in push._publishers
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.5)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_after_a_blocked_push_loop_the_next_notify_is_pushed_again(
+    redis_url, settings, alice, caplog
+):
+    use_redis(settings, redis_url)
+    settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.5}
+    layer, channel = await subscribed([push.user_group(alice.pk)])
+    assert await registry().claim(alice.pk, channel)  # alice is online
+    old = await sync_to_async(push._push_loop)()
+    release = threading.Event()
+    old.loop.call_soon_threadsafe(release.wait)
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifications"):
+            await sync_to_async(services.notify)(alice, "while the loop is blocked")
+            await sync_to_async(services.notify)(alice, "after")
+        titles = [
+            json.loads(frame)["notification"]["title"]
+            for _ in range(2)
+            for frame in (await asyncio.wait_for(layer.receive(channel), 5))["frames"]
+        ]
+        assert titles == ["while the loop is blocked", "after"]  # nothing lost, in order
+        assert caplog.text.count("replaced the push loop") == 1
+        assert push._loop is not old
+    finally:
+        release.set()
+        await registry().release(alice.pk, channel)
