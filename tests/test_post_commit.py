@@ -9,6 +9,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from notifications import budget, push, services
 from notifications.budget import Budget
@@ -191,8 +192,8 @@ async def test_after_a_blocked_push_loop_the_next_notify_is_pushed_again(
     old.loop.call_soon_threadsafe(release.wait)
     try:
         with caplog.at_level(logging.WARNING, logger="notifications"):
-            await sync_to_async(services.notify)(alice, "while the loop is blocked")
-            await sync_to_async(services.notify)(alice, "after")
+            await database_sync_to_async(services.notify)(alice, "while the loop is blocked")
+            await database_sync_to_async(services.notify)(alice, "after")
         titles = [
             json.loads(frame)["notification"]["title"]
             for _ in range(2)
