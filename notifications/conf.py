@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "GC_THAW_SECONDS": 900,
     # push: how many group sends run concurrently while a batch fans out
     "PUSH_CONCURRENCY": 100,
+    # the most a sender waits for Redis after its commit: version bump, who is online and the
+    # pushes together (see budget.py); what is cut is logged, and clients catch up
+    "PUSH_TIMEOUT_SECONDS": 1,
     # metrics (api/notifications/metrics/): the bearer token a scraper sends; None: staff only
     "METRICS_TOKEN": None,
     # admin: a send to more recipients than this asks for confirmation first
@@ -162,6 +165,10 @@ class Settings:
     @property
     def PUSH_CONCURRENCY(self) -> int:
         return self._get("PUSH_CONCURRENCY")
+
+    @property
+    def PUSH_TIMEOUT_SECONDS(self) -> float:
+        return self._get("PUSH_TIMEOUT_SECONDS")
 
     @property
     def METRICS_TOKEN(self) -> str | None:

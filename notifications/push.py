@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
@@ -29,6 +31,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from . import protocol
+from .budget import Budget, counted
 from .conf import app_settings
 from .registry import PROCESS, registry
 
@@ -42,9 +45,6 @@ EVENT_PREFIX = "notifications."
 CREATED = "notifications.created"
 CHANGED = "notifications.changed"
 REVOKE = "notifications.revoke"
-
-# How long a sync caller waits for its pushes before giving up on them (they are hints).
-SEND_TIMEOUT_SECONDS = 10
 
 Message = tuple[str, dict[str, Any]]  # (group, event)
 
@@ -95,9 +95,19 @@ def revoke_event(session: str | None = None) -> dict[str, Any]:
     return {"type": REVOKE, "session": session}
 
 
-def send(messages: Sequence[Message]) -> None:
-    """Send every message (from sync code); count what the layer took."""
+def send(messages: Sequence[Message], budget: Budget | None = None) -> None:
+    """Send every message (from sync code); count what the layer took.
+
+    Through Redis, this waits at most what is left of ``budget`` (a sender's after-commit
+    budget: ``budget.py``), or ``PUSH_TIMEOUT_SECONDS`` without one; what it gives up waiting for
+    is named in the budget's warning. A layer that fails or hangs raises nothing here: the
+    pushes are hints.
+    """
     if not messages:
+        return
+    if budget is None:
+        with Budget() as own:
+            send(messages, own)
         return
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
@@ -105,16 +115,15 @@ def send(messages: Sequence[Message]) -> None:
         # server's sync threads; it serves one process only anyway.
         delivered = async_to_sync(asend)(messages)
     else:
-        try:
-            delivered = _push_loop().run(asend(messages), SEND_TIMEOUT_SECONDS)
-        except concurrent.futures.TimeoutError:
-            logger.warning(
-                "notifications: %d pushes took over %d s and were given up; clients will catch "
-                "up when they resume",
-                len(messages),
-                SEND_TIMEOUT_SECONDS,
-            )
+        finished, result = _run_on_push_loop(asend, messages, timeout=budget.remaining())
+        if not finished:
+            budget.give_up(counted(len(messages), "push"))
             return
+        delivered = result
+    budget.call("the push counter", _count_pushes, delivered)
+
+
+def _count_pushes(delivered: int) -> None:
     registry().count_now("pushes", delivered)
 
 
@@ -190,6 +199,10 @@ class _Publisher:
     def channel(self, group: str) -> str:
         return f"{self.prefix}__group__{group}"
 
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.connection_pool.disconnect()
+
     async def publish(self, layer: Any, messages: Sequence[Message], failures: list) -> None:
         from channels_redis.utils import _consistent_hash
 
@@ -227,36 +240,188 @@ async def _publish_pipelined(layer: Any, messages: Sequence[Message], failures: 
 # --- the push loop ----------------------------------------------------------------------------
 
 
+class _Job:
+    """A coroutine function for the push loop, started at most once: by the loop it was given
+    to, or by the loop that replaced that one. It stops itself after ``timeout``, so that it
+    never outlives what its sender would wait (a hung Redis would hold it for ever)."""
+
+    def __init__(self, function: Callable[..., Awaitable[Any]], args: tuple, timeout: float):
+        self.function = function
+        self.args = args
+        self.timeout = timeout
+        self.submitted = time.monotonic()
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.started_on: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def claim(self, loop: asyncio.AbstractEventLoop) -> bool:
+        with self._lock:
+            if self.started_on is not None:
+                return False
+            self.started_on = loop
+            return True
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await self.function(*self.args)
+        except asyncio.CancelledError:  # its loop is closing
+            self.future.cancel()
+            raise
+        except Exception as error:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
+
+
 class _PushLoop:
     """An event loop in a daemon thread, for the whole process, so that the channel layer's
-    connections outlive each send."""
+    connections outlive each send. ``_push_loop()`` replaces it when it is dead or stuck."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        threading.Thread(
-            target=self.loop.run_forever, name="notifications-push", daemon=True
-        ).start()
+        self.retired = False
+        self._lock = threading.Lock()
+        # Jobs given to this loop that it has not reached yet, oldest first.
+        self._waiting: dict[_Job, None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        running = threading.Event()
+        self.loop.call_soon(running.set)
+        self.thread = threading.Thread(target=self._serve, name="notifications-push", daemon=True)
+        self.thread.start()
+        running.wait(5)
 
-    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
         try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
+            self.loop.run_forever()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        leftover = asyncio.all_tasks(self.loop)
+        for task in leftover:
+            task.cancel()
+        closing = asyncio.gather(*leftover, _close_publishers(self.loop), return_exceptions=True)
+        try:
+            with contextlib.suppress(TimeoutError):  # a hung Redis may keep its connections
+                self.loop.run_until_complete(asyncio.wait_for(closing, timeout=1))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+
+    def problem(self, at_least: float) -> str | None:
+        """Why this loop cannot be trusted with a job, or None. Stuck: it has not started a job
+        within that job's whole timeout (its sender got nothing) and ``at_least`` (a sender
+        left with little time is no proof)."""
+        if not self.thread.is_alive():
+            return "its thread is gone"
+        if not self.loop.is_running():
+            return "its event loop is not running"
+        now = time.monotonic()
+        with self._lock:
+            waited = [
+                now - job.submitted
+                for job in self._waiting
+                if now - job.submitted >= max(job.timeout, at_least)
+            ]
+        if waited:
+            return f"it has not started a job given to it {max(waited):.1f} s ago"
+        return None
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._waiting[job] = None
+        # A loop closed since the last check raises: the job waits in _waiting, and the
+        # sender's timeout hands it to the next loop.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._start, job)
+
+    def _start(self, job: _Job) -> None:
+        with self._lock:
+            self._waiting.pop(job, None)
+            if self.retired:  # the job was handed to the next loop
+                return
+        if job.claim(self.loop):
+            self._keep(self.loop.create_task(job.run()))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def retire(self) -> list[_Job]:
+        """Take no more jobs; return those it has not reached, for the next loop. What it did
+        start, it finishes (each job stops itself in time); then its thread ends."""
+        with self._lock:
+            self.retired = True
+            orphans = list(self._waiting)
+            self._waiting.clear()
+        with contextlib.suppress(RuntimeError):  # closed: its thread is gone already
+            self.loop.call_soon_threadsafe(lambda: self._keep(self.loop.create_task(self._stop())))
+        return orphans
+
+    async def _stop(self) -> None:
+        running = self._tasks - {asyncio.current_task()}
+        if running:
+            await asyncio.wait(running)
+        self.loop.stop()
+
+
+async def _close_publishers(loop: asyncio.AbstractEventLoop) -> None:
+    for publisher in _publishers.pop(loop, {}).values():
+        await publisher.close()
 
 
 _loop_lock = threading.Lock()
 _loop: _PushLoop | None = None
 
 
-def _push_loop() -> _PushLoop:
+def _push_loop(job: _Job | None = None) -> _PushLoop:
+    """The process's push loop, given ``job`` if any. A loop whose thread is gone, whose event
+    loop no longer runs, or which has not started a job while its sender waited (at least half
+    of ``PUSH_TIMEOUT_SECONDS``: an idle loop starts one at once) is replaced first, and the jobs
+    it never reached go to the new one."""
     global _loop
     with _loop_lock:
-        if _loop is None or _loop.pid != os.getpid():  # a forked child has no such thread
+        orphans: list[_Job] = []
+        if _loop is not None and _loop.pid != os.getpid():
+            _loop = None  # a forked child has no such thread (and no use for its jobs)
+        if _loop is not None:
+            problem = _loop.problem(at_least=app_settings.PUSH_TIMEOUT_SECONDS / 2)
+            if problem is not None:
+                orphans = _loop.retire()
+                logger.warning(
+                    "notifications: replaced the push loop (%s); %d jobs it had not started "
+                    "go to the new one",
+                    problem,
+                    len(orphans),
+                )
+                _loop = None
+        if _loop is None:
             _loop = _PushLoop()
+        for orphan in orphans:
+            _loop.submit(orphan)
+        if job is not None:
+            _loop.submit(job)
         return _loop
+
+
+def _run_on_push_loop(
+    function: Callable[..., Awaitable[Any]], *args: Any, timeout: float
+) -> tuple[bool, Any]:
+    """``(True, await function(*args))`` on the push loop, or ``(False, None)`` if that did not
+    finish within ``timeout``."""
+    if timeout <= 0:
+        return False, None
+    job = _Job(function, args, timeout)
+    _push_loop(job)
+    try:
+        return True, job.future.result(timeout)
+    except (TimeoutError, concurrent.futures.CancelledError):
+        if job.started_on is None:
+            _push_loop()  # not even started: if the loop is stuck, the job goes to a new one
+        return False, None
 
 
 def online(user_ids: Sequence[int]) -> set[int] | None:

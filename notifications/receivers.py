@@ -9,6 +9,7 @@ from django.db import transaction
 
 from . import push, versions
 from .batch import NotificationBatch
+from .budget import Budget, counted
 from .models import Notification
 from .serializers import serialize
 
@@ -20,32 +21,50 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
     Recipients with no socket anywhere get no push (a send to 100,000 users of whom 1,000 are
     online costs 1,000 group sends): they see the notification when they connect, from ``hello``
     and ``resume``, or when they poll.
+
+    The Redis work (version bump, who is online, the pushes) waits at most
+    ``PUSH_TIMEOUT_SECONDS`` in all (``budget.py``).
     """
     recipients = batch.recipient_ids
+    with Budget() as budget:
+        # Both in the cache's Redis. At most half the budget, so that a hung cache leaves the
+        # channel layer its turn: who is online is then unknown, and everybody is pushed to.
+        _, online = budget.call(
+            f"the version bump and who is online ({counted(len(recipients), 'user')})",
+            _bump_and_look_up,
+            recipients,
+            share=0.5,
+        )
+        by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for prototype, rows in batch.parts():
+            shape = serialize(prototype)
+            for nid, recipient_id in rows:
+                if online is None or recipient_id in online:
+                    by_user[recipient_id].append({**shape, "id": nid})
+        if not by_user:
+            return
+        with budget.paused():  # the database, not Redis
+            counts = Notification.objects.counts_by_recipient(list(by_user))
+        push.send(
+            [
+                (push.user_group(user_id), push.created_event(items, *counts.get(user_id, (0, 0))))
+                for user_id, items in by_user.items()
+            ],
+            budget,
+        )
+
+
+def _bump_and_look_up(recipients: list[int]) -> set[int] | None:
     versions.bump(recipients)
-    online = push.online(recipients)
-    by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for prototype, rows in batch.parts():
-        shape = serialize(prototype)
-        for nid, recipient_id in rows:
-            if online is None or recipient_id in online:
-                by_user[recipient_id].append({**shape, "id": nid})
-    if not by_user:
-        return
-    counts = Notification.objects.counts_by_recipient(list(by_user))
-    push.send(
-        [
-            (push.user_group(user_id), push.created_event(items, *counts.get(user_id, (0, 0))))
-            for user_id, items in by_user.items()
-        ]
-    )
+    return push.online(recipients)
 
 
 def push_changed(sender: Any, user_id: int, ids: list[int], state: str, **kwargs: Any) -> None:
     counts = Notification.objects.for_user(user_id).counts()
-    versions.bump([user_id])
     event = push.changed_event(ids, state, counts["unread_count"], counts["unseen_count"])
-    push.send([(push.user_group(user_id), event)])
+    with Budget() as budget:
+        budget.call("the version bump (1 user)", versions.bump, [user_id], share=0.5)
+        push.send([(push.user_group(user_id), event)], budget)
 
 
 def close_session_sockets(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -142,8 +143,10 @@ def _fold(prototype: Notification, audience: models.QuerySet, using: str) -> lis
     """Replace the audience's unread notifications of the prototype's group: write the new rows
     (count and actors carried over) and delete the old ones. Returns the new rows.
 
-    Three queries whatever the audience: the unread ones of the group, the new rows, the delete.
+    Four queries whatever the audience: the lock, the unread ones of the group, the new rows,
+    the delete.
     """
+    _lock_group(prototype.group_key, audience, using)
     previous = list(
         Notification.objects.using(using)
         .live()
@@ -173,6 +176,52 @@ def _fold(prototype: Notification, audience: models.QuerySet, using: str) -> lis
         id__in=id_list([p[0] for p in previous], using)
     ).delete()
     return new_rows
+
+
+# Concurrent folds of one key lock one of this many buckets of recipients each (PostgreSQL).
+GROUP_LOCK_BUCKETS = 32
+
+
+def _lock_group(group_key: str, audience: models.QuerySet, using: str) -> None:
+    """Make a concurrent fold of this group key for any of these recipients wait until this
+    transaction ends, so that it reads the rows this one writes (and folds into them) rather
+    than the rows this one deletes: two folds that both read the same unread row (or none)
+    would each write one, and leave two unread rows with the same count. One statement.
+
+    PostgreSQL: a transaction-level advisory lock per (key, bucket of recipient ids), taken in
+    order, so that two folds of the key to disjoint users rarely wait for each other and a fold
+    to 100,000 users takes at most ``GROUP_LOCK_BUCKETS`` locks (the lock table is small). The
+    fold's read then runs in a snapshot taken after the other transaction committed (READ
+    COMMITTED, Django's default).
+
+    SQLite writes one transaction at a time, but Django's transactions there are deferred: they
+    read before they take the write lock, and a second fold that read too fails with "database
+    is locked" when it writes. Writing first (nothing) takes the lock before the read: a
+    concurrent fold then waits for it (the busy timeout) and reads what it committed.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        source, params = (
+            audience.order_by()
+            .values(audience_user_id=models.F("pk"))
+            .query.get_compiler(using)
+            .as_sql()
+        )
+        bucket = f"audience.{quote('audience_user_id')} %% {GROUP_LOCK_BUCKETS}"
+        sql = (
+            "SELECT pg_advisory_xact_lock(%s, buckets.bucket) FROM ("
+            f"SELECT DISTINCT {bucket} AS bucket FROM ({source}) AS audience ORDER BY bucket"
+            ") AS buckets"
+        )
+        key = hashlib.blake2b(group_key.encode(), digest_size=4, person=b"notif-fold")
+        params = (int.from_bytes(key.digest(), "big", signed=True), *params)
+    elif connection.vendor == "sqlite":
+        sql, params = f"DELETE FROM {quote(Notification._meta.db_table)} WHERE 0", ()
+    else:  # no lock: concurrent folds of one key may leave two unread rows
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 async def anotify(recipients: Any, title: str, body: str = "", **options: Any) -> NotificationBatch:
