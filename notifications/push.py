@@ -240,15 +240,22 @@ async def _publish_pipelined(layer: Any, messages: Sequence[Message], failures: 
 # --- the push loop ----------------------------------------------------------------------------
 
 
+# A push its sender stopped waiting for (a large fan-out outlasting PUSH_TIMEOUT_SECONDS) may
+# still finish in the background, within this long: a healthy Redis delivers it all, a hung one
+# holds it no longer than this.
+FINISH_WITHIN_SECONDS = 10.0
+
+
 class _Job:
     """A coroutine function for the push loop, started at most once: by the loop it was given
-    to, or by the loop that replaced that one. It stops itself after ``timeout``, so that it
-    never outlives what its sender would wait (a hung Redis would hold it for ever)."""
+    to, or by the loop that replaced that one. Its sender waits for it ``timeout`` seconds; it
+    stops itself after ``FINISH_WITHIN_SECONDS`` at most (a hung Redis would hold it for ever)."""
 
     def __init__(self, function: Callable[..., Awaitable[Any]], args: tuple, timeout: float):
         self.function = function
         self.args = args
         self.timeout = timeout
+        self.limit = max(timeout, FINISH_WITHIN_SECONDS)
         self.submitted = time.monotonic()
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.started_on: asyncio.AbstractEventLoop | None = None
@@ -263,7 +270,7 @@ class _Job:
 
     async def run(self) -> None:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.limit):
                 result = await self.function(*self.args)
         except asyncio.CancelledError:  # its loop is closing
             self.future.cancel()

@@ -205,3 +205,27 @@ async def test_after_a_blocked_push_loop_the_next_notify_is_pushed_again(
     finally:
         release.set()
         await registry().release(alice.pk, channel)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_push_the_sender_stopped_waiting_for_still_goes_out(
+    redis_url, settings, monkeypatch
+):
+    """A fan-out that outlasts the budget (slow here on purpose) is not cut off: the sender
+    returns after PUSH_TIMEOUT_SECONDS, the push finishes in the background."""
+    settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url)}
+    settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.2}
+    layer, channel = await subscribed(["slow.group"])
+    send, gate = push.asend, threading.Event()
+
+    async def slowly(messages):
+        await asyncio.to_thread(gate.wait, 5)  # a fan-out still going when the budget ends
+        return await send(messages)
+
+    monkeypatch.setattr(push, "asend", slowly)
+    # Returns while the push is held at the gate: the sender did not wait for it...
+    await sync_to_async(push.send)([("slow.group", {"type": "notifications.test"})])
+    gate.set()
+    # ... and the push goes out all the same.
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    assert message["type"] == "notifications.test"
