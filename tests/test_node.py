@@ -294,3 +294,16 @@ async def test_a_notification_whose_actor_model_is_gone_locks_nobody_out(alice, 
     response = await database_sync_to_async(client.get)("/api/notifications/")
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["results"]] == [nid]
+
+
+async def test_a_layer_that_cannot_give_a_channel_is_answered_4013(alice, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},  # nothing listens
+        }
+    }
+    communicator, connected, _ = await open_socket(alice)
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4013}
+    assert node().sockets == {}
