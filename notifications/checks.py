@@ -257,3 +257,27 @@ def _paths(node: Any, chain: tuple[Any, ...], depth: int = 0) -> Iterator[tuple[
                 yield from _paths(item, chain, depth + 1)
         else:
             yield from _paths(child, chain, depth + 1)
+
+
+@register(Tags.caches)
+def check_shared_registry(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    from .registry import shared
+
+    layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
+    backend = layer.get("BACKEND", "")
+    overrides = getattr(settings, "NOTIFICATIONS", None)
+    alias = overrides.get("CACHE_ALIAS", "default") if isinstance(overrides, dict) else "default"
+    if not backend or backend.endswith("InMemoryChannelLayer") or alias not in settings.CACHES:
+        return []  # one process, or E002/E001 say what is wrong
+    if shared(alias):
+        return []
+    return [
+        Warning(
+            f"The cache {alias!r} is not a Redis cache, so each process keeps its own socket "
+            "registry: MAX_SOCKETS_PER_USER counts per process, the metrics show one process, "
+            "and every send is pushed to all recipients (nobody knows who is online elsewhere).",
+            hint="Use django.core.cache.backends.redis.RedisCache or django_redis.cache.RedisCache "
+            "for NOTIFICATIONS['CACHE_ALIAS'] (the same Redis as the channel layer will do).",
+            id="notifications.W006",
+        )
+    ]

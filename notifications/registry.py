@@ -1,9 +1,11 @@
 """Which sockets are open, for the per-user limit and for who is online, and the app's counters.
 
 Both must agree across processes, so they live in Redis when the app's cache
-(``NOTIFICATIONS["CACHE_ALIAS"]``) is Django's ``RedisCache``, and in this process otherwise
-(one process: the demo, the tests). Redis is reached through ``redis.asyncio`` so that the
-consumer's connect costs no thread hop. When Redis is unreachable the limit is not enforced and
+(``NOTIFICATIONS["CACHE_ALIAS"]``) is a Redis cache: Django's ``RedisCache`` (reached through
+``redis.asyncio`` from its URL, so that a connect costs no thread hop) or django-redis (through
+the cache's own client, Sentinel and replicas included, from a thread). With any other cache
+they live in this process (one process: the demo, the tests; system check W006 says so when
+the channel layer spans processes). When Redis is unreachable the limit is not enforced and
 counters are not counted: a socket is never refused for it.
 
 Each socket is a member of a sorted set per user, scored by when it last said it was alive, and
@@ -29,7 +31,7 @@ import socket
 import time
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -192,7 +194,7 @@ class RedisRegistry:
     """Sockets and counters shared by every process, in the cache's Redis, under the cache's own
     key prefix and version (``namespace``), so that projects sharing a Redis stay apart."""
 
-    def __init__(self, url: str, namespace: str = "notifications") -> None:
+    def __init__(self, url: str, namespace: str = "notifications", sync_client: Any = None) -> None:
         self.url = url
         self.stats_key = f"{namespace}:stats"
         # Every user with a live socket, scored by when one of them last said so (who is online,
@@ -207,7 +209,9 @@ class RedisRegistry:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
-        self._sync_client: Any = None
+        # A cache's own client (django-redis): every call goes through it, from a thread.
+        self._sync_client: Any = sync_client
+        self._threaded = sync_client is not None
 
     def _sync(self) -> Any:
         import redis
@@ -229,6 +233,13 @@ class RedisRegistry:
             )
         return client
 
+    async def _call(self, call: Callable[[Any], Any]) -> Any:
+        """``call(client)`` with this loop's asyncio client, or the cache's own (sync) client in a
+        thread: redis-py's two clients speak the same API."""
+        if self._threaded:
+            return await asyncio.to_thread(call, self._sync())
+        return await call(self._client())
+
     def sockets_key(self, user_id: int) -> str:
         return f"{self.sockets_prefix}{int(user_id)}"
 
@@ -236,7 +247,7 @@ class RedisRegistry:
         """True: claimed; False: the user has too many sockets; None: Redis cannot say."""
         try:
             keys_and_args = self._claim_args(user_id, channel, node)
-            return bool(await self._client().eval(_CLAIM, 3, *keys_and_args))
+            return bool(await self._call(lambda client: client.eval(_CLAIM, 3, *keys_and_args)))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
@@ -260,17 +271,23 @@ class RedisRegistry:
 
     async def release(self, user_id: int, channel: str, node: str = "") -> None:
         try:
-            await self._client().zrem(self.sockets_key(user_id), _member(node, channel))
+            key, member = self.sockets_key(user_id), _member(node, channel)
+            await self._call(lambda client: client.zrem(key, member))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
     async def refresh(self, sockets: Sequence[tuple[int, str]], node: str = "") -> None:
         """Say that these (user, channel) sockets are still alive: one pipeline of claims."""
+        claims = [self._claim_args(user_id, channel, node) for user_id, channel in sockets]
+
+        def claim_all(client: Any) -> Any:
+            pipeline = client.pipeline(transaction=False)
+            for keys_and_args in claims:
+                pipeline.eval(_CLAIM, 3, *keys_and_args)
+            return pipeline.execute()
+
         try:
-            async with self._client().pipeline(transaction=False) as pipeline:
-                for user_id, channel in sockets:
-                    pipeline.eval(_CLAIM, 3, *self._claim_args(user_id, channel, node))
-                await pipeline.execute()
+            await self._call(claim_all)
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
@@ -278,10 +295,9 @@ class RedisRegistry:
         """Say that ``node`` is alive; return the registry's epoch (None if unreachable). A
         different epoch than before means the registry was wiped: claim everything again."""
         now = time.time()
+        keys_and_args = (self.nodes_key, self.online_key, now, node, now - 86400)
         try:
-            epoch = await self._client().eval(
-                _BEAT, 2, self.nodes_key, self.online_key, now, node, now - 86400
-            )
+            epoch = await self._call(lambda client: client.eval(_BEAT, 2, *keys_and_args))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
@@ -327,7 +343,7 @@ class RedisRegistry:
 
     async def count(self, name: str, amount: int = 1) -> None:
         try:
-            await self._client().hincrby(self.stats_key, name, amount)
+            await self._call(lambda client: client.hincrby(self.stats_key, name, amount))
         except Exception as error:
             logger.warning("notifications: counters unreachable: %r", error)
 
@@ -368,7 +384,7 @@ _registries: dict[str, LocalRegistry | RedisRegistry] = {}
 
 
 def registry() -> LocalRegistry | RedisRegistry:
-    """The registry for the app's cache: Redis-backed if the cache is Redis."""
+    """The registry for the app's cache: Redis-backed if the cache is a Redis cache."""
     cache = caches[app_settings.CACHE_ALIAS]
     if isinstance(cache, RedisCache):
         url = cache._servers[0]  # type: ignore[attr-defined]  # private, but stable since 4.0
@@ -376,7 +392,31 @@ def registry() -> LocalRegistry | RedisRegistry:
         key = f"redis:{url}:{namespace}"
         if key not in _registries:
             _registries[key] = RedisRegistry(url, namespace)
+    elif is_django_redis(cache):
+        # Django makes cache objects per thread and request; django-redis shares its pools
+        # between them, so the first one's client serves every later call.
+        location = cache._server  # type: ignore[attr-defined]
+        namespace = cache.make_key("notifications")
+        key = f"django-redis:{location!r}:{namespace}"
+        if key not in _registries:
+            client = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+            _registries[key] = RedisRegistry(repr(location), namespace, sync_client=client)
     else:
         key = f"local:{app_settings.CACHE_ALIAS}"
         _registries.setdefault(key, LocalRegistry())
     return _registries[key]
+
+
+def is_django_redis(cache: Any) -> bool:
+    """Whether ``cache`` is django-redis's ``RedisCache`` (not installed: no)."""
+    try:
+        from django_redis.cache import RedisCache as DjangoRedisCache
+    except ImportError:
+        return False
+    return isinstance(cache, DjangoRedisCache)
+
+
+def shared(alias: str) -> bool:
+    """Whether the cache ``alias`` gives the registry every process shares."""
+    cache = caches[alias]
+    return isinstance(cache, RedisCache) or is_django_redis(cache)
