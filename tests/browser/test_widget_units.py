@@ -184,14 +184,65 @@ async def test_the_inbox_drops_duplicates_and_keeps_pages_in_order(page):
         };
         """,
     )
-    # 10 is below the paged-in range: it waits for its page, and is not listed twice then.
+    # 10 is below the paged-in range: it waits for its page, and is not listed twice then. 99
+    # was never heard of: the server names only rows it changed, so that is news too.
     assert result == {
         "fresh": [10, 31],
         "again": 0,
         "newest": 32,
-        "touched": [31],
+        "touched": [31, 99],
         "listed": [31, 30, 29, 27, 10],
         "read31": True,
+    }
+
+
+async def test_a_change_heard_twice_is_news_once(page):
+    """The tab that made a change applies it, then hears the server's echo of it (and the other
+    tabs hear it relayed, then echoed): only the first changes anything."""
+    result = await run(
+        page,
+        "inbox.js",
+        """
+        const n = (id, extra = {}) => ({ id, read_at: null, seen_at: null, archived_at: null, ...extra });
+        const inbox = new m.Inbox();
+        inbox.addPage([n(3), n(2, { read_at: "x" }), n(1, { archived_at: "x" })], null);
+        inbox.setCounts(1, 2);
+        const steps = {
+          read: inbox.applyChange([3], "read"),
+          readEcho: inbox.applyChange([3], "read"),
+          countsAfterRead: [inbox.unreadCount, inbox.unseenCount],
+          unread: inbox.applyChange([3], "unread"),
+          archivedInThePage: inbox.applyChange([1], "archived"),
+          unlisted: inbox.applyChange([50], "seen"),
+          unlistedEcho: inbox.applyChange([50], "seen"),
+          archive: inbox.applyChange([3], "archived"),
+          archiveEcho: inbox.applyChange([3], "archived"),
+          readOfArchived: inbox.applyChange([3], "read"),
+          counts: [inbox.unreadCount, inbox.unseenCount],
+          unknownState: inbox.applyChange([2], "frozen"),
+        };
+        steps.refreshSame = inbox.refresh([n(2, { read_at: "x" })]).changed;
+        steps.refreshUnread = inbox.refresh([n(2)]).changed;
+        steps.listed = inbox.list().map((x) => [x.id, Boolean(x.read_at)]);
+        return steps;
+        """,
+    )
+    assert result == {
+        "read": [3],
+        "readEcho": [],
+        "countsAfterRead": [0, 2],
+        "unread": [3],
+        "archivedInThePage": [],
+        "unlisted": [50],
+        "unlistedEcho": [],
+        "archive": [3],
+        "archiveEcho": [],
+        "readOfArchived": [3],  # read while archived (elsewhere): a change all the same
+        "counts": [0, 1],
+        "unknownState": [],
+        "refreshSame": [],
+        "refreshUnread": [2],
+        "listed": [[2, False]],
     }
 
 
