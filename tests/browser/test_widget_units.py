@@ -203,7 +203,9 @@ async def test_a_change_heard_twice_is_news_once(page):
         page,
         "inbox.js",
         """
-        const n = (id, extra = {}) => ({ id, read_at: null, seen_at: null, archived_at: null, ...extra });
+        const n = (id, extra = {}) => ({
+          id, read_at: null, seen_at: null, archived_at: null, ...extra,
+        });
         const inbox = new m.Inbox();
         inbox.addPage([n(3), n(2, { read_at: "x" }), n(1, { archived_at: "x" })], null);
         inbox.setCounts(1, 2);
