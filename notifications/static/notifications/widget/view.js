@@ -71,9 +71,11 @@ export class WidgetView {
         this.handlers.onClose({ focusBell: false });
       }
     });
-    // The open panel stays inside the viewport, and the toasts out of its way.
+    // The open panel stays inside the viewport when the window or the page's layout changes, and
+    // the toasts out of its way when it changes size.
     window.addEventListener("resize", () => this.place());
     if ("ResizeObserver" in window) {
+      new ResizeObserver(() => this.place()).observe(document.documentElement);
       new ResizeObserver(() => this.handlers.onLayout()).observe(this.panel);
     }
     // More is loaded when the end of the list scrolls into view (the button serves keyboards).
