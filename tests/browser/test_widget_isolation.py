@@ -243,6 +243,7 @@ async def test_a_page_that_styles_everything_cannot_change_the_widget(
             await page.evaluate("document.querySelector('link[href$=\"hostile.css\"]').remove()")
             await page.get_by_role("button", name="Preferences").click()
             await expect(page.get_by_role("checkbox", name="billing")).to_be_visible()
+            await page.locator(".nw-toast").hover()
         views[view] = await fingerprint(page)
         await page.evaluate(
             """() => new Promise((loaded) => {

@@ -182,11 +182,11 @@ async def test_toasts_never_cover_the_open_panel(open_widget, alice, viewport):
             await notify(alice, title)
         await expect(page.locator(".nw-item").first).to_contain_text(batch[-1])  # listed
         assert await toasts_on(page, await panel.bounding_box()) == [], batch
+        if width >= 1280:  # room beside the panel
+            await expect(page.locator(".nw-toast").last).to_contain_text(batch[-1])
     shown = await page.locator(".nw-toast").count()
     if width <= 480:
         assert shown == 0  # no room beside a sheet across the screen
-    if width >= 1280:
-        assert shown == 3  # room beside the panel
     if shown == 0:  # the panel lists them at its top, and says so
         await expect(page.locator(".nw-announcer")).to_have_text("1 new notification")
 
