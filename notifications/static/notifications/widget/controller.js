@@ -349,7 +349,9 @@ export class NotificationsWidget {
       if (unread.length > MAX_TOASTS_AT_ONCE) this.toasts.summary(unread.length);
       else for (const notification of unread) this.toasts.show(notification);
       // No room for them beside the open panel (toasts.js): it lists them; say so.
-      if (this.toasts.withheld) this.view.announce(this.t.plural("newNotifications", unread.length));
+      if (this.toasts.enabled && this.toasts.withheld) {
+        this.view.announce(this.t.plural("newNotifications", unread.length));
+      }
     } else if (this.role !== "follower" && !this.tabs.anyVisible()) {
       for (const notification of unread.slice(-MAX_TOASTS_AT_ONCE)) {
         this.desktop.show(notification, (shown) => this.follow(shown));
