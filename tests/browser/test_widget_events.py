@@ -209,13 +209,14 @@ async def test_every_documented_event_fires_once_per_change_in_each_tab(open_wid
     ]
     assert await tabs.heard() == [expected, expected]
 
-    # Preferences saved in the follower tab: said in both; saved again unchanged in the leader
-    # tab: said nowhere.
+    # Preferences saved in the follower tab: said in both, and shown in the leader tab's open
+    # view; saved again unchanged in the leader tab: said nowhere.
+    await leader.get_by_role("button", name="Preferences").click()
+    await expect(leader.get_by_role("checkbox", name="Warning")).not_to_be_checked()
     await follower.get_by_role("button", name="Preferences").click()
     await follower.get_by_role("checkbox", name="Warning").check()
     await follower.get_by_role("button", name="Save").click()
     await expect(follower.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
-    await leader.get_by_role("button", name="Preferences").click()
     await expect(leader.get_by_role("checkbox", name="Warning")).to_be_checked()
     await leader.get_by_role("button", name="Save").click()
     await expect(leader.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
