@@ -161,7 +161,9 @@ async def toasts_on(page, panel_box):
 
 
 @pytest.mark.parametrize(
-    "viewport", [(360, 740), (390, 844), (430, 932), (768, 1024), (1280, 720), (1000, 600)]
+    "viewport",
+    [(360, 740), (390, 844), (430, 932), (768, 1024), (1280, 720), (1000, 600)],
+    ids=lambda size: "x".join(map(str, size)),
 )
 async def test_toasts_never_cover_the_open_panel(open_widget, alice, viewport):
     width, height = viewport
