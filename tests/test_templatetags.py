@@ -34,7 +34,11 @@ def test_renders_nothing_for_anonymous_visitors():
 
 def test_renders_the_bell_panel_stylesheet_and_module(alice):
     html = render(alice)
-    assert '<link rel="stylesheet" href="/static/notifications/widget.css">' in html
+    # All of it in a declarative shadow root, with its stylesheet: the page's CSS stays outside.
+    shadow = re.search(r'<template shadowrootmode="open">(.*)</template>', html, re.S).group(1)
+    assert '<link rel="stylesheet" href="/static/notifications/widget.css">' in shadow
+    assert 'class="nw-bell"' in shadow and 'class="nw-panel"' in shadow
+    assert 'class="nw-toasts"' in shadow
     assert '<script type="module" src="/static/notifications/widget.js"></script>' in html
     assert '<button type="button" class="nw-bell" aria-expanded="false"' in html
     assert 'data-api-url="/api/notifications/"' in html

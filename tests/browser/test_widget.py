@@ -77,6 +77,11 @@ async def js(page, expression):
     return await page.evaluate(f"window.notificationsWidget.{expression}")
 
 
+def focused_in_widget(page):
+    """The focused element inside the widget's shadow root (whose host matches :focus too)."""
+    return page.locator("[data-notifications-widget] :focus")
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def open_widget(module_chromium, base_url, same_redis_as_server):
     """``await open_widget(user, path="/", **context_options)``: a signed-in page in a browser
@@ -474,11 +479,11 @@ async def test_the_whole_widget_works_by_keyboard_alone(open_widget, alice):
     page = await open_widget(alice)
     await connected(page)
     bell = page.locator(".nw-bell")
-    focused = page.locator(":focus")
+    focused = focused_in_widget(page)
 
     for _ in range(10):  # from the top of the page
         await page.keyboard.press("Tab")
-        if await bell.evaluate("(bell) => bell === document.activeElement"):
+        if await bell.evaluate("(bell) => bell.matches(':focus')"):
             break
     else:
         pytest.fail("Tab never reached the bell")
@@ -695,7 +700,7 @@ async def test_the_preferences_work_by_keyboard_alone(open_widget, alice):
     await connected(page)
     bell = page.locator(".nw-bell")
     button = page.get_by_role("button", name="Preferences")
-    focused = page.locator(":focus")
+    focused = focused_in_widget(page)
     await bell.focus()  # how Tab reaches the bell: test_the_whole_widget_works_by_keyboard_alone
     await page.keyboard.press("Enter")
     await page.keyboard.press("Tab")

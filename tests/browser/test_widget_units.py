@@ -184,15 +184,137 @@ async def test_the_inbox_drops_duplicates_and_keeps_pages_in_order(page):
         };
         """,
     )
-    # 10 is below the paged-in range: it waits for its page, and is not listed twice then.
+    # 10 is below the paged-in range: it waits for its page, and is not listed twice then. 99
+    # was never heard of: the server names only rows it changed, so that is news too.
     assert result == {
         "fresh": [10, 31],
         "again": 0,
         "newest": 32,
-        "touched": [31],
+        "touched": [31, 99],
         "listed": [31, 30, 29, 27, 10],
         "read31": True,
     }
+
+
+async def test_a_change_heard_twice_is_news_once(page):
+    """The tab that made a change applies it, then hears the server's echo of it (and the other
+    tabs hear it relayed, then echoed): only the first changes anything."""
+    result = await run(
+        page,
+        "inbox.js",
+        """
+        const n = (id, extra = {}) => ({
+          id, read_at: null, seen_at: null, archived_at: null, ...extra,
+        });
+        const inbox = new m.Inbox();
+        inbox.addPage([n(3), n(2, { read_at: "x" }), n(1, { archived_at: "x" })], null);
+        inbox.setCounts(1, 2);
+        const steps = {
+          read: inbox.applyChange([3], "read"),
+          readEcho: inbox.applyChange([3], "read"),
+          countsAfterRead: [inbox.unreadCount, inbox.unseenCount],
+          unread: inbox.applyChange([3], "unread"),
+          archivedInThePage: inbox.applyChange([1], "archived"),
+          unlisted: inbox.applyChange([50], "seen"),
+          unlistedEcho: inbox.applyChange([50], "seen"),
+          archive: inbox.applyChange([3], "archived"),
+          archiveEcho: inbox.applyChange([3], "archived"),
+          readOfArchived: inbox.applyChange([3], "read"),
+          counts: [inbox.unreadCount, inbox.unseenCount],
+          unknownState: inbox.applyChange([2], "frozen"),
+        };
+        steps.refreshSame = inbox.refresh([n(2, { read_at: "x" })]).changed;
+        steps.refreshUnread = inbox.refresh([n(2)]).changed;
+        steps.listed = inbox.list().map((x) => [x.id, Boolean(x.read_at)]);
+        return steps;
+        """,
+    )
+    assert result == {
+        "read": [3],
+        "readEcho": [],
+        "countsAfterRead": [0, 2],
+        "unread": [3],
+        "archivedInThePage": [],
+        "unlisted": [50],
+        "unlistedEcho": [],
+        "archive": [3],
+        "archiveEcho": [],
+        "readOfArchived": [3],  # read while archived (elsewhere): a change all the same
+        "counts": [0, 1],
+        "unknownState": [],
+        "refreshSame": [],
+        "refreshUnread": [2],
+        "listed": [[2, False]],
+    }
+
+
+async def test_a_poll_brings_its_counts_with_what_it_found_in_one_message(page):
+    """One poll, one message, so one change event: the counts travel with the notifications or
+    the fresh first page they were polled with."""
+    result = await run(
+        page,
+        "sync.js",
+        """
+        const { Inbox } = await import("/static/notifications/widget/inbox.js");
+        const n = (id) => ({ id, read_at: null, seen_at: null, archived_at: null });
+        const inbox = new Inbox();
+        inbox.addPage([n(10), n(9)], null);
+        const delivered = [];
+        const api = {
+          newerThan: async (after) => [n(12), n(11)],
+          page: async () => ({ results: [n(12), n(11), n(10)], next: null }),
+        };
+        const sync = new m.Sync({
+          api, url: "ws://widget.test/", inbox, deliver: (message) => delivered.push(message),
+          ensureLoaded: async () => true, setState: () => {},
+        });
+        await sync.polled({ unread_count: 4, unseen_count: 3, last_id: 12 });
+        inbox.receive([n(11), n(12)]);
+        await sync.polled({ unread_count: 3, unseen_count: 3, last_id: 12 });
+        return delivered.map((m) => ({ ...m, notifications: m.notifications.map((x) => x.id) }));
+        """,
+    )
+    assert result == [
+        {
+            "type": "backlog",
+            "notifications": [11, 12],
+            "complete": True,
+            "unread_count": 4,
+            "unseen_count": 3,
+        },
+        {"type": "refresh", "notifications": [12, 11, 10], "unread_count": 3, "unseen_count": 3},
+    ]
+
+
+async def test_a_poll_asked_for_while_one_is_under_way_follows_it_at_once(page):
+    """After a change made here the widget polls at once; if a poll is under way then, its answer
+    may predate the change, so another follows it rather than a whole interval later."""
+    result = await run(
+        page,
+        "poller.js",
+        """
+        const started = [];
+        let answer;
+        const api = {
+          unreadCount: () => {
+            started.push(performance.now());
+            return new Promise((resolve) => { answer = resolve; });
+          },
+        };
+        const poller = new m.Poller({ api, onCounts: async () => {}, onSignedOut: () => {} });
+        const turn = () => new Promise((resolve) => setTimeout(resolve, 20));
+        poller.start();
+        await turn();
+        poller.now(); // while the first poll is under way
+        answer({ status: 200, etag: '"1"', intervalSeconds: 3600,
+                 counts: { unread_count: 0, unseen_count: 0, last_id: null } });
+        await turn();
+        const polls = started.length;
+        poller.stop();
+        return polls;
+        """,
+    )
+    assert result == 2
 
 
 async def test_a_socket_that_stops_answering_is_taken_for_dead(page):

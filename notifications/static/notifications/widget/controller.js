@@ -18,10 +18,33 @@ const TOASTS_KEY = "notifications-widget:toasts";
 const MAX_TOASTS_AT_ONCE = 3; // more arriving together make one summary toast
 const ACTION_STATES = { read: "read", unread: "unread", archive: "archived" };
 
+// The markup comes in a declarative shadow root (<template shadowrootmode="open">), attached by
+// the HTML parser. Where it was not (a browser from before 2024, or markup added with innerHTML),
+// attach it here.
+function shadowRootOf(root) {
+  if (root.shadowRoot) return root.shadowRoot;
+  const template = root.querySelector(":scope > template[shadowrootmode]");
+  const shadow = root.attachShadow({ mode: "open" });
+  if (template) {
+    shadow.append(template.content);
+    template.remove();
+  }
+  return shadow;
+}
+
+// A page that declares no color-scheme gets the reader's (light or dark); one that does (the
+// Django admin, and its theme toggle) gets its own, through inheritance (widget.css, .nw-ui).
+function followColorScheme(root, ui) {
+  const declared = getComputedStyle(root).colorScheme;
+  ui.classList.toggle("nw-scheme-auto", !declared || declared === "normal");
+}
+
 export class NotificationsWidget {
   constructor(root, options = {}) {
     const data = root.dataset;
     this.root = root;
+    this.shadow = shadowRootOf(root);
+    followColorScheme(root, this.shadow.querySelector(".nw-ui"));
     this.options = options;
     this.t = readTranslations(root);
     this.badge = data.badge === "unseen" ? "unseen" : "unread";
@@ -35,7 +58,7 @@ export class NotificationsWidget {
     });
     this.socketUrl = socketUrl(data.socketUrl || "/ws/notifications/");
     this.inbox = new Inbox();
-    this.view = new WidgetView(root, this.t, {
+    this.view = new WidgetView(root, this.shadow, this.t, {
       onToggle: () => this.toggle(),
       onClose: (how) => this.close(how),
       onAction: (id, action) => this.change(id, action),
@@ -46,12 +69,13 @@ export class NotificationsWidget {
         this.toastsEnabled = enabled;
       },
       onDesktopOption: (enabled) => this.setDesktop(enabled),
+      onLayout: () => this.toasts?.place(),
     });
     this.knownCategories = (data.categories ?? "")
       .split(",")
       .map((category) => category.trim())
       .filter(Boolean);
-    this.preferences = new Preferences(root, {
+    this.preferences = new Preferences(this.shadow, {
       t: this.t,
       api: this.api,
       idPrefix: this.view.idPrefix,
@@ -60,17 +84,14 @@ export class NotificationsWidget {
         ...this.inbox.list().map((notification) => notification.category),
       ],
       onOpen: (open) => this.view.setPreferencesOpen(open),
-      onSaved: (answer) =>
-        this.emit("preferences", {
-          mutedCategories: [...answer.muted_categories],
-          mutedLevels: [...answer.muted_levels],
-        }),
+      onSaved: (answer, before) => this.preferencesSaved(answer, before),
     });
-    this.toasts = new Toasts(root.querySelector(".nw-toasts"), {
+    this.toasts = new Toasts(this.shadow.querySelector(".nw-toasts"), {
       t: this.t,
       durationMs: options.toastMs,
       onFollow: (notification) => this.followed(notification.id),
       onFocusLost: () => this.view.bell.focus(),
+      obstacle: () => this.view.panelBox(),
     });
     this.toasts.enabled = stored(TOASTS_KEY) !== "off";
     this.view.setToastsOption(this.toasts.enabled);
@@ -204,18 +225,22 @@ export class NotificationsWidget {
   }
 
   fromServer(message) {
-    this.apply(message);
+    this.apply(message, { fromServer: true });
     if (this.role === "leader") this.tabs.post({ kind: "server", message });
   }
 
   fromTab(message) {
     switch (message.kind) {
       case "server":
-        this.apply(message.message);
+        this.apply(message.message, { fromServer: true });
         break;
       case "changed-here":
-        this.apply(message.message);
+        this.apply(message.message, { fromServer: false });
         this.sync?.nudge();
+        break;
+      case "preferences":
+        this.preferences.update(message.answer);
+        this.emit("preferences", preferencesDetail(message.answer));
         break;
       case "connection":
         if (this.role === "follower") this.setConnection(message.state);
@@ -226,17 +251,23 @@ export class NotificationsWidget {
     }
   }
 
-  // A change made in this tab through REST: shown at once here and in the other tabs. While a
-  // socket is live it brings the authoritative counts itself, and REST's could be older.
+  // A change made in this tab through REST: shown at once here and in the other tabs. The
+  // server's echo of it (a `changed` frame on the socket) then changes nothing, and says nothing.
   changedHere(message) {
-    this.apply(message);
+    this.apply(message, { fromServer: false });
     this.tabs.post({ kind: "changed-here", message });
     this.sync?.nudge();
   }
 
   countsOf(answer) {
-    if (this.state === "connected") return {};
     return { unread_count: answer.unread_count, unseen_count: answer.unseen_count };
+  }
+
+  // Saved in this tab: said here and in the other tabs, if it changed anything.
+  preferencesSaved(answer, before) {
+    if (before && samePreferences(answer, before)) return;
+    this.emit("preferences", preferencesDetail(answer));
+    this.tabs.post({ kind: "preferences", answer });
   }
 
   setConnection(state) {
@@ -250,37 +281,53 @@ export class NotificationsWidget {
 
   // --- applying what happened -----------------------------------------------------------------
 
-  apply(message) {
-    let ids = [];
-    let state = null;
+  // Everything that happens to the inbox goes through here, whatever told this tab: the server
+  // (the leader's socket or poller, relayed to the other tabs), or a change made through REST in
+  // some tab of this browser. Each event says what really changed here, so a change heard twice
+  // (made here, then echoed by the server) is told once.
+  //
+  // Counts: the server's (`fromServer`) come in order on one socket and are always the latest
+  // word. A REST answer's are taken only when its change was news here: when the server's echo
+  // came first, later frames may already have moved the counts on.
+  apply(message, { fromServer }) {
+    const before = [this.inbox.unreadCount, this.inbox.unseenCount];
+    const events = []; // [ids, state] of each change this message made
     let fresh = [];
-    if (message.type === "notification") {
-      fresh = this.inbox.receive([message.notification]);
-    } else if (message.type === "backlog") {
-      fresh = this.inbox.receive(message.notifications);
-    } else if (message.type === "refresh") {
-      fresh = this.inbox.refresh(message.notifications);
-      state = "refreshed";
-    } else if (message.type === "changed") {
-      ids = message.ids;
-      state = message.state;
-      this.inbox.applyChange(ids, state);
-      if (state === "unarchived") this.fetchBack(ids);
+    switch (message.type) {
+      case "notification":
+        fresh = this.inbox.receive([message.notification]);
+        break;
+      case "backlog":
+        fresh = this.inbox.receive(message.notifications);
+        break;
+      case "refresh": {
+        const refreshed = this.inbox.refresh(message.notifications);
+        fresh = refreshed.fresh;
+        if (refreshed.changed.length) events.push([refreshed.changed, "refreshed"]);
+        break;
+      }
+      case "changed": {
+        const ids = this.changed(message);
+        if (ids.length) events.push([ids, message.state]);
+        break;
+      }
     }
-    if (fresh.length) {
-      ids = fresh.map((notification) => notification.id);
-      state = "created";
-    }
+    if (fresh.length) events.unshift([fresh.map((notification) => notification.id), "created"]);
     // Unread ones a grouped notification replaced on the server (which sends no `changed`).
     const replaced = this.inbox.takeReplaced();
-    const countsChanged = this.inbox.setCounts(message.unread_count, message.unseen_count);
+    if (fromServer || events.length) {
+      this.inbox.setCounts(message.unread_count, message.unseen_count);
+    }
+    const countsChanged =
+      before[0] !== this.inbox.unreadCount || before[1] !== this.inbox.unseenCount;
     this.render();
     for (const notification of fresh) this.emit("received", { notification });
     this.alert(fresh.filter((notification) => !notification.read_at));
-    if (ids.length || replaced.length || countsChanged || state === "refreshed") {
+    if (!events.length && (replaced.length || countsChanged)) events.push([[], null]);
+    for (const [ids, state] of events) {
       this.emit("changed", {
         ids,
-        state: ids.length || state === "refreshed" ? state : null,
+        state,
         replaced,
         unreadCount: this.inbox.unreadCount,
         unseenCount: this.inbox.unseenCount,
@@ -288,11 +335,23 @@ export class NotificationsWidget {
     }
   }
 
+  // An incoming `changed` (docs/websocket.md), whoever sent it: returns the ids it changed here,
+  // leaving out those already in that state (the echo of a change this browser made).
+  changed(message) {
+    const ids = this.inbox.applyChange(message.ids, message.state);
+    if (message.state === "unarchived" && ids.length) this.fetchBack(ids);
+    return ids;
+  }
+
   alert(unread) {
     if (!unread.length) return;
     if (document.visibilityState === "visible") {
       if (unread.length > MAX_TOASTS_AT_ONCE) this.toasts.summary(unread.length);
       else for (const notification of unread) this.toasts.show(notification);
+      // No room for them beside the open panel (toasts.js): it lists them; say so.
+      if (this.toasts.enabled && this.toasts.withheld) {
+        this.view.announce(this.t.plural("newNotifications", unread.length));
+      }
     } else if (this.role !== "follower" && !this.tabs.anyVisible()) {
       for (const notification of unread.slice(-MAX_TOASTS_AT_ONCE)) {
         this.desktop.show(notification, (shown) => this.follow(shown));
@@ -330,7 +389,7 @@ export class NotificationsWidget {
         // Counts first: their last_id is then no newer than the page, whose newest id may be
         // older still when the newest were archived.
         const answer = await this.api.unreadCount();
-        this.apply({ type: "counts", ...answer.counts });
+        this.apply({ type: "counts", ...answer.counts }, { fromServer: true });
         lastId = answer.counts.last_id;
       }
       const page = await this.api.page();
@@ -435,4 +494,18 @@ export class NotificationsWidget {
     this.showDesktopOption();
     return this.desktop.enabled;
   }
+}
+
+function preferencesDetail(answer) {
+  return {
+    mutedCategories: [...answer.muted_categories],
+    mutedLevels: [...answer.muted_levels],
+  };
+}
+
+function samePreferences(a, b) {
+  const same = (x = [], y = []) => [...x].sort().join("\n") === [...y].sort().join("\n");
+  return (
+    same(a.muted_categories, b.muted_categories) && same(a.muted_levels, b.muted_levels)
+  );
 }

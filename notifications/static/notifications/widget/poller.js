@@ -25,9 +25,12 @@ export class Poller {
     clearTimeout(this.timer);
   }
 
-  // Poll at once (after a change made here, or when the browser comes back online).
+  // Poll at once (after a change made here, or when the browser comes back online); while a poll
+  // is under way, right after it: its answer may predate the change.
   now() {
-    if (this.running && !this.busy) this.schedule(0);
+    if (!this.running) return;
+    if (this.busy) this.again = true;
+    else this.schedule(0);
   }
 
   schedule(delayMs) {
@@ -58,6 +61,7 @@ export class Poller {
     } finally {
       this.busy = false;
     }
-    if (this.running) this.schedule(delayMs);
+    if (this.running) this.schedule(this.again ? 0 : delayMs);
+    this.again = false;
   }
 }

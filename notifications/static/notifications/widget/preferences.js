@@ -102,10 +102,17 @@ export class Preferences {
     }
   }
 
+  // Saved in another tab: an open view shows what was saved (saving what it showed before would
+  // undo it).
+  update(answer) {
+    if (this.isOpen && this.current) this.show(answer);
+  }
+
   // Builds the checkboxes from the server's answer, keeping the focus on the same box.
   show(answer) {
     this.current = answer;
-    const focused = this.form.contains(document.activeElement) ? document.activeElement : null;
+    const active = this.form.getRootNode().activeElement; // the widget's shadow root's
+    const focused = this.form.contains(active) ? active : null;
     const focusedKey = focused?.dataset.key;
     const mutedLevels = new Set(answer.muted_levels ?? []);
     const muted = new Set(answer.muted_categories ?? []);
@@ -184,13 +191,14 @@ export class Preferences {
     this.form.setAttribute("aria-busy", "true");
     this.setStatus(this.t.get("saving"));
     try {
+      const before = this.current;
       const answer = await this.api.savePreferences({
         mutedCategories: this.checked("muted_categories"),
         mutedLevels: this.checked("muted_levels"),
       });
       this.show(answer);
       this.setStatus(this.t.get("preferencesSaved"));
-      this.onSaved?.(answer);
+      this.onSaved?.(answer, before);
     } catch (error) {
       const messages = error?.status === 400 ? errorMessages(error.data) : [];
       this.setStatus(messages.length ? messages.join(" ") : this.t.get("actionFailed"), {

@@ -159,22 +159,20 @@ export class Sync {
     this.setState("signed-out");
   }
 
+  // The counts travel with what they came with (one message, so one change event).
   async polled(counts) {
-    this.deliver({
-      type: "counts",
-      unread_count: counts.unread_count,
-      unseen_count: counts.unseen_count,
-    });
+    const { unread_count, unseen_count } = counts;
     const newest = this.inbox.newestId;
     if (!this.inbox.loaded) {
+      this.deliver({ type: "counts", unread_count, unseen_count });
       await this.ensureLoaded(counts.last_id);
     } else if (counts.last_id !== null && (newest === null || counts.last_id > newest)) {
-      const notifications = await this.api.newerThan(newest ?? 0);
-      this.deliver({ type: "backlog", notifications: notifications.reverse(), complete: true });
+      const notifications = (await this.api.newerThan(newest ?? 0)).reverse();
+      this.deliver({ type: "backlog", notifications, complete: true, unread_count, unseen_count });
     } else {
       // The ETag changed but nothing is new: states changed elsewhere (another device).
       const page = await this.api.page();
-      this.deliver({ type: "refresh", notifications: page.results });
+      this.deliver({ type: "refresh", notifications: page.results, unread_count, unseen_count });
     }
   }
 }

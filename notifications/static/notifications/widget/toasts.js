@@ -1,21 +1,30 @@
 // Pop-ups for new notifications, in a polite live region. They go away by themselves, but never
 // while the pointer or the focus is on them (WCAG 2.2.1), and can be switched off altogether.
-// Their motion is in the stylesheet, which drops it under prefers-reduced-motion.
+// Their motion is in the stylesheet, which drops it under prefers-reduced-motion. They never
+// cover the open panel (`place`).
 
 import { icon } from "./icons.js";
 import { actorsText, levelOf, titleContent } from "./item.js";
 
 const MAX_VISIBLE = 3;
+const EDGE = 16; // px: the stack's distance from the panel and the viewport's edges
+
+function overlap(a, b) {
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}
 
 export class Toasts {
-  constructor(region, { t, onFollow, onFocusLost, durationMs = 6000 }) {
+  // `obstacle()`: the open panel's box in the viewport, or null.
+  constructor(region, { t, onFollow, onFocusLost, obstacle = () => null, durationMs = 6000 }) {
     this.region = region;
     this.t = t;
     this.onFollow = onFollow;
     this.onFocusLost = onFocusLost;
+    this.obstacle = obstacle;
     this.durationMs = durationMs;
     this.enabled = true;
     this.paused = false;
+    this.withheld = false; // no room beside the open panel: toasts wait until it closes
     this.timers = new Map(); // toast -> {timer, remainingMs, startedAt}
     region.addEventListener("pointerenter", () => this.pause());
     region.addEventListener("pointerleave", () => this.resume());
@@ -87,6 +96,33 @@ export class Toasts {
       this.dismiss(old);
     this.timers.set(node, { remainingMs: this.durationMs });
     if (!this.paused) this.startTimer(node);
+    this.place();
+  }
+
+  // Keeps the stack off the open panel: in its corner where they do not meet, else beside the
+  // panel where the screen has room. Where it has none (a phone, whose panel spans the width) the
+  // toasts go and new ones are withheld while the panel is open: it lists them at its top.
+  // Called whenever a toast comes or the panel opens, closes, moves or changes size; it runs
+  // before the browser paints, so a toast is never seen on the panel.
+  place() {
+    const region = this.region;
+    region.classList.remove("nw-moved");
+    const panel = this.obstacle();
+    this.withheld = false;
+    if (!panel || !this.timers.size) return;
+    const stack = region.getBoundingClientRect();
+    if (!overlap(stack, panel)) return;
+    const viewport = document.documentElement.clientWidth;
+    const left = [panel.left - EDGE - stack.width, panel.right + EDGE].find(
+      (x) => x >= EDGE && x + stack.width <= viewport - EDGE,
+    );
+    if (left !== undefined) {
+      region.style.setProperty("--nw-toasts-left", `${left}px`);
+      region.classList.add("nw-moved");
+      return;
+    }
+    this.clear();
+    this.withheld = true;
   }
 
   startTimer(node) {
@@ -115,7 +151,7 @@ export class Toasts {
     const state = this.timers.get(node);
     if (state) clearTimeout(state.timer);
     this.timers.delete(node);
-    const hadFocus = node.contains(document.activeElement);
+    const hadFocus = node.contains(node.getRootNode().activeElement); // the shadow root's
     node.remove();
     if (!this.timers.size) this.paused = false;
     if (hadFocus) this.onFocusLost(); // rather than leave the focus on <body>

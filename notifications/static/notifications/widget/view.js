@@ -1,18 +1,26 @@
 // The bell and the panel: the WAI-ARIA disclosure pattern (a button with aria-expanded that
 // shows and hides the panel right after it), kept in step with the inbox without rebuilding
-// what is on screen, so that focus never jumps.
+// what is on screen, so that focus never jumps. The markup is in the widget's shadow root
+// (`shadow`); `root` is the element the page sees.
 
 import { renderItem, updateItem, updateTime } from "./item.js";
 
 const BADGE_MAX = 99;
+const EDGE = 8; // px between the open panel and the edges of the viewport
+const GAP = 4; // px between the bell and the panel
+const MIN_ROOM = 240; // px: the panel's least height, even when the bell is low on the screen
+// Under this width (a phone) the panel is a sheet across the screen.
+const NARROW = window.matchMedia("(max-width: 30em)");
 
 export class WidgetView {
-  constructor(root, t, handlers) {
+  constructor(root, shadow, t, handlers) {
     this.root = root;
+    this.shadow = shadow;
     this.t = t;
     this.handlers = handlers;
     this.idPrefix = root.id || "nw";
-    const find = (selector) => root.querySelector(selector);
+    const find = (selector) => shadow.querySelector(selector);
+    this.ui = find(".nw-ui");
     this.bell = find(".nw-bell");
     this.bellLabel = find(".nw-bell-label");
     this.badge = find(".nw-badge");
@@ -46,21 +54,30 @@ export class WidgetView {
       this.handlers.onDesktopOption(this.desktopOption.checked),
     );
     this.list.addEventListener("click", (event) => this.onListClick(event));
-    this.root.addEventListener("keydown", (event) => {
+    // Listened to in the shadow root, where targets are the widget's own elements (outside it,
+    // the page sees them all as the root element).
+    this.shadow.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.isOpen && this.panelOrBellHas(event.target)) {
         event.preventDefault();
         this.handlers.onClose({ focusBell: true });
       }
     });
     document.addEventListener("pointerdown", (event) => {
-      if (this.isOpen && !this.root.contains(event.target))
+      if (this.isOpen && !event.composedPath().includes(this.root))
         this.handlers.onClose({ focusBell: false });
     });
-    this.root.addEventListener("focusout", (event) => {
-      if (this.isOpen && event.relatedTarget && !this.root.contains(event.relatedTarget)) {
+    this.shadow.addEventListener("focusout", (event) => {
+      if (this.isOpen && event.relatedTarget && !this.shadow.contains(event.relatedTarget)) {
         this.handlers.onClose({ focusBell: false });
       }
     });
+    // The open panel stays inside the viewport when the window or the page's layout changes, and
+    // the toasts out of its way when it changes size.
+    window.addEventListener("resize", () => this.place());
+    if ("ResizeObserver" in window) {
+      new ResizeObserver(() => this.place()).observe(document.documentElement);
+      new ResizeObserver(() => this.handlers.onLayout()).observe(this.panel);
+    }
     // More is loaded when the end of the list scrolls into view (the button serves keyboards).
     if ("IntersectionObserver" in window) {
       this.observer = new IntersectionObserver(
@@ -97,7 +114,39 @@ export class WidgetView {
   setOpen(open, { focusBell = false } = {}) {
     this.panel.hidden = !open;
     this.bell.setAttribute("aria-expanded", String(open));
+    this.place();
     if (!open && focusBell) this.bell.focus();
+  }
+
+  // The open panel's box in the viewport, or null.
+  panelBox() {
+    return this.isOpen ? this.panel.getBoundingClientRect() : null;
+  }
+
+  // Puts the open panel under the bell, its end aligned with the bell's where it fits, moved in
+  // where it would leave the viewport; on a narrow screen it spans the width (a sheet), as tall
+  // as the screen below the bell allows. Lengths reach the stylesheet as custom properties (set
+  // through the CSSOM, which a Content-Security-Policy without 'unsafe-inline' allows).
+  place() {
+    if (this.isOpen) {
+      const panel = this.panel;
+      panel.classList.remove("nw-placed", "nw-sheet");
+      const anchor = this.ui.getBoundingClientRect();
+      const viewport = document.documentElement.clientWidth;
+      const sheet = NARROW.matches;
+      const natural = panel.getBoundingClientRect().width;
+      const width = sheet ? viewport - 2 * EDGE : Math.min(natural, viewport - 2 * EDGE);
+      const rtl = getComputedStyle(panel).direction === "rtl";
+      const wanted = rtl ? anchor.left : anchor.right - width;
+      const left = Math.max(EDGE, Math.min(wanted, viewport - EDGE - width));
+      const room = Math.max(window.innerHeight - anchor.bottom - GAP - EDGE, MIN_ROOM);
+      panel.style.setProperty("--nw-panel-left", `${left - anchor.left}px`);
+      panel.style.setProperty("--nw-panel-inline-size", `${width}px`);
+      panel.style.setProperty("--nw-panel-room", `${room}px`);
+      panel.classList.add("nw-placed");
+      panel.classList.toggle("nw-sheet", sheet);
+    }
+    this.handlers.onLayout();
   }
 
   setCounts(unread, unseen, badgeKind) {
@@ -162,7 +211,8 @@ export class WidgetView {
   // Focus in a removed item moves to the same control of its neighbour (or to the panel's
   // title), never to <body>.
   removeItem(id, item) {
-    const focused = item.contains(document.activeElement) ? document.activeElement : null;
+    const active = this.shadow.activeElement;
+    const focused = item.contains(active) ? active : null;
     const neighbour = item.nextElementSibling ?? item.previousElementSibling;
     item.remove();
     this.items.delete(id);
