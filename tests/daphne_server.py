@@ -38,9 +38,16 @@ def database_url(settings_dict: dict) -> str:
 
 
 class DaphneServer:
-    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        args: tuple[str, ...] = (),
+        application: str = "project.asgi:application",
+    ) -> None:
         self.port = free_port()
         self.args = args
+        self.application = application
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
         self.process: subprocess.Popen | None = None
@@ -55,7 +62,7 @@ class DaphneServer:
                     "-p",
                     str(self.port),
                     *self.args,
-                    "project.asgi:application",
+                    self.application,
                 ],
                 cwd=ROOT,
                 env=self.env,
