@@ -112,6 +112,7 @@ class ContractClient:
         self.pages_without_progress = 0
         self.signed_out = False
         self.connected = False
+        self.connected_at_stop = False
         self.history: collections.deque[str] = collections.deque(maxlen=300)
         # The socket's state.
         self.attempt = 0
@@ -150,6 +151,7 @@ class ContractClient:
         return self.random.uniform(0, min(3.0, 0.25 * 2**self.attempt))  # full jitter
 
     def stop(self) -> None:
+        self.connected_at_stop = self.connected
         self.stopping.set()
 
     async def session_once(self, port: int) -> int | str | None:

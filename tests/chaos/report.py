@@ -158,7 +158,7 @@ def describe_failures(
             f"changed {len(client.content_changed)}; first arrivals "
             f"{counter_text(Counter(client.first_via.values()))}; closes "
             f"{counter_text(client.closes)}; pages without progress "
-            f"{client.pages_without_progress}; connected now: {client.connected}"
+            f"{client.pages_without_progress}; connected at the end: {client.connected_at_stop}"
         )
         for nid in entry.missing[:limit]:
             _, title, created = rows_by_id.get(nid, (0, rows.get(nid, "?"), "?"))
