@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 SIGNED_OUT = 4401
 TOO_MANY_SOCKETS = 4409
+RATE_LIMITED = 4429
 HELLO_TIMEOUT = 10
 
 # What a hostile client sends: (name, frame, sent as a text frame). Each is bad input (or an odd
@@ -146,7 +147,7 @@ class ContractClient:
     def backoff(self, outcome: int | str | None) -> float:
         if outcome == "reload":
             return self.random.uniform(0, 0.3)
-        if outcome == TOO_MANY_SOCKETS:  # "reconnect with a long backoff"
+        if outcome in (TOO_MANY_SOCKETS, RATE_LIMITED):  # "a long backoff", "backoff"
             return self.random.uniform(1.0, 3.0)
         return self.random.uniform(0, min(3.0, 0.25 * 2**self.attempt))  # full jitter
 

@@ -128,9 +128,12 @@ def summary(
             f"  faults injected: {counter_text(faults)}",
             f"  closes by code: {counter_text(numbers.closes)}",
             "  hostile frames, answers: "
-            + "; ".join(
-                f"{kind} {counter_text(outcomes)}"
-                for kind, outcomes in sorted(numbers.probes.items())
+            + (
+                "; ".join(
+                    f"{kind} {counter_text(outcomes)}"
+                    for kind, outcomes in sorted(numbers.probes.items())
+                )
+                or "none"
             ),
             f"  settled in {settle_seconds:.1f} s; every user connects: {connect_check}",
         ]
