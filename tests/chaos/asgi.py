@@ -1,11 +1,13 @@
 """The chaos test's ASGI application: the demo's, with a consumer that fails on purpose.
 
-While the file named by ``CHAOS_FAULT_FLAG`` exists, each client-message handler and each
-channel-layer event handler raises :class:`InjectedFault` with the probability in
-``CHAOS_RAISE_PROBABILITY`` (half of them before the handler's work, half after it). Every
-injection is logged (``chaos: injected``), so that the test can count them.
+While the file named by ``CHAOS_FAULT_FLAG`` exists, each client-message handler (``on_*``)
+and each channel-layer event handler (``notifications_*``) raises :class:`InjectedFault` with
+the probability in ``CHAOS_RAISE_PROBABILITY`` (half of them before the handler's work, half
+after it). Every injection is logged (``chaos: injected``), so that the test can count them.
 """
 
+import functools
+import inspect
 import logging
 import os
 import random
@@ -44,33 +46,36 @@ def _roll(where: str) -> str | None:
 
 
 def _faulty(name: str, handler: Any) -> Any:
-    async def handle(consumer: Any, content: dict[str, Any]) -> None:
-        when = _roll(f"handler={name}")
+    """``handler`` (a method, or a function taking the consumer first), raising on purpose."""
+
+    @functools.wraps(handler)
+    async def faulty(consumer: Any, *args: Any) -> None:
+        when = _roll(name)
         if when == "before":
             raise InjectedFault(f"{name}, before")
-        await handler(consumer, content)
+        await handler(consumer, *args)
         if when == "after":
             raise InjectedFault(f"{name}, after")
 
-    return handle
+    return faulty
 
 
 class FaultyConsumer(NotificationConsumer):
-    handlers = {
-        name: _faulty(name, handler) for name, handler in NotificationConsumer.handlers.items()
-    }
+    """Raises inside the handlers themselves (not around them), so that whatever the consumer
+    does about a handler's exception applies to these too."""
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Every channel-layer event of the app ("notifications.created", ...), whatever its name.
-        if not message["type"].startswith("notifications."):
-            await super().dispatch(message)
-            return
-        when = _roll(f"event={message['type']}")
-        if when == "before":
-            raise InjectedFault(f"{message['type']}, before")
-        await super().dispatch(message)
-        if when == "after":
-            raise InjectedFault(f"{message['type']}, after")
+
+# Channel-layer events "notifications.x" go to methods notifications_x; client messages to
+# on_x methods, through the `handlers` table where there is one. Every one, whatever its name.
+for _name in dir(NotificationConsumer):
+    _member = getattr(NotificationConsumer, _name)
+    if _name.startswith(("notifications_", "on_")) and inspect.iscoroutinefunction(_member):
+        setattr(FaultyConsumer, _name, _faulty(_name, _member))
+if isinstance(getattr(NotificationConsumer, "handlers", None), dict):
+    FaultyConsumer.handlers = {
+        kind: _faulty(f"on_{kind}", handler)
+        for kind, handler in NotificationConsumer.handlers.items()
+    }
 
 
 application = ProtocolTypeRouter(

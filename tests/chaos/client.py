@@ -111,6 +111,7 @@ class ContractClient:
         self.hellos = 0
         self.resumes = 0
         self.pages_without_progress = 0
+        self.late = 0  # shown after a higher id was: a transaction that committed late
         self.signed_out = False
         self.connected = False
         self.connected_at_stop = False
@@ -276,6 +277,8 @@ class ContractClient:
             if self.held[nid] != title:
                 self.content_changed.append(nid)
             return False
+        if self.held and nid < max(self.held):
+            self.late += 1
         self.held[nid] = title
         self.first_via[nid] = via
         self.shown.append(nid)

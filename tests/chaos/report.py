@@ -58,6 +58,7 @@ class Figures:
     closes: Counter[str] = field(default_factory=Counter)
     probes: dict[str, Counter[str]] = field(default_factory=dict)
     pages_without_progress: int = 0
+    late: int = 0
     connects: int = 0
     hellos: int = 0
 
@@ -92,6 +93,7 @@ def figures(
         for (kind, outcome), count in client.probes.items():
             result.probes.setdefault(kind, Counter())[outcome] += count
         result.pages_without_progress += client.pages_without_progress
+        result.late += client.late
         result.connects += client.connects
         result.hellos += client.hellos
     return result
@@ -121,6 +123,7 @@ def summary(
             f"  lost: {numbers.lost}",
             f"  duplicated: {numbers.duplicated}",
             f"  held but not in the database (rolled back or another user's): {numbers.extra}",
+            f"  shown after a higher id (committed late, or recovered): {numbers.late}",
             f"  sent again and dropped by id (resume margin, races): "
             f"{counter_text(numbers.redelivered)}",
             f"  connects: {numbers.connects}, hellos: {numbers.hellos}, incomplete backlog pages "
