@@ -166,7 +166,7 @@ class ShowChaosLogsOnFailure:
                 (
                     f"chaos: daphne {index} (port {daphne.port}), notable lines of "
                     f"{daphne.log_path}",
-                    "\n".join(lines[-400:]),
+                    "\n".join(lines[-200:]),
                 )
             )
         for sender in self.senders:

@@ -147,14 +147,14 @@ def describe_failures(
     diffs: Iterable[ClientDiff],
     expected: Mapping[int, Mapping[int, str]],
     rows_by_id: Mapping[int, tuple[int, str, str]],
+    detailed: int = 10,
     limit: int = 12,
 ) -> str:
-    """Per user and client: what is missing or extra (id, title, created_at), how each held row
-    arrived, its closes, and the end of its history."""
+    """Per failing client: what is missing or extra, how each held row arrived, its closes; the
+    first ``detailed`` ones also with rows (id, title, created_at) and the end of their history."""
     out: list[str] = []
-    for entry in diffs:
-        if not entry.failed:
-            continue
+    failing = [entry for entry in diffs if entry.failed]
+    for number, entry in enumerate(failing):
         client = entry.client
         rows = expected[client.user_id]
         out.append(
@@ -166,6 +166,8 @@ def describe_failures(
             f"{counter_text(client.closes)}; pages without progress "
             f"{client.pages_without_progress}; connected at the end: {client.connected_at_stop}"
         )
+        if number >= detailed:
+            continue
         for nid in entry.missing[:limit]:
             _, title, created = rows_by_id.get(nid, (0, rows.get(nid, "?"), "?"))
             out.append(f"    missing {nid} {title!r} created {created}")
