@@ -26,6 +26,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from tests.chaos.processes import stamp
+
 SIGNED_OUT = 4401
 TOO_MANY_SOCKETS = 4409
 RATE_LIMITED = 4429
@@ -126,9 +128,7 @@ class ContractClient:
     # --- running -------------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        self.history.append(
-            f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {text}"
-        )
+        self.history.append(f"{stamp()} {text}")
 
     async def run(self) -> None:
         while not self.stopping.is_set():

@@ -61,6 +61,7 @@ class Figures:
     late: int = 0
     connects: int = 0
     hellos: int = 0
+    resumes: int = 0
 
 
 def figures(
@@ -96,6 +97,7 @@ def figures(
         result.late += client.late
         result.connects += client.connects
         result.hellos += client.hellos
+        result.resumes += client.resumes
     return result
 
 
@@ -126,8 +128,9 @@ def summary(
             f"  shown after a higher id (committed late, or recovered): {numbers.late}",
             f"  sent again and dropped by id (resume margin, races): "
             f"{counter_text(numbers.redelivered)}",
-            f"  connects: {numbers.connects}, hellos: {numbers.hellos}, incomplete backlog pages "
-            f"that brought nothing new (no cursor): {numbers.pages_without_progress}",
+            f"  connects: {numbers.connects}, hellos: {numbers.hellos}, resumes sent: "
+            f"{numbers.resumes}, incomplete backlog pages that brought nothing new (no cursor): "
+            f"{numbers.pages_without_progress}",
             f"  faults injected: {counter_text(faults)}",
             f"  closes by code: {counter_text(numbers.closes)}",
             "  hostile frames, answers: "
