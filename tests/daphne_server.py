@@ -38,36 +38,33 @@ def database_url(settings_dict: dict) -> str:
 
 
 class DaphneServer:
-    def __init__(
-        self,
-        env: dict[str, str],
-        log_path: Path,
-        args: tuple[str, ...] = (),
-        application: str = "project.asgi:application",
-    ) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.args = args
-        self.application = application
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        return [
+            str(DAPHNE),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            *self.args,
+            "project.asgi:application",
+        ]
+
     def start(self, timeout: float = 20) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    str(DAPHNE),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    *self.args,
-                    self.application,
-                ],
+                self.command(),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -44,7 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from notifications.models import Notification
 from tests.chaos.client import ContractClient
-from tests.chaos.processes import FaultLog, SenderProcess, ShowChaosLogsOnFailure
+from tests.chaos.processes import ChaosDaphne, FaultLog, SenderProcess, ShowChaosLogsOnFailure
 from tests.chaos.report import describe_failures, diff_client, figures, summary
 from tests.chaos.settings import CHAOS_NOTIFICATIONS
 from tests.conftest import service_missing
@@ -377,7 +377,7 @@ async def play(rig: Rig, make_user, seed: int, kinds: list[str]) -> Played:
     env["CHAOS_RAISE_PROBABILITY"] = RAISE_PROBABILITY if "exceptions" in kinds else "0"
     for index in range(DAPHNES):
         log = rig.directory / f"daphne-{index}.log"
-        rig.daphnes.append(DaphneServer(env, log, application="tests.chaos.asgi:application"))
+        rig.daphnes.append(ChaosDaphne(env, log))
     for index in range(SENDERS):
         log = rig.directory / f"sender-{index}.log"
         rig.senders.append(SenderProcess(index, seed, user_ids, groups, env, log))

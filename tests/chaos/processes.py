@@ -24,6 +24,14 @@ def stamp(moment: float | None = None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(moment)) + f".{int(moment * 1000) % 1000:03d}"
 
 
+class ChaosDaphne(DaphneServer):
+    """A daphne serving the chaos test's application (tests/chaos/asgi.py)."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        return [*command[:-1], "tests.chaos.asgi:application"]
+
+
 class FaultLog:
     def __init__(self, path: Path) -> None:
         self.path = path
