@@ -164,7 +164,7 @@ class ContractClient:
             async with connect(
                 f"ws://127.0.0.1:{port}/ws/notifications/",
                 additional_headers={"Cookie": f"sessionid={self.session}"},
-                origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+                origin=f"http://127.0.0.1:{port}",
                 proxy=None,
                 open_timeout=5,
                 close_timeout=1,
