@@ -166,7 +166,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         session = self.scope.get("session")
         self.session = push.session_digest(getattr(session, "session_key", None))
         self.bucket = TokenBucket(app_settings.MESSAGES_PER_SECOND, app_settings.MESSAGE_BURST)
-        self.last_heard = self.joined_at = time.monotonic()
+        self.last_heard = time.monotonic()
+        self.greeted_at: float | None = None
         self.delivered = RecentIds()
         if not await node().add(self):
             return
@@ -177,6 +178,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await node().close(self, CLOSE_TRY_AGAIN, "database_unavailable")
             return
         await self.send_json({"type": "hello", **counts})
+        # From here on gap detection looks after it: what committed before, its resume brings.
+        self.greeted_at = time.monotonic()
         await registry().count("connects")
         events.info(
             "event=connect process=%s user=%s channel=%s", PROCESS, user.pk, self.channel_name

@@ -7,9 +7,10 @@ clock, for the rows of its connected users written since the previous check bega
 commit margin (``RESUME_MARGIN_SECONDS``); a socket that was not sent one of them gets it now, as a
 ``notification`` frame marked ``"recovered": true``. Each socket remembers the ids it was sent
 lately (pushes, backlogs, recoveries) to tell. docs/realtime.md has the argument that no row can
-be missed; in short: a row that commits after a socket joined its group commits after the
-previous check began (or after the socket joined, for a socket newer than that check), and was
-written at most one margin before it committed, so it falls in the next check's window.
+be missed; in short: a row that commits after a socket was greeted (``hello``) commits after
+the previous check began (or after the greeting, for a socket newer than that check), and was
+written at most one margin before it committed, so it falls in the next check's window. What
+committed before the greeting, the client's resume brings.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("notifications")
 events = logging.getLogger("notifications.events")
 
-# Clocks: the database's and this process's may run at slightly different rates, and a join is
-# timed here while windows are measured there. This much slack covers both.
+# Clocks: the database's and this process's may run at slightly different rates, and a greeting
+# is timed here while windows are measured there. This much slack covers both.
 _SLACK_SECONDS = 2.0
 
 
@@ -70,7 +71,7 @@ class GapDetector:
 
     def ensure_running(self) -> None:
         if self.task is None or self.task.done():
-            self.checked_at = None  # a new run: its first window reaches back to the first join
+            self.checked_at = None  # a new run: its first window reaches back to the first hello
             self.task = self.node.spawn(self._run())
 
     async def _run(self) -> None:
@@ -90,17 +91,23 @@ class GapDetector:
         """One check; returns how many frames were sent."""
         began = await database_sync_to_async(database_now)()
         began_here = time.monotonic()
-        # Which sockets to look after is read after the clock: one that joins later joined after
-        # `began`, and the next check's window covers everything it can have missed.
-        sockets = {user_id: list(mine.values()) for user_id, mine in self.node.users.items()}
+        # Which sockets to look after is read after the clock: one greeted later was greeted
+        # after `began`, and the next check's window covers everything it can have missed. A
+        # socket not greeted yet is left alone: nothing may come before its hello, and what
+        # commits before that, its resume brings.
+        sockets = {
+            user_id: ready
+            for user_id, mine in self.node.users.items()
+            if (ready := [socket for socket in mine.values() if socket.greeted_at is not None])
+        }
         if not sockets:
             return 0
         margin = app_settings.RESUME_MARGIN
         if self.checked_at is not None:
             since = self.checked_at
         else:
-            first_join = min(socket.joined_at for mine in sockets.values() for socket in mine)
-            since = began - timedelta(seconds=began_here - first_join + _SLACK_SECONDS)
+            first = min(cast(float, s.greeted_at) for mine in sockets.values() for s in mine)
+            since = began - timedelta(seconds=began_here - first + _SLACK_SECONDS)
         rows = await database_sync_to_async(_written_since)(list(sockets), since - margin)
         missing: dict[Socket, list[int]] = {}
         for nid, user_id in rows:

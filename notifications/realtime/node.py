@@ -38,7 +38,7 @@ class Socket(Protocol):
     user_id: int | None
     channel_name: str
     last_heard: float  # monotonic: when the client last sent something
-    joined_at: float  # monotonic: set before the socket joined its user's group
+    greeted_at: float | None  # monotonic: when it was sent hello (None: not yet)
     delivered: RecentIds  # what it was sent lately, for gap detection
 
     async def close(self, code: int | None = None) -> None: ...
