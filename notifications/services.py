@@ -70,11 +70,11 @@ def notify(
     """Send a notification to each of ``recipients``; return what was written.
 
     ``recipients`` is a user, a user id, an iterable of users or ids, a QuerySet of users, or an
-    auth ``Group`` (its active members). Users who muted this category or level are left out
-    (unless the category is in ``UNMUTABLE_CATEGORIES``). Raises ``ValueError`` on bad input,
-    writing nothing. The rows are written in the caller's transaction, in one
-    ``INSERT ... SELECT`` whatever the number of recipients, and pushed to their sockets after
-    that transaction commits.
+    auth ``Group`` (its active members). Users who muted this category or level are left out,
+    unless the category is in ``UNMUTABLE_CATEGORIES`` (then no mute applies). Raises
+    ``ValueError`` on bad input, writing nothing. The rows are written in the caller's
+    transaction, in one ``INSERT ... SELECT`` whatever the number of recipients, and pushed to
+    their sockets after that transaction commits.
 
     With ``group_key``, a recipient who has an unread notification with the same key gets it
     replaced by this one (a new row, so a new id that resume and ``after`` cannot miss), which
@@ -294,9 +294,14 @@ def audience(recipients: Any, *, category: str = "", level: str = Level.INFO) ->
 
 def without_muted(users: models.QuerySet, *, category: str, level: str) -> models.QuerySet:
     """``users`` less those who muted ``category`` or ``level``: a NOT IN on the mutes' index,
-    inside the same query, so a send stays one statement however large the audience."""
+    inside the same query, so a send stays one statement however large the audience.
+
+    A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
+    (recorded before it became unmutable) nor a mute of the level silences it."""
+    if category and category in app_settings.UNMUTABLE_CATEGORIES:
+        return users
     muted = Q(kind=Mute.Kind.LEVEL, value=level)
-    if category and category not in app_settings.UNMUTABLE_CATEGORIES:
+    if category:
         muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
     return users.exclude(pk__in=Mute.objects.filter(muted).values("user_id"))
 
