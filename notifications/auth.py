@@ -13,10 +13,10 @@ from urllib.parse import parse_qs
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from . import tickets
+from .users import active_users, is_active
 
 
 @database_sync_to_async
@@ -24,8 +24,8 @@ def user_for_ticket(ticket: str) -> Any:
     user_id = tickets.redeem(ticket)
     if user_id is None:
         return AnonymousUser()
-    user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
-    return user or AnonymousUser()
+    user = active_users().filter(pk=user_id).first()
+    return user if user is not None and is_active(user) else AnonymousUser()
 
 
 class TicketAuthMiddleware:

@@ -28,6 +28,7 @@ from .batch import NotificationBatch
 from .conf import app_settings
 from .models import Level, Mute, Notification, NotificationQuerySet, id_list
 from .serializers import object_ref
+from .users import active_users
 
 __all__ = [
     "notify",
@@ -313,7 +314,7 @@ def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
     if isinstance(recipients, Group):
         if recipients.pk is None:
             raise ValueError("recipients: the group is not saved")
-        return user_model._default_manager.filter(groups=recipients, is_active=True), None
+        return active_users(user_model._default_manager.filter(groups=recipients)), None
     if isinstance(recipients, models.QuerySet):
         if recipients.model is not user_model:
             raise ValueError(
