@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_BURST": 20,
     "MAX_IDS_PER_MESSAGE": 500,
     # notify()
+    "MAX_BODY_CHARS": 10000,
     "MAX_DATA_BYTES": 16384,
     # a send to more users than this replaces one shared version token, not one per user
     "SHARED_BUMP_ABOVE": 1000,
@@ -131,6 +132,10 @@ class Settings:
     @property
     def MAX_IDS_PER_MESSAGE(self) -> int:
         return self._get("MAX_IDS_PER_MESSAGE")
+
+    @property
+    def MAX_BODY_CHARS(self) -> int:
+        return self._get("MAX_BODY_CHARS")
 
     @property
     def MAX_DATA_BYTES(self) -> int:

@@ -207,6 +207,10 @@ def validate_content(
         raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
     if not isinstance(body, str):
         raise ValueError("body: must be a string")
+    if len(body) > app_settings.MAX_BODY_CHARS:
+        raise ValueError(
+            f"body: at most {app_settings.MAX_BODY_CHARS} characters (got {len(body)})"
+        )
     if level not in Level.values:
         raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r})")
     if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:

@@ -123,6 +123,7 @@ LONG = "x" * 201
         ({"title": None}, "title"),
         ({"title": LONG}, "title: at most 200"),
         ({"body": 5}, "body"),
+        ({"body": "b" * 10001}, "body: at most 10000 characters"),
         ({"level": "fatal"}, "level: must be one of"),
         ({"category": "has space"}, "category"),
         ({"category": "c" * 65}, "category"),
@@ -152,6 +153,14 @@ def test_bad_content_is_refused(alice, options, message):
     with pytest.raises(ValueError, match=message):
         services.notify(alice, title, **arguments)
     assert Notification.objects.count() == 0
+
+
+def test_the_body_limit_is_a_setting(alice, settings):
+    settings.NOTIFICATIONS = {"MAX_BODY_CHARS": 20}
+    assert services.notify(alice, "Short", "é" * 20).ids  # characters, not bytes
+    with pytest.raises(ValueError, match=r"^body: at most 20 characters \(got 21\)$"):
+        services.validate_content("Long", "x" * 21)
+    assert Notification.objects.count() == 1
 
 
 def test_unsaved_actor_is_refused(alice):
