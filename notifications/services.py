@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -27,6 +27,7 @@ from . import outbox
 from .batch import NotificationBatch
 from .conf import app_settings
 from .models import Level, Mute, Notification, NotificationQuerySet, id_list
+from .outbox import Change
 from .serializers import object_ref
 from .users import active_users
 
@@ -38,12 +39,14 @@ __all__ = [
     "preferences",
     "set_preferences",
     "mark_read",
+    "mark_all_read",
     "mark_unread",
     "mark_seen",
     "archive",
     "unarchive",
     "delete",
     "NotificationBatch",
+    "Change",
 ]
 
 STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
@@ -406,25 +409,47 @@ def _insert(
 
 # --- state changes -----------------------------------------------------------------------
 
+# A change "up to an id" works through the user's rows this many at a time: each of its
+# statements reads or writes at most this many rows, however many the user has
+# (bench/mark_all.py measures 200,000 unread rows).
+RANGE_BATCH_SIZE = 5000
+
+
+@overload
+def mark_read(user: Any, ids: Iterable[int], *, up_to: int | None = None) -> list[int]: ...
+
+
+@overload
+def mark_read(user: Any, ids: None = None, *, up_to: int | None = None) -> Change: ...
+
 
 def mark_read(
     user: Any, ids: Iterable[int] | None = None, *, up_to: int | None = None
-) -> list[int]:
-    """Mark read the given notifications of ``user`` (or all unread ones up to ``up_to``).
+) -> list[int] | Change:
+    """Mark read the given notifications of ``user``; returns the ids that were unread. Ids
+    that are not the user's are ignored.
 
-    Returns the ids that were unread. Ids that are not the user's are ignored.
-    """
+    Without ``ids`` it is :func:`mark_all_read` (and returns what that returns)."""
+    if ids is None:
+        return mark_all_read(user, up_to=up_to)
     return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read)
+
+
+def mark_all_read(user: Any, *, up_to: int | None = None) -> Change:
+    """Mark read every unread notification of ``user``, or only those up to ``up_to`` (what
+    arrived after the user clicked stays unread). Returns the :class:`Change`: ``count``, and
+    ``up_to`` the highest id it changed; ``ids`` only when few (see ``Change``)."""
+    return _change_range(user, "read", up_to)
 
 
 def mark_unread(user: Any, ids: Iterable[int]) -> list[int]:
     return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread)
 
 
-def mark_seen(user: Any, *, up_to: int | None) -> list[int]:
+def mark_seen(user: Any, *, up_to: int | None) -> Change:
     """Mark seen everything of ``user`` up to ``up_to`` (the badge's unseen count drops to what
-    arrived since)."""
-    return _change(user, "seen", None, up_to, NotificationQuerySet.mark_seen)
+    arrived since). Returns the :class:`Change`, as :func:`mark_all_read` does."""
+    return _change_range(user, "seen", up_to)
 
 
 def archive(user: Any, ids: Iterable[int]) -> list[int]:
@@ -449,19 +474,20 @@ _PENDING = {
     "unarchived": {"archived_at__isnull": False},
     "deleted": {},
 }
+# The column a change "up to an id" stamps.
+_STAMPED = {"read": "read_at", "seen": "seen_at"}
 
 
 def _change(
     user: Any,
     state: str,
-    ids: Iterable[int] | None,
+    ids: Iterable[int],
     up_to: int | None,
     apply: Any,
 ) -> list[int]:
+    """A change of named ids: at most ``MAX_IDS_PER_MESSAGE`` of them (``clean_ids``)."""
     user_id = _owner_id(user)
-    queryset = Notification.objects.for_user(user_id)
-    if ids is not None:
-        queryset = queryset.filter(id__in=clean_ids(ids))
+    queryset = Notification.objects.for_user(user_id).filter(id__in=clean_ids(ids))
     if up_to is not None:
         queryset = queryset.up_to(clean_id(up_to, "up_to"))
     queryset = queryset.filter(**_PENDING[state])
@@ -470,8 +496,49 @@ def _change(
         if changed:
             apply(Notification.objects.filter(id__in=id_list(changed)))
     if changed:
-        outbox.queue_change(outbox.Change(user_id, changed, state))
+        outbox.queue_change(Change(user_id, changed, state))
     return changed
+
+
+def _change_range(user: Any, state: str, up_to: int | None) -> Change:
+    """Stamp every pending notification of the user up to ``up_to`` (all if None), in batches of
+    ``RANGE_BATCH_SIZE`` by id, in one transaction: a SELECT ... FOR UPDATE of the next batch's
+    ids (in id order, so that two concurrent changes lock in the same order), then an UPDATE of
+    those ids. Only the batch's ids are held in memory; only a few are announced."""
+    user_id = _owner_id(user)
+    pending = Notification.objects.for_user(user_id).filter(**_PENDING[state])
+    if up_to is not None:
+        pending = pending.up_to(clean_id(up_to, "up_to"))
+    column = _STAMPED[state]
+    now = timezone.now()  # one moment for every row of the change
+    listed: list[int] = []
+    count, after = 0, 0
+    with transaction.atomic():
+        while True:
+            batch = list(
+                pending.filter(id__gt=after)
+                .order_by("id")
+                .select_for_update()
+                .values_list("id", flat=True)[:RANGE_BATCH_SIZE]
+            )
+            if not batch:
+                break
+            count += (
+                Notification.objects.filter(id__in=id_list(batch), **_PENDING[state])
+                .order_by()
+                .update(**{column: now})
+            )
+            after = batch[-1]
+            if len(listed) <= app_settings.MAX_IDS_PER_MESSAGE:
+                listed += batch
+            if len(batch) < RANGE_BATCH_SIZE:
+                break
+    if max(count, len(listed)) > app_settings.MAX_IDS_PER_MESSAGE:
+        listed = []  # too many to list: up_to says it all
+    change = Change(user_id, listed, state, up_to=after if count else None, count=count)
+    if count:
+        outbox.queue_change(change)
+    return change
 
 
 def _owner_id(user: Any) -> int:

@@ -7,7 +7,6 @@ WebSocket uses, so every open socket of the user hears of them.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 from typing import Any, TypeVar, cast
 
@@ -158,11 +157,13 @@ class NotificationViewSet(
         services.delete(request.user, [notification.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _bulk_answer(self, ids: builtins.list[int]) -> Response:  # list: the action above
+    def _bulk_answer(self, change: services.Change) -> Response:
         counts = Notification.objects.for_user(self.request.user).counts()
         return Response(
             {
-                "ids": ids,
+                "ids": change.ids,
+                "up_to": change.up_to,
+                "count": change.count,
                 "unread_count": counts["unread_count"],
                 "unseen_count": counts["unseen_count"],
             }
@@ -176,7 +177,7 @@ class NotificationViewSet(
         body = UpToSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._bulk_answer(
-            services.mark_read(request.user, up_to=body.validated_data.get("up_to"))
+            services.mark_all_read(request.user, up_to=body.validated_data.get("up_to"))
         )
 
     @extend_schema(request=RequiredUpToSerializer, responses=BulkChangeSerializer)
