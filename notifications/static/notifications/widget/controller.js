@@ -173,6 +173,7 @@ export class NotificationsWidget {
       this.changedHere({
         type: "changed",
         ids: answer.ids,
+        up_to: answer.up_to,
         state: "read",
         ...this.countsOf(answer),
       });
@@ -262,9 +263,12 @@ export class NotificationsWidget {
       fresh = this.inbox.refresh(message.notifications);
       state = "refreshed";
     } else if (message.type === "changed") {
-      ids = message.ids;
       state = message.state;
-      this.inbox.applyChange(ids, state);
+      const touched = this.inbox.applyChange(message.ids, state, message.up_to ?? null);
+      // A change up to an id names what it changed in this tab's list: its `ids` may be empty.
+      ids = Number.isInteger(message.up_to)
+        ? [...new Set([...message.ids, ...touched])].sort((a, b) => a - b)
+        : message.ids;
       if (state === "unarchived") this.fetchBack(ids);
     }
     if (fresh.length) {
@@ -381,6 +385,7 @@ export class NotificationsWidget {
       this.changedHere({
         type: "changed",
         ids: answer.ids,
+        up_to: answer.up_to,
         state: "seen",
         ...this.countsOf(answer),
       });

@@ -128,10 +128,16 @@ export class Inbox {
     return fresh.sort((a, b) => a.id - b.id);
   }
 
-  // A `changed` event: returns the ids whose listed state changed.
-  applyChange(ids, state, now = new Date().toISOString()) {
+  // A `changed` event: returns the ids whose listed state changed. With `upTo` (a change of
+  // everything up to an id, whose `ids` the server leaves empty once they are many) every listed
+  // notification up to that id is in `state` now.
+  applyChange(ids, state, upTo = null, now = new Date().toISOString()) {
     const touched = [];
-    for (const id of ids) {
+    const concerned = new Set(ids);
+    if (Number.isInteger(upTo)) {
+      for (const id of this.items.keys()) if (id <= upTo) concerned.add(id);
+    }
+    for (const id of concerned) {
       const item = this.items.get(id);
       if (!item) continue;
       if (state === "archived" || state === "deleted") {
