@@ -71,6 +71,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 def _setting_problem(name: str, value: Any) -> str | None:
     """What is wrong with one setting's value, or None."""
     default = DEFAULTS[name]
+    if name == "THROTTLE_RATES":
+        return _throttle_rates_problem(value)
     if name == "METRICS_TOKEN":
         ok = value is None or (isinstance(value, str) and len(value) >= 16)
         return None if ok else "None or a string of at least 16 characters"
@@ -89,6 +91,19 @@ def _setting_problem(name: str, value: Any) -> str | None:
         or (value == 0 and name not in ZERO_MEANS_OFF)
     ):
         return "a positive number"
+    return None
+
+
+def _throttle_rates_problem(value: Any) -> str | None:
+    from .api.throttling import SCOPES, parse_rate
+
+    if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):
+        return f"a dict whose keys are among {', '.join(map(repr, SCOPES))}"
+    try:
+        for rate in value.values():
+            parse_rate(rate)
+    except ValueError:
+        return "a dict of rates: None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
     return None
 
 

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL_SECONDS": 15,
     # WebSocket tickets for clients without cookies
     "TICKET_TTL_SECONDS": 30,
+    # REST rate limits per user, shared by every process through the cache: "N/second|minute|
+    # hour|day", or None for no limit; a dict here replaces only the scopes it names
+    "THROTTLE_RATES": {"ticket": "30/minute", "write": "120/minute"},
     # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
     "CACHE_ALIAS": "default",
     # WebSocket limits
@@ -100,6 +103,10 @@ class Settings:
     @property
     def TICKET_TTL_SECONDS(self) -> int:
         return self._get("TICKET_TTL_SECONDS")
+
+    @property
+    def THROTTLE_RATES(self) -> dict[str, str | None]:
+        return {**DEFAULTS["THROTTLE_RATES"], **(self._get("THROTTLE_RATES") or {})}
 
     @property
     def CACHE_ALIAS(self) -> str:

@@ -1,5 +1,6 @@
 import os
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -25,6 +26,15 @@ def redis_reachable(url: str = REDIS_URL) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def rate_limits_of_this_test_alone(monkeypatch):
+    """Each test counts its requests under keys of its own: user ids repeat from test to test
+    (and from run to run in Redis), and one test's writes must not throttle the next one's."""
+    from notifications.api import throttling
+
+    monkeypatch.setattr(throttling, "_PREFIX", f"{throttling._PREFIX}{uuid.uuid4().hex}:")
 
 
 @pytest.fixture

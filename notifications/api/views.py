@@ -32,7 +32,9 @@ from .. import services, tickets, versions
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
 from ..serializers import NotificationSerializer
+from . import throttling
 from .pagination import NotificationCursorPagination
+from .schema import NotificationsAutoSchema
 from .serializers import (
     BulkChangeSerializer,
     CountsSerializer,
@@ -84,6 +86,7 @@ class NotificationViewSet(
 ):
     serializer_class = NotificationSerializer
     permission_classes = [IsAuthenticated]
+    schema = NotificationsAutoSchema()  # documents the 429 of tickets and writes
     pagination_class = NotificationCursorPagination
     # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
     # rather than Django's HTML page for a URL that matches no route.
@@ -91,6 +94,14 @@ class NotificationViewSet(
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]
+
+    def get_throttles(self) -> list[Any]:
+        # The project's own DEFAULT_THROTTLE_CLASSES, and ours on tickets and writes.
+        throttles = super().get_throttles()
+        scope = throttling.scope_of(self.action, self.request.method)
+        if scope is not None:
+            throttles.append(throttling.NotificationsThrottle(scope))
+        return throttles
 
     def get_object(self) -> Notification:
         # OPTIONS on a list-level action that accepts PUT (preferences) makes DRF's metadata
