@@ -2,7 +2,8 @@
 
 A ticket proves who connects, so a ticket connection needs no ``Origin`` header (non-browser
 clients rarely send one). Every other connection goes through the usual browser stack, with the
-origin check that keeps other sites from opening sockets with your users' cookies.
+origin check that keeps other sites from opening sockets with your users' cookies (origins.py:
+scheme, host and port; a cookie socket without an ``Origin`` is refused).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 
 from . import tickets
+from .origins import OriginValidator
 from .users import active_users, is_active
 
 
@@ -35,7 +36,7 @@ class TicketAuthMiddleware:
 
     def __init__(self, inner: Any, fallback: Any = None) -> None:
         self.inner = inner
-        self.fallback = fallback or AllowedHostsOriginValidator(AuthMiddlewareStack(inner))
+        self.fallback = fallback or OriginValidator(AuthMiddlewareStack(inner))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":

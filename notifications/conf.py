@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_RATES": {"ticket": "30/minute", "write": "120/minute"},
     # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
     "CACHE_ALIAS": "default",
+    # the origins allowed to open a WebSocket with the session cookie, exactly ("https://host"
+    # or "https://host:port"); None: any host of ALLOWED_HOSTS with the socket's own scheme and
+    # port (see origins.py)
+    "WEBSOCKET_ORIGINS": None,
     # WebSocket limits
     "MAX_SOCKETS_PER_USER": 20,  # 0: no limit
     "SOCKET_STALE_SECONDS": 180,  # a socket not heard of this long no longer counts
@@ -111,6 +115,11 @@ class Settings:
     @property
     def CACHE_ALIAS(self) -> str:
         return self._get("CACHE_ALIAS")
+
+    @property
+    def WEBSOCKET_ORIGINS(self) -> list[str] | None:
+        origins = self._get("WEBSOCKET_ORIGINS")
+        return None if origins is None else list(origins)
 
     @property
     def MAX_SOCKETS_PER_USER(self) -> int:

@@ -18,6 +18,7 @@ from project.asgi import application
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what a browser sends with that origin's socket
 
 
 def session_cookie(user) -> bytes:
@@ -27,7 +28,7 @@ def session_cookie(user) -> bytes:
 
 
 async def open_socket(user=None, *, origin=ORIGIN, cookie: bytes | None = None):
-    headers = [origin] if origin else []
+    headers = [HOST, origin] if origin else [HOST]
     if user is not None:
         cookie = await sync_to_async(session_cookie)(user)
     if cookie:
