@@ -115,9 +115,7 @@ async def test_explicit_origins_are_exact_and_replace_the_default(alice, setting
     assert not await handshake(alice, b"https://sub.app.example.com")
 
 
-async def test_a_wildcard_host_lets_any_host_in_but_still_checks_scheme_and_port(
-    alice, settings
-):
+async def test_a_wildcard_host_lets_any_host_in_but_still_checks_scheme_and_port(alice, settings):
     settings.ALLOWED_HOSTS = ["*"]
     assert await handshake(alice, b"http://anything.example:8000")
     assert not await handshake(alice, b"http://anything.example:8001")
