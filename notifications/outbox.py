@@ -36,7 +36,7 @@ class Change:
     ``up_to``: the highest id it changed; every notification of the user up to that id is then
     in ``state``. Its ``ids`` lists the changed ids only while there are at most
     ``MAX_IDS_PER_MESSAGE`` of them (else it is empty): 200,000 of them would make a frame of
-    1.6 MB. ``count`` is how many changed, always.
+    1.5 MB. ``count`` is how many changed, always.
     """
 
     user_id: int
