@@ -86,14 +86,15 @@ def trusted(
 ) -> dict[str, Any] | None:
     """If the request's credentials are trusted to be ``user_id``'s (see the module), what the
     cache holds of the keys ``also``, read in the same round trip; else None."""
-    keys: list[str] = [user_key(user_id), *also]
+    token_note: str | None = None
     if request.headers.get("Authorization"):
         token = _token_of(request)
         if token is None or TokenAuthentication not in classes:
             return None
-        keys.append(token_key(token))
+        token_note = token_key(token)
     elif SessionAuthentication not in classes or not _session_is_users(request, user_id):
         return None
+    keys = [user_key(user_id), *also, *([token_note] if token_note else [])]
     try:
         found = _cache().get_many(keys)
     except Exception as error:
@@ -102,9 +103,9 @@ def trusted(
     note = found.pop(user_key(user_id), None)
     if not isinstance(note, str) or note == _REVOKED:
         return None
-    if len(keys) > len(also) + 1:  # a token
-        if found.pop(keys[-1], None) != user_id:
-            return None
+    if token_note is not None:
+        if found.pop(token_note, None) != user_id:
+            return None  # unknown, revoked, or another user's token
     elif note and not constant_time_compare(note, _session(request).get(HASH_SESSION_KEY) or ""):
         return None  # the session predates a password change (or was never this user's)
     return found
