@@ -15,6 +15,9 @@ class NotificationsConfig(AppConfig):
         from . import checks, receivers, signals
 
         del checks  # imported for its @register side effect
+        from .api import credentials
+
+        credentials.connect_receivers()  # the unread count's 304 forgets revoked credentials
         signals.notification_sent.connect(
             receivers.push_sent, dispatch_uid="notifications.push_sent"
         )

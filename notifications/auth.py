@@ -2,7 +2,8 @@
 
 A ticket proves who connects, so a ticket connection needs no ``Origin`` header (non-browser
 clients rarely send one). Every other connection goes through the usual browser stack, with the
-origin check that keeps other sites from opening sockets with your users' cookies.
+origin check that keeps other sites from opening sockets with your users' cookies (origins.py:
+scheme, host and port; a cookie socket without an ``Origin`` is refused).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.security.websocket import AllowedHostsOriginValidator
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from . import tickets
+from .origins import OriginValidator
+from .users import active_users, is_active
 
 
 @database_sync_to_async
@@ -24,8 +25,8 @@ def user_for_ticket(ticket: str) -> Any:
     user_id = tickets.redeem(ticket)
     if user_id is None:
         return AnonymousUser()
-    user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
-    return user or AnonymousUser()
+    user = active_users().filter(pk=user_id).first()
+    return user if user is not None and is_active(user) else AnonymousUser()
 
 
 class TicketAuthMiddleware:
@@ -35,7 +36,7 @@ class TicketAuthMiddleware:
 
     def __init__(self, inner: Any, fallback: Any = None) -> None:
         self.inner = inner
-        self.fallback = fallback or AllowedHostsOriginValidator(AuthMiddlewareStack(inner))
+        self.fallback = fallback or OriginValidator(AuthMiddlewareStack(inner))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":

@@ -71,6 +71,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 def _setting_problem(name: str, value: Any) -> str | None:
     """What is wrong with one setting's value, or None."""
     default = DEFAULTS[name]
+    if name == "THROTTLE_RATES":
+        return _throttle_rates_problem(value)
+    if name == "WEBSOCKET_ORIGINS":
+        from .origins import parse_origin
+
+        ok = value is None or (
+            isinstance(value, list | tuple)
+            and all(isinstance(v, str) and parse_origin(v) is not None for v in value)
+        )
+        return None if ok else "None or a list of origins such as 'https://example.com:8443'"
     if name == "METRICS_TOKEN":
         ok = value is None or (isinstance(value, str) and len(value) >= 16)
         return None if ok else "None or a string of at least 16 characters"
@@ -89,6 +99,19 @@ def _setting_problem(name: str, value: Any) -> str | None:
         or (value == 0 and name not in ZERO_MEANS_OFF)
     ):
         return "a positive number"
+    return None
+
+
+def _throttle_rates_problem(value: Any) -> str | None:
+    from .api.throttling import SCOPES, parse_rate
+
+    if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):
+        return f"a dict whose keys are among {', '.join(map(repr, SCOPES))}"
+    try:
+        for rate in value.values():
+            parse_rate(rate)
+    except ValueError:
+        return "a dict of rates: None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
     return None
 
 
@@ -134,6 +157,24 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error | 
                 )
                 break
     return messages
+
+
+@register(Tags.security)
+def check_websocket_origins(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    overrides = getattr(settings, "NOTIFICATIONS", {})
+    explicit = isinstance(overrides, dict) and overrides.get("WEBSOCKET_ORIGINS") is not None
+    if "*" not in settings.ALLOWED_HOSTS or explicit:
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS contains '*' and NOTIFICATIONS['WEBSOCKET_ORIGINS'] is not set: a page "
+            "of any site (with the socket's scheme and port) can open a notifications WebSocket "
+            "with your users' session cookies and read their notifications.",
+            hint="Set NOTIFICATIONS['WEBSOCKET_ORIGINS'] to the origins your pages are served "
+            "from, e.g. ['https://example.com'].",
+            id="notifications.W005",
+        )
+    ]
 
 
 @register(Tags.compatibility)

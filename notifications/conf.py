@@ -32,8 +32,15 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL_SECONDS": 15,
     # WebSocket tickets for clients without cookies
     "TICKET_TTL_SECONDS": 30,
+    # REST rate limits per user, shared by every process through the cache: "N/second|minute|
+    # hour|day", or None for no limit; a dict here replaces only the scopes it names
+    "THROTTLE_RATES": {"ticket": "30/minute", "write": "120/minute"},
     # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
     "CACHE_ALIAS": "default",
+    # the origins allowed to open a WebSocket with the session cookie, exactly ("https://host"
+    # or "https://host:port"); None: any host of ALLOWED_HOSTS with the socket's own scheme and
+    # port (see origins.py)
+    "WEBSOCKET_ORIGINS": None,
     # WebSocket limits
     "MAX_SOCKETS_PER_USER": 20,  # 0: no limit
     "SOCKET_STALE_SECONDS": 180,  # a socket not heard of this long no longer counts
@@ -43,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_BURST": 20,
     "MAX_IDS_PER_MESSAGE": 500,
     # notify()
+    "MAX_BODY_CHARS": 10000,
     "MAX_DATA_BYTES": 16384,
     # a send to more users than this replaces one shared version token, not one per user
     "SHARED_BUMP_ABOVE": 1000,
@@ -107,8 +115,17 @@ class Settings:
         return self._get("TICKET_TTL_SECONDS")
 
     @property
+    def THROTTLE_RATES(self) -> dict[str, str | None]:
+        return {**DEFAULTS["THROTTLE_RATES"], **(self._get("THROTTLE_RATES") or {})}
+
+    @property
     def CACHE_ALIAS(self) -> str:
         return self._get("CACHE_ALIAS")
+
+    @property
+    def WEBSOCKET_ORIGINS(self) -> list[str] | None:
+        origins = self._get("WEBSOCKET_ORIGINS")
+        return None if origins is None else list(origins)
 
     @property
     def MAX_SOCKETS_PER_USER(self) -> int:
@@ -137,6 +154,10 @@ class Settings:
     @property
     def MAX_IDS_PER_MESSAGE(self) -> int:
         return self._get("MAX_IDS_PER_MESSAGE")
+
+    @property
+    def MAX_BODY_CHARS(self) -> int:
+        return self._get("MAX_BODY_CHARS")
 
     @property
     def MAX_DATA_BYTES(self) -> int:

@@ -295,7 +295,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_mark_all_read(self, content: dict[str, Any]) -> None:
         up_to = _field(content, "up_to", services.clean_id, required=False)
-        await self._apply("read", lambda user_id: services.mark_read(user_id, up_to=up_to))
+        await self._apply("read", lambda user_id: services.mark_all_read(user_id, up_to=up_to))
 
     async def on_mark_seen(self, content: dict[str, Any]) -> None:
         up_to = _field(content, "up_to", services.clean_id)
@@ -310,20 +310,16 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         "mark_seen": on_mark_seen,
     }
 
-    async def _apply(self, state: str, change: Callable[..., list[int]], *args: Any) -> None:
+    async def _apply(
+        self, state: str, change: Callable[..., list[int] | services.Change], *args: Any
+    ) -> None:
         # The answer is the `changed` event that every socket of the user receives after the
         # commit, this one included. When nothing changed there is no such event: answer here.
         changed = await database_sync_to_async(change)(self.user_id, *args)
-        if not changed:
+        if not (changed.count if isinstance(changed, services.Change) else changed):
             counts = await self._counts()
             await self.send_json(
-                {
-                    "type": "changed",
-                    "ids": [],
-                    "state": state,
-                    "unread_count": counts["unread_count"],
-                    "unseen_count": counts["unseen_count"],
-                }
+                push.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
             )
 
     # --- from the channel layer ------------------------------------------------------------

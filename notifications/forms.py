@@ -17,7 +17,7 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from . import services
 from .conf import app_settings
 from .models import Level, Notification, id_list
+from .users import active_users
 
 USERS = "users"
 GROUPS = "groups"
@@ -141,7 +142,7 @@ class SendNotificationForm(forms.Form):
         if kind == USERS:
             # One query parameter however many users were chosen (see models.id_list).
             return users.filter(pk__in=id_list(self.cleaned_data["users"], users.db))
-        active = _active(users)
+        active = active_users(users)
         if kind == GROUPS:
             # A semi-join: each member once, however many of the groups they are in.
             members = users.filter(groups__in=self.cleaned_data["groups"]).values("pk")
@@ -206,16 +207,6 @@ class SendNotificationForm(forms.Form):
                     return None
                 self.add_error(name, message[:1].upper() + message[1:])
                 content[name] = _STAND_INS[name]
-
-
-def _active(users: models.QuerySet) -> models.QuerySet:
-    """Active users, as notify() counts a Group's members; every user if the model has no
-    is_active field (AbstractBaseUser only fakes one with a class attribute)."""
-    try:
-        users.model._meta.get_field("is_active")
-    except FieldDoesNotExist:
-        return users
-    return users.filter(is_active=True)
 
 
 def users_from_query(value: str) -> list[int]:

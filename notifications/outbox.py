@@ -29,9 +29,25 @@ _ATTRIBUTE = "_notifications_outboxes"
 
 @dataclass(frozen=True)
 class Change:
+    """One committed change of the state of one user's notifications, as announced.
+
+    A change of named ids has ``up_to`` None and lists them all in ``ids`` (at most
+    ``MAX_IDS_PER_MESSAGE``). A change of everything up to an id (mark all read, mark seen) has
+    ``up_to``: the highest id it changed; every notification of the user up to that id is then
+    in ``state``. Its ``ids`` lists the changed ids only while there are at most
+    ``MAX_IDS_PER_MESSAGE`` of them (else it is empty): 200,000 of them would make a frame of
+    1.5 MB. ``count`` is how many changed, always.
+    """
+
     user_id: int
     ids: list[int]
     state: str
+    up_to: int | None = None
+    count: int = -1  # -1: len(ids)
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            object.__setattr__(self, "count", len(self.ids))
 
 
 @dataclass
@@ -60,7 +76,12 @@ class _Outbox:
             signals.notification_sent.send_robust(sender=Notification, batch=merged)
         for change in changes:
             signals.notifications_changed.send_robust(
-                sender=Notification, user_id=change.user_id, ids=change.ids, state=change.state
+                sender=Notification,
+                user_id=change.user_id,
+                ids=change.ids,
+                state=change.state,
+                up_to=change.up_to,
+                count=change.count,
             )
 
 

@@ -75,14 +75,39 @@ def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int)
     }
 
 
-def changed_event(ids: list[int], state: str, unread: int, unseen: int) -> dict[str, Any]:
-    frame = {
+def changed_frame(
+    ids: list[int],
+    state: str,
+    unread: int,
+    unseen: int,
+    *,
+    up_to: int | None = None,
+    count: int | None = None,
+) -> dict[str, Any]:
+    """The ``changed`` frame (docs/websocket.md): ``up_to`` set means every notification of the
+    user up to that id is now in ``state`` (``ids`` then lists them only when few)."""
+    return {
         "type": "changed",
         "ids": ids,
         "state": state,
+        "up_to": up_to,
+        "count": len(ids) if count is None else count,
         "unread_count": unread,
         "unseen_count": unseen,
     }
+
+
+def changed_event(
+    ids: list[int],
+    state: str,
+    unread: int,
+    unseen: int,
+    *,
+    up_to: int | None = None,
+    count: int | None = None,
+) -> dict[str, Any]:
+    """One ``changed`` frame, encoded once for every socket of the user."""
+    frame = changed_frame(ids, state, unread, unseen, up_to=up_to, count=count)
     return {"type": CHANGED, "frame": _encode(frame)}
 
 

@@ -59,9 +59,21 @@ def _bump_and_look_up(recipients: list[int]) -> set[int] | None:
     return push.online(recipients)
 
 
-def push_changed(sender: Any, user_id: int, ids: list[int], state: str, **kwargs: Any) -> None:
+def push_changed(
+    sender: Any,
+    user_id: int,
+    ids: list[int],
+    state: str,
+    up_to: int | None = None,
+    count: int | None = None,
+    **kwargs: Any,
+) -> None:
+    """One compact ``changed`` frame for every socket of the user, however many rows changed:
+    a change up to an id carries ``up_to`` instead of its ids once they are many."""
     counts = Notification.objects.for_user(user_id).counts()
-    event = push.changed_event(ids, state, counts["unread_count"], counts["unseen_count"])
+    event = push.changed_event(
+        ids, state, counts["unread_count"], counts["unseen_count"], up_to=up_to, count=count
+    )
     with Budget() as budget:
         budget.call("the version bump (1 user)", versions.bump, [user_id], share=0.5)
         push.send([(push.user_group(user_id), event)], budget)

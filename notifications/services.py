@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -28,7 +28,9 @@ from . import outbox
 from .batch import NotificationBatch
 from .conf import app_settings
 from .models import Level, Mute, Notification, NotificationQuerySet, id_list
+from .outbox import Change
 from .serializers import object_ref
+from .users import active_users
 
 __all__ = [
     "notify",
@@ -38,12 +40,14 @@ __all__ = [
     "preferences",
     "set_preferences",
     "mark_read",
+    "mark_all_read",
     "mark_unread",
     "mark_seen",
     "archive",
     "unarchive",
     "delete",
     "NotificationBatch",
+    "Change",
 ]
 
 STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
@@ -71,11 +75,11 @@ def notify(
     """Send a notification to each of ``recipients``; return what was written.
 
     ``recipients`` is a user, a user id, an iterable of users or ids, a QuerySet of users, or an
-    auth ``Group`` (its active members). Users who muted this category or level are left out
-    (unless the category is in ``UNMUTABLE_CATEGORIES``). Raises ``ValueError`` on bad input,
-    writing nothing. The rows are written in the caller's transaction, in one
-    ``INSERT ... SELECT`` whatever the number of recipients, and pushed to their sockets after
-    that transaction commits.
+    auth ``Group`` (its active members). Users who muted this category or level are left out,
+    unless the category is in ``UNMUTABLE_CATEGORIES`` (then no mute applies). Raises
+    ``ValueError`` on bad input, writing nothing. The rows are written in the caller's
+    transaction, in one ``INSERT ... SELECT`` whatever the number of recipients, and pushed to
+    their sockets after that transaction commits.
 
     With ``group_key``, a recipient who has an unread notification with the same key gets it
     replaced by this one (a new row, so a new id that resume and ``after`` cannot miss), which
@@ -255,6 +259,10 @@ def validate_content(
         raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
     if not isinstance(body, str):
         raise ValueError("body: must be a string")
+    if len(body) > app_settings.MAX_BODY_CHARS:
+        raise ValueError(
+            f"body: at most {app_settings.MAX_BODY_CHARS} characters (got {len(body)})"
+        )
     if level not in Level.values:
         raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r})")
     if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:
@@ -343,9 +351,14 @@ def audience(recipients: Any, *, category: str = "", level: str = Level.INFO) ->
 
 def without_muted(users: models.QuerySet, *, category: str, level: str) -> models.QuerySet:
     """``users`` less those who muted ``category`` or ``level``: a NOT IN on the mutes' index,
-    inside the same query, so a send stays one statement however large the audience."""
+    inside the same query, so a send stays one statement however large the audience.
+
+    A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
+    (recorded before it became unmutable) nor a mute of the level silences it."""
+    if category and category in app_settings.UNMUTABLE_CATEGORIES:
+        return users
     muted = Q(kind=Mute.Kind.LEVEL, value=level)
-    if category and category not in app_settings.UNMUTABLE_CATEGORIES:
+    if category:
         muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
     return users.exclude(pk__in=Mute.objects.filter(muted).values("user_id"))
 
@@ -357,7 +370,7 @@ def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
     if isinstance(recipients, Group):
         if recipients.pk is None:
             raise ValueError("recipients: the group is not saved")
-        return user_model._default_manager.filter(groups=recipients, is_active=True), None
+        return active_users(user_model._default_manager.filter(groups=recipients)), None
     if isinstance(recipients, models.QuerySet):
         if recipients.model is not user_model:
             raise ValueError(
@@ -445,25 +458,47 @@ def _insert(
 
 # --- state changes -----------------------------------------------------------------------
 
+# A change "up to an id" works through the user's rows this many at a time: each of its
+# statements reads or writes at most this many rows, however many the user has
+# (bench/mark_all.py measures 200,000 unread rows).
+RANGE_BATCH_SIZE = 5000
+
+
+@overload
+def mark_read(user: Any, ids: Iterable[int], *, up_to: int | None = None) -> list[int]: ...
+
+
+@overload
+def mark_read(user: Any, ids: None = None, *, up_to: int | None = None) -> Change: ...
+
 
 def mark_read(
     user: Any, ids: Iterable[int] | None = None, *, up_to: int | None = None
-) -> list[int]:
-    """Mark read the given notifications of ``user`` (or all unread ones up to ``up_to``).
+) -> list[int] | Change:
+    """Mark read the given notifications of ``user``; returns the ids that were unread. Ids
+    that are not the user's are ignored.
 
-    Returns the ids that were unread. Ids that are not the user's are ignored.
-    """
+    Without ``ids`` it is :func:`mark_all_read` (and returns what that returns)."""
+    if ids is None:
+        return mark_all_read(user, up_to=up_to)
     return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read)
+
+
+def mark_all_read(user: Any, *, up_to: int | None = None) -> Change:
+    """Mark read every unread notification of ``user``, or only those up to ``up_to`` (what
+    arrived after the user clicked stays unread). Returns the :class:`Change`: ``count``, and
+    ``up_to`` the highest id it changed; ``ids`` only when few (see ``Change``)."""
+    return _change_range(user, "read", up_to)
 
 
 def mark_unread(user: Any, ids: Iterable[int]) -> list[int]:
     return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread)
 
 
-def mark_seen(user: Any, *, up_to: int | None) -> list[int]:
+def mark_seen(user: Any, *, up_to: int | None) -> Change:
     """Mark seen everything of ``user`` up to ``up_to`` (the badge's unseen count drops to what
-    arrived since)."""
-    return _change(user, "seen", None, up_to, NotificationQuerySet.mark_seen)
+    arrived since). Returns the :class:`Change`, as :func:`mark_all_read` does."""
+    return _change_range(user, "seen", up_to)
 
 
 def archive(user: Any, ids: Iterable[int]) -> list[int]:
@@ -488,19 +523,20 @@ _PENDING = {
     "unarchived": {"archived_at__isnull": False},
     "deleted": {},
 }
+# The column a change "up to an id" stamps.
+_STAMPED = {"read": "read_at", "seen": "seen_at"}
 
 
 def _change(
     user: Any,
     state: str,
-    ids: Iterable[int] | None,
+    ids: Iterable[int],
     up_to: int | None,
     apply: Any,
 ) -> list[int]:
+    """A change of named ids: at most ``MAX_IDS_PER_MESSAGE`` of them (``clean_ids``)."""
     user_id = _owner_id(user)
-    queryset = Notification.objects.for_user(user_id)
-    if ids is not None:
-        queryset = queryset.filter(id__in=clean_ids(ids))
+    queryset = Notification.objects.for_user(user_id).filter(id__in=clean_ids(ids))
     if up_to is not None:
         queryset = queryset.up_to(clean_id(up_to, "up_to"))
     queryset = queryset.filter(**_PENDING[state])
@@ -509,8 +545,49 @@ def _change(
         if changed:
             apply(Notification.objects.filter(id__in=id_list(changed)))
     if changed:
-        outbox.queue_change(outbox.Change(user_id, changed, state))
+        outbox.queue_change(Change(user_id, changed, state))
     return changed
+
+
+def _change_range(user: Any, state: str, up_to: int | None) -> Change:
+    """Stamp every pending notification of the user up to ``up_to`` (all if None), in batches of
+    ``RANGE_BATCH_SIZE`` by id, in one transaction: a SELECT ... FOR UPDATE of the next batch's
+    ids (in id order, so that two concurrent changes lock in the same order), then an UPDATE of
+    those ids. Only the batch's ids are held in memory; only a few are announced."""
+    user_id = _owner_id(user)
+    pending = Notification.objects.for_user(user_id).filter(**_PENDING[state])
+    if up_to is not None:
+        pending = pending.up_to(clean_id(up_to, "up_to"))
+    column = _STAMPED[state]
+    now = timezone.now()  # one moment for every row of the change
+    listed: list[int] = []
+    count, after = 0, 0
+    with transaction.atomic():
+        while True:
+            batch = list(
+                pending.filter(id__gt=after)
+                .order_by("id")
+                .select_for_update()
+                .values_list("id", flat=True)[:RANGE_BATCH_SIZE]
+            )
+            if not batch:
+                break
+            count += (
+                Notification.objects.filter(id__in=id_list(batch), **_PENDING[state])
+                .order_by()
+                .update(**{column: now})
+            )
+            after = batch[-1]
+            if len(listed) <= app_settings.MAX_IDS_PER_MESSAGE:
+                listed += batch
+            if len(batch) < RANGE_BATCH_SIZE:
+                break
+    if max(count, len(listed)) > app_settings.MAX_IDS_PER_MESSAGE:
+        listed = []  # too many to list: up_to says it all
+    change = Change(user_id, listed, state, up_to=after if count else None, count=count)
+    if count:
+        outbox.queue_change(change)
+    return change
 
 
 def _owner_id(user: Any) -> int:

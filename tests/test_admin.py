@@ -267,6 +267,7 @@ BAD_CONTENT = [
     ({"url": "relative/path"}, "url"),
     ({"url": "/a b"}, "url"),
     ({"title": "null \x00 byte"}, "title"),
+    ({"body": "b" * 10001}, "body"),
 ]
 
 

@@ -222,7 +222,13 @@ def test_read_all_with_up_to_is_race_safe(api, alice):
     old = sent(alice, 2)
     new = sent(alice)
     response = api.post(f"{BASE}read-all/", {"up_to": old[-1]}, format="json")
-    assert response.json() == {"ids": old, "unread_count": 1, "unseen_count": 3}
+    assert response.json() == {
+        "ids": old,
+        "up_to": old[-1],
+        "count": 2,
+        "unread_count": 1,
+        "unseen_count": 3,
+    }
     assert Notification.objects.get(pk=new[0]).read_at is None
     assert api.post(f"{BASE}read-all/", {}, format="json").json()["unread_count"] == 0
 
@@ -230,7 +236,31 @@ def test_read_all_with_up_to_is_race_safe(api, alice):
 def test_seen(api, alice):
     first, second = sent(alice, 2)
     response = api.post(f"{BASE}seen/", {"up_to": first}, format="json")
-    assert response.json() == {"ids": [first], "unread_count": 2, "unseen_count": 1}
+    assert response.json() == {
+        "ids": [first],
+        "up_to": first,
+        "count": 1,
+        "unread_count": 2,
+        "unseen_count": 1,
+    }
+
+
+def test_read_all_answers_in_bounded_size_however_many_changed(api, alice, settings):
+    settings.NOTIFICATIONS = {"MAX_IDS_PER_MESSAGE": 3}
+    Notification.objects.bulk_create(Notification(recipient=alice, title="x") for _ in range(4))
+    newest = Notification.objects.filter(recipient=alice).latest("id").pk
+    response = api.post(f"{BASE}read-all/", {}, format="json")
+    assert response.json() == {
+        "ids": [],  # more than MAX_IDS_PER_MESSAGE: up_to says which
+        "up_to": newest,
+        "count": 4,
+        "unread_count": 0,
+        "unseen_count": 4,
+    }
+    seen = api.post(f"{BASE}seen/", {"up_to": newest}, format="json").json()
+    assert (seen["ids"], seen["up_to"], seen["count"], seen["unseen_count"]) == ([], newest, 4, 0)
+    again = api.post(f"{BASE}read-all/", {}, format="json").json()
+    assert (again["ids"], again["up_to"], again["count"]) == ([], None, 0)
 
 
 @pytest.mark.parametrize(

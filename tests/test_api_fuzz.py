@@ -140,6 +140,13 @@ INPUT_NAMES = _input_names(SCHEMA.raw_schema)
 LIVE: dict[str, Any] = {}
 
 
+@pytest.fixture(autouse=True)
+def no_rate_limits(settings):
+    """Hundreds of cases per operation, as one user: the fuzz is about what each endpoint does
+    with its input (tests/test_throttling.py is about the limits, and their 429 is documented)."""
+    settings.NOTIFICATIONS = {"THROTTLE_RATES": {"ticket": None, "write": None}}
+
+
 @pytest.fixture
 def inbox(make_user):
     alice, bob = make_user("alice"), make_user("bob")

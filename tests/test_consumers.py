@@ -18,6 +18,7 @@ from project.asgi import application
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what a browser sends with that origin's socket
 
 
 def session_cookie(user) -> bytes:
@@ -27,7 +28,7 @@ def session_cookie(user) -> bytes:
 
 
 async def open_socket(user=None, *, origin=ORIGIN, cookie: bytes | None = None):
-    headers = [origin] if origin else []
+    headers = [HOST, origin] if origin else [HOST]
     if user is not None:
         cookie = await sync_to_async(session_cookie)(user)
     if cookie:
@@ -214,6 +215,8 @@ async def test_mark_read_is_answered_on_every_socket_of_the_user(channel_layer, 
             "type": "changed",
             "ids": batch.ids,  # bob's id is not alice's to change
             "state": "read",
+            "up_to": None,
+            "count": 1,
             "unread_count": 0,
             "unseen_count": 1,
         }
@@ -257,10 +260,46 @@ async def test_a_change_that_changes_nothing_is_still_answered(channel_layer, al
         "type": "changed",
         "ids": [],
         "state": "read",
+        "up_to": None,
+        "count": 0,
         "unread_count": 0,
         "unseen_count": 0,
     }
+    await communicator.send_json_to({"type": "mark_all_read"})
+    assert (await communicator.receive_json_from(timeout=3))["count"] == 0
     await communicator.disconnect()
+
+
+async def test_mark_all_read_of_many_sends_one_compact_frame_to_every_socket(
+    channel_layer, alice, settings
+):
+    settings.NOTIFICATIONS = {"MAX_IDS_PER_MESSAGE": 5}
+
+    def many():
+        Notification.objects.bulk_create(Notification(recipient=alice, title="x") for _ in range(8))
+        return list(Notification.objects.filter(recipient=alice).values_list("id", flat=True))
+
+    ids = await sync_to_async(many)()
+    tab1, _ = await signed_in(alice)
+    tab2, _ = await signed_in(alice)
+    await tab1.send_json_to({"type": "mark_all_read", "up_to": max(ids)})
+    for tab in (tab1, tab2):
+        assert await tab.receive_json_from(timeout=3) == {
+            "type": "changed",
+            "ids": [],  # more than MAX_IDS_PER_MESSAGE: up_to says which
+            "state": "read",
+            "up_to": max(ids),
+            "count": 8,
+            "unread_count": 0,
+            "unseen_count": 8,
+        }
+        assert await tab.receive_nothing(timeout=0.2)  # one frame, not one per batch or id
+    await tab1.send_json_to({"type": "mark_seen", "up_to": max(ids)})
+    for tab in (tab1, tab2):
+        changed = await tab.receive_json_from(timeout=3)
+        assert (changed["state"], changed["up_to"], changed["count"]) == ("seen", max(ids), 8)
+    for tab in (tab1, tab2):
+        await tab.disconnect()
 
 
 BAD_MESSAGES = [

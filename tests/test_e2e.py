@@ -120,6 +120,8 @@ async def test_two_tabs_stay_in_sync(server, alice):
                 "type": "changed",
                 "ids": [first],
                 "state": "read",
+                "up_to": None,
+                "count": 1,
                 "unread_count": 2,
                 "unseen_count": 3,
             }
@@ -129,7 +131,7 @@ async def test_two_tabs_stay_in_sync(server, alice):
         for tab in (tab1, tab2):
             changed = await receive(tab)
             assert changed["type"] == "changed" and changed["state"] == "read"
-            assert changed["ids"] == [second]
+            assert changed["ids"] == [second] and changed["up_to"] == second
             assert changed["unread_count"] == 1
     assert third > second
 

@@ -92,6 +92,20 @@ def test_an_unmutable_category_reaches_users_who_muted_it_before(alice, settings
     assert services.notify(alice, "New login", category="security").recipient_ids == [alice.pk]
 
 
+def test_a_level_mute_never_silences_an_unmutable_category(alice, bob, settings):
+    settings.NOTIFICATIONS = {"UNMUTABLE_CATEGORIES": ["security"]}
+    services.set_preferences(alice, muted_categories=[], muted_levels=["warning"])
+    Mute.objects.create(user=bob, kind=Mute.Kind.CATEGORY, value="security")
+    users = get_user_model().objects.filter(pk__in=[alice.pk, bob.pk])
+    sent = services.notify(users, "New login", category="security", level="warning")
+    assert sorted(sent.recipient_ids) == sorted([alice.pk, bob.pk])
+    named = services.notify(alice, "Password changed", category="security", level="warning")
+    assert named.recipient_ids == [alice.pk]
+    assert set(services.audience(users, category="security", level="warning")) == {alice, bob}
+    # Any other category still obeys the level mute.
+    assert services.notify(users, "Disk full", level="warning").recipient_ids == [bob.pk]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_fan_out_with_preferences_keeps_a_flat_query_count(bob):
     user_model = get_user_model()

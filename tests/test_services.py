@@ -123,6 +123,7 @@ LONG = "x" * 201
         ({"title": None}, "title"),
         ({"title": LONG}, "title: at most 200"),
         ({"body": 5}, "body"),
+        ({"body": "b" * 10001}, "body: at most 10000 characters"),
         ({"level": "fatal"}, "level: must be one of"),
         ({"category": "has space"}, "category"),
         ({"category": "c" * 65}, "category"),
@@ -152,6 +153,14 @@ def test_bad_content_is_refused(alice, options, message):
     with pytest.raises(ValueError, match=message):
         services.notify(alice, title, **arguments)
     assert Notification.objects.count() == 0
+
+
+def test_the_body_limit_is_a_setting(alice, settings):
+    settings.NOTIFICATIONS = {"MAX_BODY_CHARS": 20}
+    assert services.notify(alice, "Short", "é" * 20).ids  # characters, not bytes
+    with pytest.raises(ValueError, match=r"^body: at most 20 characters \(got 21\)$"):
+        services.validate_content("Long", "x" * 21)
+    assert Notification.objects.count() == 1
 
 
 def test_unsaved_actor_is_refused(alice):
@@ -332,7 +341,8 @@ def test_mark_read_is_scoped_to_the_user(alice, bob, changed, django_capture_on_
 
 def test_mark_read_up_to_leaves_newer_ones(alice):
     first, second, third = ids_for(alice, 3)
-    assert services.mark_read(alice, up_to=second) == [first, second]
+    change = services.mark_read(alice, up_to=second)
+    assert (change.ids, change.up_to, change.count) == ([first, second], second, 2)
     assert list(Notification.objects.for_user(alice).unread().values_list("id", flat=True)) == [
         third
     ]
@@ -342,7 +352,7 @@ def test_mark_unread_seen_archive_unarchive_delete(alice):
     first, second = ids_for(alice, 2)
     services.mark_read(alice, [first, second])
     assert services.mark_unread(alice, [first]) == [first]
-    assert services.mark_seen(alice, up_to=first) == [first]
+    assert services.mark_seen(alice, up_to=first).ids == [first]
     assert services.archive(alice, [second]) == [second]
     counts = Notification.objects.for_user(alice).counts()
     assert counts == {"unread_count": 1, "unseen_count": 0, "last_id": second}
@@ -375,3 +385,83 @@ def test_state_change_queries_do_not_grow_with_the_ids(alice, django_assert_max_
     with CaptureQueriesContext(connection) as other:
         services.mark_read(alice, many)
     assert len(one) == len(other)
+
+
+# --- changes "up to an id": bounded however many rows ----------------------------------------
+
+
+def unread_rows(user, n):
+    Notification.objects.bulk_create(Notification(recipient=user, title=f"r{i}") for i in range(n))
+    return list(
+        Notification.objects.filter(recipient=user).order_by("id").values_list("id", flat=True)
+    )
+
+
+class Statements:
+    """Every statement run while it is active, with the rows an UPDATE changed."""
+
+    def __init__(self):
+        self.run = []
+
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        self.run.append((sql, context["cursor"].rowcount))
+        return result
+
+    def on(self, table):
+        return [(sql, rows) for sql, rows in self.run if table in sql]
+
+
+@pytest.mark.parametrize("state", ["read", "seen"])
+def test_a_change_up_to_an_id_runs_in_bounded_statements_and_announces_one_compact_change(
+    alice, bob, monkeypatch, settings, django_capture_on_commit_callbacks, state
+):
+    monkeypatch.setattr(services, "RANGE_BATCH_SIZE", 10)
+    settings.NOTIFICATIONS = {"MAX_IDS_PER_MESSAGE": 5}
+    ids = unread_rows(alice, 36)
+    theirs = unread_rows(bob, 3)
+    announced = []
+
+    def receiver(sender, user_id, ids, state, up_to, count, **kwargs):
+        announced.append((user_id, ids, state, up_to, count))
+
+    signals.notifications_changed.connect(receiver)
+    statements = Statements()
+    try:
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            connection.execute_wrapper(statements),
+        ):
+            if state == "read":
+                change = services.mark_all_read(alice, up_to=ids[-2])
+            else:
+                change = services.mark_seen(alice, up_to=ids[-2])
+    finally:
+        signals.notifications_changed.disconnect(receiver)
+
+    # 35 rows: four batches of at most 10, each a SELECT ... LIMIT 10 and an UPDATE of its ids.
+    table = Notification._meta.db_table
+    updates = [rows for sql, rows in statements.on(table) if sql.startswith("UPDATE")]
+    selects = [sql for sql, _ in statements.on(table) if sql.startswith("SELECT")]
+    assert updates == [10, 10, 10, 5]
+    assert len(selects) == 4 and all("LIMIT 10" in sql for sql in selects)
+    assert (change.ids, change.up_to, change.count) == ([], ids[-2], 35)
+    assert announced == [(alice.pk, [], state, ids[-2], 35)]
+    stamped = Notification.objects.filter(**{f"{state}_at__isnull": False})
+    assert sorted(stamped.values_list("id", flat=True)) == ids[:-1]  # the newest one is left
+    assert len(set(stamped.values_list(f"{state}_at", flat=True))) == 1  # one moment for all
+    assert not Notification.objects.filter(id__in=theirs, **{f"{state}_at__isnull": False}).exists()
+
+
+def test_a_small_change_up_to_an_id_still_lists_its_ids(
+    alice, monkeypatch, changed, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(services, "RANGE_BATCH_SIZE", 2)
+    ids = unread_rows(alice, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        change = services.mark_all_read(alice)
+    assert (change.ids, change.up_to, change.count) == (ids, ids[-1], 5)
+    assert changed == [(alice.pk, ids, "read")]
+    nothing = services.mark_all_read(alice)
+    assert (nothing.ids, nothing.up_to, nothing.count) == ([], None, 0)
+    assert len(changed) == 1  # nothing changed: nothing announced

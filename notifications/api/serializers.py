@@ -50,7 +50,16 @@ class CountsSerializer(serializers.Serializer):
 
 
 class BulkChangeSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), help_text="the ids changed")
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="the ids changed, when at most MAX_IDS_PER_MESSAGE (500) changed; else empty",
+    )
+    up_to = serializers.IntegerField(
+        allow_null=True,
+        help_text="the highest id changed: every notification up to it is now in the new state "
+        "(null when nothing changed)",
+    )
+    count = serializers.IntegerField(help_text="how many notifications changed")
     unread_count = serializers.IntegerField()
     unseen_count = serializers.IntegerField()
 

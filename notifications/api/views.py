@@ -7,14 +7,10 @@ WebSocket uses, so every open socket of the user hears of them.
 
 from __future__ import annotations
 
-import builtins
-import hashlib
 from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
-from django.core.cache import caches
 from django.http import Http404, HttpRequest, HttpResponseNotModified
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -33,7 +29,9 @@ from .. import services, tickets, versions
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
 from ..serializers import NotificationSerializer
+from . import credentials, throttling
 from .pagination import NotificationCursorPagination
+from .schema import NotificationsAutoSchema
 from .serializers import (
     BulkChangeSerializer,
     CountsSerializer,
@@ -43,9 +41,6 @@ from .serializers import (
     TicketSerializer,
     UpToSerializer,
 )
-
-_TOKEN_CACHE_PREFIX = "notifications:token:"
-_TOKEN_CACHE_SECONDS = 300
 
 
 def authentication_classes() -> list[type]:
@@ -85,6 +80,7 @@ class NotificationViewSet(
 ):
     serializer_class = NotificationSerializer
     permission_classes = [IsAuthenticated]
+    schema = NotificationsAutoSchema()  # documents the 429 of tickets and writes
     pagination_class = NotificationCursorPagination
     # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
     # rather than Django's HTML page for a URL that matches no route.
@@ -92,6 +88,14 @@ class NotificationViewSet(
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]
+
+    def get_throttles(self) -> list[Any]:
+        # The project's own DEFAULT_THROTTLE_CLASSES, and ours on tickets and writes.
+        throttles = super().get_throttles()
+        scope = throttling.scope_of(self.action, self.request.method)
+        if scope is not None:
+            throttles.append(throttling.NotificationsThrottle(scope))
+        return throttles
 
     def get_object(self) -> Notification:
         # OPTIONS on a list-level action that accepts PUT (preferences) makes DRF's metadata
@@ -158,11 +162,13 @@ class NotificationViewSet(
         services.delete(request.user, [notification.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _bulk_answer(self, ids: builtins.list[int]) -> Response:  # list: the action above
+    def _bulk_answer(self, change: services.Change) -> Response:
         counts = Notification.objects.for_user(self.request.user).counts()
         return Response(
             {
-                "ids": ids,
+                "ids": change.ids,
+                "up_to": change.up_to,
+                "count": change.count,
                 "unread_count": counts["unread_count"],
                 "unseen_count": counts["unseen_count"],
             }
@@ -176,7 +182,7 @@ class NotificationViewSet(
         body = UpToSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._bulk_answer(
-            services.mark_read(request.user, up_to=body.validated_data.get("up_to"))
+            services.mark_all_read(request.user, up_to=body.validated_data.get("up_to"))
         )
 
     @extend_schema(request=RequiredUpToSerializer, responses=BulkChangeSerializer)
@@ -218,7 +224,7 @@ class NotificationViewSet(
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if self.action_map.get(cast(str, request.method).lower()) == "unread_count":
             # Nothing changed since the client's ETag: answer 304 before DRF runs, without a
-            # database query (the user id comes from the session or a cached token).
+            # database query, for credentials the cache vouches for (credentials.py).
             etag = self._unchanged_etag(request)
             if etag is not None:
                 response = self._poll_headers(HttpResponseNotModified(), etag)
@@ -236,7 +242,7 @@ class NotificationViewSet(
         """The badge's counts and the newest id. Send the ``ETag`` back as ``If-None-Match``:
         a 304 means nothing changed. Wait ``X-Poll-Interval`` seconds between requests."""
         user_id = cast(int, request.user.pk)
-        self._remember_token(request)
+        credentials.remember(request)
         etag = _etag(user_id, versions.current(user_id))  # read before the counts: never newer
         counts = Notification.objects.for_user(user_id).counts()
         return self._poll_headers(Response(counts), etag)
@@ -249,51 +255,25 @@ class NotificationViewSet(
         return response
 
     def _unchanged_etag(self, request: HttpRequest) -> str | None:
-        """The current ETag if the client already holds it, else None."""
+        """The current ETag if the client already holds it and its credentials are trusted
+        without a database query (see ``credentials``), else None: then DRF decides."""
         header = request.headers.get("If-None-Match")
         if not header:
             return None
         sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-        # The user the client's ETag names: a token client's version is then read in the same
-        # round trip as its token (trusted only if the token turns out to be that user's).
+        # The user the client's ETag names: their credential note and version are read in one
+        # round trip, and trusted only if the credentials turn out to be that user's.
         claimed = _claimed_user(sent)
-        user_id, found = self._cheap_user_id(request, versions.keys(claimed) if claimed else ())
-        if user_id is None:
+        if claimed is None:
             return None
-        version = versions.from_found(user_id, found) if user_id == claimed else None
-        if version is None:
-            version = versions.peek(user_id)
+        found = credentials.trusted(
+            request, authentication_classes(), claimed, versions.keys(claimed)
+        )
+        version = versions.from_found(claimed, found) if found is not None else None
         if version is None:
             return None
-        etag = _etag(user_id, version)
+        etag = _etag(claimed, version)
         return etag if etag in sent else None
-
-    def _cheap_user_id(
-        self, request: HttpRequest, also: tuple[str, ...] = ()
-    ) -> tuple[int | None, dict[str, Any]]:
-        """Who asks, without a database query, as the configured authenticators would see it;
-        and, for a token, the cache keys ``also`` read in the same round trip."""
-        classes = authentication_classes()
-        header = request.headers.get("Authorization", "")
-        if header:
-            if TokenAuthentication in classes and header.startswith("Token "):
-                token_key = _token_cache_key(header)
-                found = caches[app_settings.CACHE_ALIAS].get_many([token_key, *also])
-                return found.pop(token_key, None), found
-            return None, {}
-        if SessionAuthentication in classes:
-            session = getattr(request, "session", None)
-            raw = session.get(SESSION_KEY) if session is not None else None
-            if raw is not None:
-                return get_user_model()._meta.pk.to_python(raw), {}
-        return None, {}
-
-    def _remember_token(self, request: Request) -> None:
-        if isinstance(request.successful_authenticator, TokenAuthentication):
-            header = request.headers.get("Authorization", "")
-            caches[app_settings.CACHE_ALIAS].set(
-                _token_cache_key(header), request.user.pk, timeout=_TOKEN_CACHE_SECONDS
-            )
 
     # --- WebSocket tickets --------------------------------------------------------------------
 
@@ -308,7 +288,3 @@ class NotificationViewSet(
                 "expires_in": app_settings.TICKET_TTL_SECONDS,
             }
         )
-
-
-def _token_cache_key(header: str) -> str:
-    return _TOKEN_CACHE_PREFIX + hashlib.sha256(header.encode()).hexdigest()

@@ -218,6 +218,32 @@ async def test_tabs_share_one_socket_and_mark_all_read_clears_every_badge(open_w
     assert len(follower.sockets) == 1
 
 
+async def test_a_mark_all_read_of_many_elsewhere_reads_every_listed_item(
+    open_widget, alice, settings
+):
+    settings.NOTIFICATIONS = {"MAX_IDS_PER_MESSAGE": 5}  # this process builds the frame
+    await create(alice, *[f"Old {n}" for n in range(30)])
+    page = await open_widget(alice)
+    await connected(page)
+    # Opening the panel marks what it shows seen: let that write end before another begins
+    # (SQLite takes one writer at a time).
+    async with page.expect_response("**/api/notifications/seen/"):
+        await page.locator(".nw-bell").click()
+    items = page.locator(".nw-item")
+    await expect(items).to_have_count(20)
+    await expect(page.locator(".nw-item.nw-unread")).to_have_count(20)
+    frames = []
+    page.sockets[0].on("framereceived", lambda frame: frames.append(frame))
+
+    change = await database_sync_to_async(services.mark_all_read)(alice)  # another device
+
+    assert change.count == 30
+    await expect(page.locator(".nw-item.nw-unread")).to_have_count(0)
+    await expect(page.locator(".nw-badge")).to_be_hidden()
+    changed = [json.loads(f) for f in frames if '"changed"' in f]
+    assert [(c["ids"], c["up_to"], c["count"]) for c in changed] == [([], change.up_to, 30)]
+
+
 async def test_without_web_locks_every_tab_keeps_its_own_socket(open_widget, alice):
     page = await open_widget(alice, path=None)
     await page.context.add_init_script(

@@ -317,6 +317,40 @@ async def test_a_poll_asked_for_while_one_is_under_way_follows_it_at_once(page):
     assert result == 2
 
 
+async def test_a_change_up_to_an_id_applies_to_every_listed_notification_up_to_it(page):
+    result = await run(
+        page,
+        "inbox.js",
+        """
+        const n = (id, extra = {}) => ({ id, read_at: null, seen_at: null, archived_at: null,
+                                         ...extra });
+        const inbox = new m.Inbox();
+        inbox.addPage([n(40), n(35), n(30, { read_at: "earlier" }), n(20)], null);
+        // 200,000 changed: the frame names none of them, only how far the change went.
+        const read = inbox.applyChange([], "read", 35, "now");
+        const seen = inbox.applyChange([], "seen", 20, "now");
+        const nothing = inbox.applyChange([], "read", null, "now");
+        return {
+          read: read.sort((a, b) => a - b),
+          seen,
+          nothing,
+          states: inbox.list().map((x) => [x.id, x.read_at, x.seen_at]),
+        };
+        """,
+    )
+    assert result == {
+        "read": [20, 35],  # 30 was read already, 40 arrived after the change
+        "seen": [20],
+        "nothing": [],
+        "states": [
+            [40, None, None],
+            [35, "now", None],
+            [30, "earlier", None],
+            [20, "now", "now"],
+        ],
+    }
+
+
 async def test_a_socket_that_stops_answering_is_taken_for_dead(page):
     answered = []
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import FieldDoesNotExist
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import models
 
 from notifications import services
 from notifications.management.arguments import positive_int
 from notifications.models import Level, id_list
+from notifications.users import active_users
 
 DEFAULT_BATCH_SIZE = 10_000
 
@@ -184,7 +184,7 @@ class Command(BaseCommand):
         if options["groups"]:
             return self._groups(users, options["groups"])
         if options["all"]:
-            active = _active(users)
+            active = active_users(users)
             total = active.count()
             if total == 0:
                 raise CommandError("There are no active users: nothing was sent.")
@@ -221,7 +221,7 @@ class Command(BaseCommand):
             raise CommandError(f"No group named {', '.join(map(repr, unknown))}: nothing was sent.")
         # A semi-join: each member once, however many of the groups they are in.
         members = users.filter(groups__in=list(groups.values())).values("pk")
-        audience = _active(users).filter(pk__in=members)
+        audience = active_users(users).filter(pk__in=members)
         total = audience.count()
         described = ", ".join(map(repr, groups))
         if total == 0:
@@ -263,13 +263,3 @@ class Command(BaseCommand):
             if len(bounds) < 2:
                 return sent, batches
             last = bounds[0]
-
-
-def _active(users: models.QuerySet) -> models.QuerySet:
-    """Active users, as notify() counts a Group's members; every user if the model has no
-    is_active field (AbstractBaseUser only fakes one with a class attribute)."""
-    try:
-        users.model._meta.get_field("is_active")
-    except FieldDoesNotExist:
-        return users
-    return users.filter(is_active=True)

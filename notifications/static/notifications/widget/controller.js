@@ -194,6 +194,7 @@ export class NotificationsWidget {
       this.changedHere({
         type: "changed",
         ids: answer.ids,
+        up_to: answer.up_to,
         state: "read",
         ...this.countsOf(answer),
       });
@@ -337,10 +338,12 @@ export class NotificationsWidget {
 
   // An incoming `changed` (docs/websocket.md), whoever sent it: returns the ids it changed here,
   // leaving out those already in that state (the echo of a change this browser made).
+  // One `changed` frame: its ids, or (with `up_to`) everything known here up to that id.
   changed(message) {
-    const ids = this.inbox.applyChange(message.ids, message.state);
+    const upTo = Number.isInteger(message.up_to) ? message.up_to : null;
+    const ids = this.inbox.applyChange(message.ids ?? [], message.state, upTo);
     if (message.state === "unarchived" && ids.length) this.fetchBack(ids);
-    return ids;
+    return ids.sort((a, b) => a - b);
   }
 
   alert(unread) {
@@ -440,6 +443,7 @@ export class NotificationsWidget {
       this.changedHere({
         type: "changed",
         ids: answer.ids,
+        up_to: answer.up_to,
         state: "seen",
         ...this.countsOf(answer),
       });

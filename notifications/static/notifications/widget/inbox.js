@@ -194,14 +194,22 @@ export class Inbox {
 
   // A `changed` event: returns the ids it changed here, leaving out those known to be in that
   // state already. Ids heard of for the first time count as changed: the server names only rows
-  // it changed. Listed ones move the counts at once (the server's counts, when they come, have
-  // the last word).
-  applyChange(ids, state, now = new Date().toISOString()) {
+  // it changed. With `upTo` (a change of everything up to an id, whose `ids` the server leaves
+  // empty once they are many) every notification known here up to that id is concerned too.
+  // Listed ones move the counts at once (the server's counts, when they come, have the last
+  // word).
+  applyChange(ids, state, upTo = null, now = new Date().toISOString()) {
     const change = CHANGES[state];
     if (!change) return [];
     const [field, value] = change;
     const changed = [];
-    for (const id of ids) {
+    const concerned = new Set(ids);
+    if (Number.isInteger(upTo)) {
+      for (const id of [...this.items.keys(), ...this.states.keys()]) {
+        if (id <= upTo) concerned.add(id);
+      }
+    }
+    for (const id of concerned) {
       const item = this.items.get(id);
       const known = this.knownState(id);
       if (known?.deleted || known?.[field] === value) continue;
