@@ -17,16 +17,25 @@ from django.contrib.auth.models import AnonymousUser
 
 from . import tickets
 from .origins import OriginValidator
+from .realtime.credentials import Credential
 from .users import active_users, is_active
+
+# The scope key under which a ticket socket finds the credential it is bound to.
+CREDENTIAL = "notifications_credential"
 
 
 @database_sync_to_async
-def user_for_ticket(ticket: str) -> Any:
-    user_id = tickets.redeem(ticket)
-    if user_id is None:
-        return AnonymousUser()
+def user_for_ticket(ticket: str) -> tuple[Any, Credential | None]:
+    """The ticket's user (anonymous if the ticket is bad, used or expired, or the user inactive)
+    and the credential the socket is bound to."""
+    redeemed = tickets.redeem(ticket)
+    if redeemed is None:
+        return AnonymousUser(), None
+    user_id, credential = redeemed
     user = active_users().filter(pk=user_id).first()
-    return user if user is not None and is_active(user) else AnonymousUser()
+    if user is None or not is_active(user):
+        return AnonymousUser(), None
+    return user, credential
 
 
 class TicketAuthMiddleware:
@@ -44,8 +53,9 @@ class TicketAuthMiddleware:
                 scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
             )
             if "ticket" in query:
-                user = await user_for_ticket(query["ticket"][0])
-                return await self.inner({**scope, "user": user}, receive, send)
+                user, credential = await user_for_ticket(query["ticket"][0])
+                scope = {**scope, "user": user, CREDENTIAL: credential}
+                return await self.inner(scope, receive, send)
         return await self.fallback(scope, receive, send)
 
 

@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     # a notification whose push was lost reaches its user's open sockets within this long
     # (see realtime/gaps.py): each process checks the table twice per period
     "GAP_CHECK_SECONDS": 30,
+    # every socket's session or token is checked again this often, for what no signal tells
+    # (a session expired or flushed by other code); see realtime/revocations.py
+    "CREDENTIALS_CHECK_SECONDS": 60,
     # processes holding sockets: freeze long-lived objects out of the garbage collector's reach
     # this often (0: off), and thaw them for one full collection this often (see gcfreeze.py)
     "GC_FREEZE_SECONDS": 0,
@@ -174,6 +177,10 @@ class Settings:
     @property
     def GAP_CHECK_SECONDS(self) -> float:
         return self._get("GAP_CHECK_SECONDS")
+
+    @property
+    def CREDENTIALS_CHECK_SECONDS(self) -> float:
+        return self._get("CREDENTIALS_CHECK_SECONDS")
 
     @property
     def GC_FREEZE_SECONDS(self) -> float:

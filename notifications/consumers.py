@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
 from . import push, services
+from .auth import CREDENTIAL
 from .conf import app_settings
 from .models import Counts, Notification
 from .protocol import (  # noqa: F401 (the close codes are documented as importable from here)
@@ -30,12 +31,16 @@ from .protocol import (  # noqa: F401 (the close codes are documented as importa
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
 )
+from .realtime.credentials import Credential
 from .realtime.gaps import RecentIds
 from .realtime.node import node
 from .registry import PROCESS, registry
 from .serializers import serialize
 
 LAYER_FAILED = f"{push.EVENT_PREFIX}layer_failed"  # not from the layer: see channel_receive
+# Processes' clocks differ: a revocation stamped this long before a socket's authentication
+# still makes it check its credentials.
+CLOCK_SKEW_SECONDS = 5.0
 
 # One line per event, as key=value pairs: connect, auth_failure, resume, drop, disconnect, error.
 events = logging.getLogger("notifications.events")
@@ -76,7 +81,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     handler raises, the socket is closed with 4500 and everything it held is released."""
 
     user_id: int | None = None
-    session: str | None = None
+    credential: Credential | None = None
     # (after, cursor) of the backlog page the client may ask for next without spending its
     # message budget: paging is paced by the server's answers, never a flood.
     next_page: tuple[int, int] | None = None
@@ -162,14 +167,20 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             events.info("event=auth_failure process=%s path=%s", PROCESS, self.scope.get("path"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        authenticated_by = time.time()  # the middleware authenticated the socket before this
         self.user_id = user.pk
-        session = self.scope.get("session")
-        self.session = push.session_digest(getattr(session, "session_key", None))
+        self.credential = _credential_of(self.scope)
         self.bucket = TokenBucket(app_settings.MESSAGES_PER_SECOND, app_settings.MESSAGE_BURST)
         self.last_heard = time.monotonic()
         self.greeted_at: float | None = None
         self.delivered = RecentIds()
         if not await node().add(self):
+            return
+        # A revocation sent after the socket was authenticated but before it joined its group
+        # never reached it: when the user's credentials changed lately, check them now.
+        revoked = await registry().revoked_at(user.pk)
+        recent = revoked is not None and revoked >= authenticated_by - CLOCK_SKEW_SECONDS
+        if recent and await node().revocations.check([self]):
             return
         try:
             counts = await self._counts()
@@ -334,8 +345,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=event["frame"])
 
     async def notifications_revoke(self, event: dict[str, Any]) -> None:
-        if event.get("session") in (None, self.session):
+        credential = event.get("credential")
+        if credential is None or (self.credential and credential == self.credential.digest):
             await node().close(self, CLOSE_UNAUTHENTICATED, "signed_out")
+
+    async def notifications_recheck(self, event: dict[str, Any]) -> None:
+        # The user changed (password, activity): does what opened this socket still hold?
+        await node().revocations.check([self])
 
     # --- database --------------------------------------------------------------------------
 
@@ -372,3 +388,11 @@ def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
     if not isinstance(content, dict) or not isinstance(content.get("type"), str):
         raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
     return content
+
+
+def _credential_of(scope: dict[str, Any]) -> Credential | None:
+    """What the socket was opened with: the ticket's credential, or the session of the cookie."""
+    if CREDENTIAL in scope:
+        return scope[CREDENTIAL]
+    session_key = getattr(scope.get("session"), "session_key", None)
+    return Credential("session", session_key) if session_key else None

@@ -16,6 +16,9 @@ CLOSE_IDLE = 4408  # nothing received for IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_SOCKETS = 4409  # the user already has MAX_SOCKETS_PER_USER open sockets
 CLOSE_TOO_LARGE = 4413  # a message over MAX_MESSAGE_BYTES
 CLOSE_RATE_LIMITED = 4429  # more messages than MESSAGES_PER_SECOND allows
+# The session behind the socket is gone: ended, or rotated by the user's own login or password
+# change. Reconnect soon: the browser's cookie decides whether it is still signed in.
+CLOSE_REAUTHENTICATE = 4440
 CLOSE_INTERNAL_ERROR = 4500  # the server failed on this socket: reconnect and resume
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -45,6 +43,11 @@ EVENT_PREFIX = "notifications."
 CREATED = "notifications.created"
 CHANGED = "notifications.changed"
 REVOKE = "notifications.revoke"
+RECHECK = "notifications.recheck"
+REPLACED = "notifications.replaced"
+# Every process's revocation watch listens here for sessions a login replaced (their user is
+# unknown by then, so their user's group cannot be told).
+REPLACED_SESSIONS_GROUP = "notifications.replaced-sessions"
 
 Message = tuple[str, dict[str, Any]]  # (group, event)
 
@@ -52,13 +55,6 @@ Message = tuple[str, dict[str, Any]]  # (group, event)
 def user_group(user_id: int) -> str:
     """The group holding every open socket of one user (ids only: group names are not secret)."""
     return f"{GROUP_PREFIX}{int(user_id)}"
-
-
-def session_digest(session_key: str | None) -> str | None:
-    """A stand-in for a session key in events, which travel through Redis in clear."""
-    if not session_key:
-        return None
-    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int) -> dict[str, Any]:
@@ -112,12 +108,23 @@ def changed_event(
 
 
 def _encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame)  # as AsyncJsonWebsocketConsumer.send_json() would
+    return protocol.encode(frame)
 
 
-def revoke_event(session: str | None = None) -> dict[str, Any]:
-    """Close the user's sockets with 4401: those of one session (a digest), or all of them."""
-    return {"type": REVOKE, "session": session}
+def revoke_event(credential: str | None = None) -> dict[str, Any]:
+    """Close the user's sockets with 4401: those opened with one credential (its digest: a
+    session, or the token behind a ticket), or all of them."""
+    return {"type": REVOKE, "credential": credential}
+
+
+def recheck_event() -> dict[str, Any]:
+    """The user changed (password, activity): each socket checks its credentials again."""
+    return {"type": RECHECK}
+
+
+def replaced_event(credential: str, user_id: int) -> dict[str, Any]:
+    """A login replaced the session ``credential`` (a digest) with one of ``user_id``."""
+    return {"type": REPLACED, "credential": credential, "user_id": user_id}
 
 
 def send(messages: Sequence[Message], budget: Budget | None = None) -> None:

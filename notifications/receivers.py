@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db import transaction
-
 from . import push, versions
 from .batch import NotificationBatch
 from .budget import Budget, counted
@@ -77,27 +75,3 @@ def push_changed(
     with Budget() as budget:
         budget.call("the version bump (1 user)", versions.bump, [user_id], share=0.5)
         push.send([(push.user_group(user_id), event)], budget)
-
-
-def close_session_sockets(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    """On logout, close the sockets that this session opened (other sessions stay signed in)."""
-    if user is None or getattr(request, "session", None) is None:
-        return
-    digest = push.session_digest(request.session.session_key)
-    if digest is not None:
-        push.send([(push.user_group(user.pk), push.revoke_event(digest))])
-
-
-def close_sockets_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """A new password signs out every session, so close every socket of the user once it is saved.
-
-    ``set_password()`` leaves the raw password in ``_password`` until the next save: that is
-    the one reliable sign, on any user model built on ``AbstractBaseUser``, that this save
-    changes the password.
-    """
-    if instance.pk is None or getattr(instance, "_password", None) is None:
-        return
-    user_id = instance.pk
-    transaction.on_commit(
-        lambda: push.send([(push.user_group(user_id), push.revoke_event())]), robust=True
-    )

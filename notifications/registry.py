@@ -51,6 +51,8 @@ NODE_STALE_SECONDS = 3 * NODE_BEAT_SECONDS
 # (and re-claims its sockets) within NODE_BEAT_SECONDS; the rest is slack for a busy process.
 EPOCH_GRACE_SECONDS = 3 * NODE_BEAT_SECONDS
 _EPOCH = "epoch:"
+# How long a change of a user's credentials is remembered for sockets that are connecting.
+REVOCATION_MEMORY_SECONDS = 60.0
 
 # Claim a place among a user's sockets, atomically: forget the stale and the sockets of nodes
 # that stopped beating, refuse past the limit.
@@ -124,6 +126,7 @@ class LocalRegistry:
     def __init__(self) -> None:
         self.sockets: dict[int, dict[str, float]] = {}
         self.counters: Counter[str] = Counter()
+        self.revocations: dict[int, float] = {}
 
     async def claim(self, user_id: int, channel: str, node: str = "") -> bool:
         now = time.monotonic()
@@ -152,6 +155,14 @@ class LocalRegistry:
     async def beat(self, node: str) -> str | None:
         """This process's registry cannot be wiped from outside: one epoch forever."""
         return "local"
+
+    def note_revocation(self, user_id: int) -> None:
+        """Someone's credentials changed (revocation.py): a socket joining now checks its own."""
+        self.revocations[user_id] = time.time()
+
+    async def revoked_at(self, user_id: int) -> float | None:
+        at = self.revocations.get(user_id)
+        return at if at is not None and at > time.time() - REVOCATION_MEMORY_SECONDS else None
 
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a socket here; None if this process cannot know (another
@@ -203,6 +214,7 @@ class RedisRegistry:
         self.sockets_prefix = f"{namespace}:sockets:"
         # Every node (process) holding sockets, scored by its last beat.
         self.nodes_key = f"{namespace}:nodes"
+        self.revoked_prefix = f"{namespace}:revoked:"
         # The consumers' calls use an asyncio client of their (long-lived) event loop; calls from
         # sync code (the after-commit step of a send) use one thread-safe sync client. An asyncio
         # client there would be made for each async_to_sync's short-lived loop, and leak.
@@ -302,6 +314,22 @@ class RedisRegistry:
             logger.warning("notifications: socket registry unreachable: %r", error)
             return None
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
+    def note_revocation(self, user_id: int) -> None:
+        """Someone's credentials changed (revocation.py): a socket joining now, in any process,
+        checks its own. Raises if Redis is unreachable (the caller's budget bounds the wait)."""
+        key = f"{self.revoked_prefix}{int(user_id)}"
+        self._sync().set(key, time.time(), ex=math.ceil(REVOCATION_MEMORY_SECONDS))
+
+    async def revoked_at(self, user_id: int) -> float | None:
+        """When the user's credentials last changed, if lately (None if Redis cannot say)."""
+        key = f"{self.revoked_prefix}{int(user_id)}"
+        try:
+            found = await self._call(lambda client: client.get(key))
+        except Exception as error:
+            logger.warning("notifications: socket registry unreachable: %r", error)
+            return None
+        return float(found) if found is not None else None
 
     def online(self, user_ids: Sequence[int]) -> set[int] | None:
         """Which of these users have a live socket in any process; None if that cannot be known

@@ -1,6 +1,8 @@
 """Test settings: the demo's, with a file-backed SQLite test database by default (daphne in the
 end-to-end tests must see the same database as the test process)."""
 
+import json
+import os
 from pathlib import Path
 
 from project.settings import *  # noqa: F403
@@ -13,3 +15,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# The daphne processes of the end-to-end tests take NOTIFICATIONS from the environment.
+if os.environ.get("TEST_NOTIFICATIONS"):
+    NOTIFICATIONS = json.loads(os.environ["TEST_NOTIFICATIONS"])

@@ -28,6 +28,7 @@ from rest_framework.settings import api_settings
 from .. import services, tickets, versions
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
+from ..realtime.credentials import Credential
 from ..serializers import NotificationSerializer
 from . import credentials, throttling
 from .pagination import NotificationCursorPagination
@@ -281,10 +282,22 @@ class NotificationViewSet(
     @action(detail=False, methods=["post"], url_path="ws-ticket")
     def ws_ticket(self, request: Request) -> Response:
         """A single-use ticket for ``/ws/notifications/?ticket=...``, for clients that cannot
-        send the session cookie (it needs no ``Origin`` header)."""
+        send the session cookie (it needs no ``Origin`` header). The socket it opens is bound to
+        the session or token that asked for it, and closes with it."""
         return Response(
             {
-                "ticket": tickets.issue(cast(int, request.user.pk)),
+                "ticket": tickets.issue(cast(int, request.user.pk), _credential_of(request)),
                 "expires_in": app_settings.TICKET_TTL_SECONDS,
             }
         )
+
+
+def _credential_of(request: Request) -> Credential | None:
+    """The session or DRF token that authenticated ``request`` (None: another authenticator)."""
+    authenticator = request.successful_authenticator
+    if isinstance(authenticator, TokenAuthentication) and request.auth is not None:
+        return Credential("token", request.auth.key)
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if isinstance(authenticator, SessionAuthentication) and session_key:
+        return Credential("session", session_key)
+    return None

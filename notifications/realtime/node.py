@@ -3,8 +3,9 @@
 A consumer asks its node to add its socket (a place in the registry, the user's group), to
 remove it, or to close it with a code; nothing else keeps a list of sockets. While the node has
 sockets it runs what the process does for all of them: the keep-alive sweep (sweep.py), the
-channel-layer watchdog (watchdog.py), gap detection (gaps.py), the GC freezer (gcfreeze.py),
-and the goodbye when the server is told to stop (shutdown.py). Every background task it starts
+channel-layer watchdog (watchdog.py), gap detection (gaps.py), the credentials checks
+(revocations.py), the GC freezer (gcfreeze.py), and the goodbye when the server is told to stop
+(shutdown.py). Every background task it starts
 stays referenced until it finishes. One node per event loop: under daphne, one per process.
 docs/realtime.md walks through it.
 """
@@ -23,8 +24,10 @@ from .. import push
 from ..protocol import CLOSE_SERVICE_RESTART, CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN
 from ..registry import PROCESS, registry
 from . import shutdown
+from .credentials import Credential
 from .gaps import GapDetector, RecentIds
 from .gcfreeze import Freezer
+from .revocations import Revocations
 from .sweep import Sweep
 from .watchdog import Watchdog
 
@@ -39,6 +42,7 @@ class Socket(Protocol):
     channel_name: str
     last_heard: float  # monotonic: when the client last sent something
     greeted_at: float | None  # monotonic: when it was sent hello (None: not yet)
+    credential: Credential | None  # what it was opened with (None: a ticket of another kind)
     delivered: RecentIds  # what it was sent lately, for gap detection
 
     async def close(self, code: int | None = None) -> None: ...
@@ -57,6 +61,7 @@ class Node:
         self.watchdog = Watchdog(self)
         self.gaps = GapDetector(self)
         self.freezer = Freezer(self)
+        self.revocations = Revocations(self)
 
     def __len__(self) -> int:
         return len(self.sockets)
@@ -168,6 +173,7 @@ class Node:
         self.watchdog.ensure_running()
         self.gaps.ensure_running()
         self.freezer.ensure_running()
+        self.revocations.ensure_running()
         shutdown.install(self.say_goodbye)
 
     async def say_goodbye(self) -> None:

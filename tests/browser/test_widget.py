@@ -386,6 +386,31 @@ async def test_signed_out_by_the_server_stops_and_says_so(open_widget, alice):
     assert len(page.sockets) == 1, "no reconnect after 4401"
 
 
+async def test_changing_ones_password_keeps_this_browser_signed_in_and_signs_out_the_others(
+    open_widget, make_user
+):
+    """Django keeps the changer's session signed in (rotated); every other session ends. The
+    widget in the changer's other tab reconnects (4440) and stays live; another browser's says
+    it is signed out."""
+    carol = await database_sync_to_async(make_user)("carol", is_staff=True)
+    page = await open_widget(carol)
+    elsewhere = await open_widget(carol)
+    await connected(page)
+    await connected(elsewhere)
+    form = await open_widget.new_tab(page, "/admin/password_change/")
+    await form.fill("#id_old_password", "pw")
+    await form.fill("#id_new_password1", "a-new-password-3")
+    await form.fill("#id_new_password2", "a-new-password-3")
+    await form.get_by_role("button", name="Change my password").click()
+    await expect(form).to_have_url(re.compile("/admin/password_change/done/"))
+
+    await expect(widget(elsewhere)).to_have_attribute("data-connection", "signed-out")
+    await connected(page, within_ms=10_000)
+    await notify(carol, "Still here")
+    await expect(page.locator(".nw-badge")).to_have_text("1")
+    await expect(widget(page)).to_have_attribute("data-connection", "connected")
+
+
 # --- pop-ups and desktop notifications --------------------------------------------------------
 
 # A page that can pretend to be in the background, and records desktop notifications instead of
