@@ -91,6 +91,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await super().__call__(scope, receive, send)
         except Exception as error:
             if getattr(self, "channel_name", None) is not None:
+                await node().remove(self)  # whatever failed, nothing stays claimed
                 raise
             # The layer could not even give the socket a channel (Redis is down): answer the
             # handshake with a code the client understands rather than daphne's bare 1011.
@@ -210,7 +211,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if not self._registered():
             return  # closing: a message that raced the close gets no answer
         self.last_heard = time.monotonic()
-        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        text = (text_data or "").encode("utf-8", "surrogatepass")  # a lone surrogate is no crash
+        size = len(bytes_data) if bytes_data is not None else len(text)
         if size > app_settings.MAX_MESSAGE_BYTES:
             await node().close(self, CLOSE_TOO_LARGE, "message_too_large")
             return
@@ -247,15 +249,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     def _is_next_page(self, content: dict[str, Any]) -> bool:
         if content.get("type") != "resume" or self.next_page is None:
             return False
-        after, cursor = content.get("after"), content.get("cursor")
-        return (
-            all(type(value) is int for value in (after, cursor))
-            and (
-                after,
-                cursor,
-            )
-            == self.next_page
-        )
+        page = (content.get("after"), content.get("cursor"))
+        return all(type(value) is int for value in page) and page == self.next_page
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "pong"}
