@@ -82,6 +82,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     user_id: int | None = None
     credential: Credential | None = None
+    closed_with: int | None = None
     # (after, cursor) of the backlog page the client may ask for next without spending its
     # message budget: paging is paced by the server's answers, never a flood.
     next_page: tuple[int, int] | None = None

@@ -43,6 +43,7 @@ class Socket(Protocol):
     last_heard: float  # monotonic: when the client last sent something
     greeted_at: float | None  # monotonic: when it was sent hello (None: not yet)
     credential: Credential | None  # what it was opened with (None: a ticket of another kind)
+    closed_with: int | None  # the code the node closed it with (None: open)
     delivered: RecentIds  # what it was sent lately, for gap detection
 
     async def close(self, code: int | None = None) -> None: ...
@@ -63,14 +64,8 @@ class Node:
         self.freezer = Freezer(self)
         self.revocations = Revocations(self)
 
-    def __len__(self) -> int:
-        return len(self.sockets)
-
     def __iter__(self) -> Iterator[Socket]:
         return iter(list(self.sockets.values()))
-
-    def of_user(self, user_id: int) -> list[Socket]:
-        return list(self.users.get(user_id, {}).values())
 
     # --- a socket's life ---------------------------------------------------------------------
 
@@ -115,7 +110,11 @@ class Node:
         await self._release(user_id, channel)
 
     async def close(self, socket: Socket, code: int, reason: str) -> None:
-        """Close the socket with ``code`` (documented in docs/websocket.md) and release it."""
+        """Close the socket with ``code`` (documented in docs/websocket.md) and release it; a
+        socket closed already (two reasons at once: a sweep and a watchdog) is left alone."""
+        if socket.closed_with is not None:
+            return
+        socket.closed_with = code
         await registry().count("drops")
         events.info(
             "event=drop process=%s user=%s code=%s reason=%s", PROCESS, socket.user_id, code, reason

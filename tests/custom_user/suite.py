@@ -51,7 +51,24 @@ def test_every_member_is_an_active_user(members):
 
 async def test_a_ticket_logs_a_member_in(members):
     ticket = await database_sync_to_async(tickets.issue)(members[0].pk)
-    assert (await user_for_ticket(ticket)).pk == members[0].pk
+    user, credential = await user_for_ticket(ticket)
+    assert user.pk == members[0].pk and credential is None
+
+
+async def test_a_members_sockets_close_when_the_member_is_deleted(members):
+    """Credentials are checked with this user model too (no is_active, a pk of its own)."""
+    from notifications.realtime.credentials import Credential, verdicts
+
+    def check():
+        client = APIClient()
+        client.force_login(members[0])
+        session = Credential("session", client.cookies["sessionid"].value)
+        pk = members[0].pk
+        before = verdicts([(pk, session)])
+        members[0].delete()
+        return before, verdicts([(pk, session)])
+
+    assert await database_sync_to_async(check)() == ([None], [4401])
 
 
 async def test_a_ticket_socket_says_hello_and_gets_pushes(members):
