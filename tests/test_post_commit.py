@@ -129,7 +129,7 @@ async def test_a_push_loop_whose_thread_died_is_replaced(redis_url, settings, ca
     with caplog.at_level(logging.WARNING, logger="notifications"):
         await sync_to_async(push.send)([(group, push.revoke_event("first"))])
     event = await asyncio.wait_for(layer.receive(channel), 5)
-    assert event["session"] == "first"
+    assert event["credential"] == "first"
     assert "replaced the push loop (its thread is gone); 0 jobs" in caplog.text
     assert GIVEN_UP not in caplog.text  # the send itself went through, at once
     new = push._loop
@@ -137,7 +137,7 @@ async def test_a_push_loop_whose_thread_died_is_replaced(redis_url, settings, ca
 
     caplog.clear()
     await sync_to_async(push.send)([(group, push.revoke_event("second"))])
-    assert (await asyncio.wait_for(layer.receive(channel), 5))["session"] == "second"
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "second"
     assert push._loop is new and not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
@@ -161,13 +161,13 @@ async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
         assert given_up(caplog) and given_up(caplog)[0].endswith(
             "gave up waiting for: 1 push. Clients catch up from the database"
         )
-        assert (await asyncio.wait_for(layer.receive(channel), 5))["session"] == "first"
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "first"
         new = push._loop
         assert new is not old and new.loop in push._publishers  # it published from the new loop
 
         caplog.clear()
         await sync_to_async(push.send)([(group, push.revoke_event("second"))])
-        assert (await asyncio.wait_for(layer.receive(channel), 5))["session"] == "second"
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "second"
         assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     finally:
         release.set()

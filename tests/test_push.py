@@ -79,12 +79,12 @@ def test_sends_from_many_threads_reuse_the_push_loops_connections(redis_url, set
             thread.join()
         return len({id(connection) for connection in connects})
 
-    first = round_of_sends()  # opens what the push loop's pool needs for 8 concurrent senders
-    second = round_of_sends()
+    round_of_sends()  # opens what the push loop's pool needs for 8 concurrent senders
+    opened = round_of_sends()  # and reuses them: a second round adds none past that
     assert errors == []
-    assert first <= 8
-    # A loop per send (async_to_sync from a thread) used to open a connection per send.
-    assert second == first
+    # A loop per send (async_to_sync from a thread) used to open a connection per send: 80 here.
+    # However the rounds interleave, 8 concurrent senders never need more than 8.
+    assert opened <= 8
 
 
 class StuckLayer:
