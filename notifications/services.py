@@ -201,13 +201,17 @@ def validate_content(
     """
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title: a non-empty string is required")
+    _check_text("title", title)
     max_title = cast(int, Notification._meta.get_field("title").max_length)
     if len(title) > max_title:
         raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
     if not isinstance(body, str):
         raise ValueError("body: must be a string")
+    _check_text("body", body)
     if level not in Level.values:
-        raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r})")
+        raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r:.40})")
+    if isinstance(category, str):
+        _check_text("category", category)
     if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:
         raise ValueError(
             "category: a slug of at most 64 letters, digits, hyphens and underscores is required"
@@ -221,8 +225,13 @@ def validate_content(
         encoded = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"data: must be JSON-serialisable ({error})") from None
+    except RecursionError:
+        raise ValueError("data: nested too deeply to be stored as JSON") from None
     if len(encoded.encode()) > app_settings.MAX_DATA_BYTES:
         raise ValueError(f"data: at most {app_settings.MAX_DATA_BYTES} bytes as JSON")
+    # A copy (later changes to the caller's dict do not leak in), whose strings are all str.
+    data = json.loads(encoded)
+    _check_data_text(data)
 
     if expires_at is not None:
         if not isinstance(expires_at, datetime):
@@ -236,6 +245,8 @@ def validate_content(
         not isinstance(group_key, str) or not group_key.strip() or len(group_key) > 200
     ):
         raise ValueError("group_key: a non-empty string of at most 200 characters is required")
+    if group_key is not None:
+        _check_text("group_key", group_key)
 
     prototype = Notification(
         expires_at=expires_at,
@@ -245,7 +256,7 @@ def validate_content(
         level=level,
         category=category,
         url=url,
-        data=json.loads(encoded),  # a copy: later changes to the caller's dict do not leak in
+        data=data,
         created_at=timezone.now(),
     )
     for role, obj in (("actor", actor), ("target", target)):
@@ -261,11 +272,40 @@ def validate_content(
     return prototype
 
 
+# What no database stores as text (PostgreSQL refuses NUL, and UTF-8 has no encoding for half a
+# UTF-16 pair), so what notify() refuses everywhere rather than per database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(name: str, value: str, where: str = "") -> None:
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return
+    what = "NUL bytes" if found.group() == "\x00" else "lone surrogates (half a UTF-16 pair)"
+    raise ValueError(f"{name}: must not contain {what}{where}")
+
+
+def _check_data_text(data: dict[str, Any]) -> None:
+    """Every string in ``data`` (a dict as json.loads() makes it), keys included, is storable."""
+    pending: list[tuple[Any, str]] = [(data, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            _check_text("data", value, f" (at {path or 'the top'})")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text("data", key, f" (in a key at {path or 'the top'})")
+                pending.append((item, f"{path}[{key!r:.40}]"))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
+
+
 def _validate_url(url: Any) -> None:
     if not isinstance(url, str):
         raise ValueError("url: must be a string")
     if not url:
         return
+    _check_text("url", url)
     max_url = cast(int, Notification._meta.get_field("url").max_length)
     if len(url) > max_url:
         raise ValueError(f"url: at most {max_url} characters")
