@@ -19,12 +19,16 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections, models, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
@@ -32,9 +36,9 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
+from . import forms, services
 from .conf import app_settings
-from .forms import CONTENT_FIELDS, SendNotificationForm, users_from_query
+from .forms import CONTENT_FIELDS, SendNotificationForm, is_primary_key
 from .models import Mute, Notification
 
 if TYPE_CHECKING:
@@ -43,9 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("notifications.admin")
 
 SEND_PERMISSION = "notifications.send_notification"
-# The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
-# common proxies accept in a request line.
-MAX_USERS_IN_URL = 500
 
 
 def can_send(request: HttpRequest) -> bool:
@@ -155,7 +156,7 @@ def date_levels(cl: ChangeList) -> dict[str, Any]:
 
     try:
         chosen = date(int(year or 1), int(month or 1), int(day or 1))
-    except ValueError:  # Django's changelist has refused these parameters already
+    except (ValueError, OverflowError):  # a month or day alone, which Django filters by as is
         return {"show": False}
     if year and month and day:
         back = capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT"))
@@ -206,15 +207,98 @@ def date_levels(cl: ChangeList) -> dict[str, Any]:
     }
 
 
+# --- query strings: only what the changelist's own links make ---------------------------------
+
+
+class CheckedChangeList(ChangeList):
+    """Django's changelist, with filter values that no query can take refused like any other bad
+    filter (Django then shows the unfiltered list), rather than failing in the database: a NUL
+    byte (PostgreSQL refuses it in any text), a year past 9999 or an out-of-range month in the
+    date hierarchy (Django's own check lets OverflowError through), a link's id that is no id."""
+
+    model_admin: QueryStringLookups
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        params = self.get_filters_params()
+        for name, values in params.items():
+            if any("\x00" in value for value in values):
+                raise IncorrectLookupParameters(f"{name}: a NUL byte")
+        for name, related in self.model_admin.link_lookups.items():
+            if any(not is_primary_key(related(), value) for value in params.get(name, [])):
+                raise IncorrectLookupParameters(f"{name}: not an id")
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+class QueryStringLookups(admin.ModelAdmin):
+    """A changelist that takes from the query string only the lookups its filters, its date
+    hierarchy and ``link_lookups`` make.
+
+    Django lets a URL name any lookup on a local field (``?title__regex=(``) and runs it: an
+    invalid pattern, a JSON lookup SQLite lacks, a range of one value or an id past 2**63 on
+    SQLite were 500s, and a regex or a scan of the whole table costs what the URL wants. Other
+    lookups are refused as Django refuses a lookup it does not allow: a 400.
+    """
+
+    #: Lookups a link may name besides the filters' own, with the model their value is an id of.
+    link_lookups: dict[str, Callable[[], type[models.Model]]] = {}
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if lookup in self.link_lookups:
+            return True
+        return request is not None and lookup in self.filter_parameters(request)
+
+    def filter_parameters(self, request: HttpRequest) -> set[str]:
+        """The query-string parameters of the list filters and the date hierarchy."""
+        names = set()
+        if self.date_hierarchy:
+            names |= {f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day")}
+        item: Any
+        for item in self.get_list_filter(request):
+            if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+                names.add(cast(str, item.parameter_name))  # its lookups() would cost a query
+                continue
+            if isinstance(item, type):  # another ListFilter
+                spec = item(request, {}, self.model, self)
+            else:
+                field_path, create = item if isinstance(item, list | tuple) else (item, None)
+                field = get_fields_from_path(self.model, field_path)[-1]
+                create = create or admin.FieldListFilter.create
+                spec = create(field, request, {}, self.model, self, field_path=field_path)
+            names.update(name for name in spec.expected_parameters() or () if name)
+        return names
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return CheckedChangeList
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        try:
+            return super().get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            # Django answers with the unfiltered list; say why it is unfiltered.
+            names = sorted({name for name in request.GET if name != "e"})
+            self.message_user(
+                request,
+                _("The list could not be filtered by %(names)s, so it shows everything.")
+                % {"names": ", ".join(f"“{forms.shortened(name)}”" for name in names[:5])},
+                messages.ERROR,
+            )
+            raise
+
+
 # --- the Notification admin -----------------------------------------------------------------
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(QueryStringLookups):
     list_display = ["title", "recipient", "level", "category", "is_read", "sent"]
     list_select_related = ["recipient"]
     list_filter = ["level", CategoryFilter, ReadStateFilter, "created_at"]
     date_hierarchy = "created_at"
+    # One user's notifications, along the recipient index (docs/admin.md).
+    link_lookups = {"recipient__id__exact": get_user_model}
     search_fields = ["title", "=recipient__username"]
     search_help_text = _(
         "Titles containing the text, or the notifications of the user with exactly this "
@@ -267,7 +351,19 @@ class NotificationAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.send_view),
             name="notifications_notification_send",
         )
-        return [send, *super().get_urls()]
+        users = path(
+            "send/users/",
+            self.admin_site.admin_view(self.user_search_view),
+            name="notifications_notification_send_users",
+        )
+        return [send, users, *super().get_urls()]
+
+    def user_search_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The send page's user search: the admin's autocomplete, which passes the typed text to
+        the database as it is (a NUL byte, which PostgreSQL refuses, was a 500)."""
+        if "\x00" in request.GET.get("term", ""):
+            return JsonResponse({"error": str(_("Null characters are not allowed."))}, status=400)
+        return AutocompleteJsonView.as_view(admin_site=self.admin_site)(request)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = {**(extra_context or {}), "can_send_notifications": can_send(request)}
@@ -289,13 +385,14 @@ class NotificationAdmin(admin.ModelAdmin):
             request, queryset, services.mark_unread, _("Marked %(count)s as unread.")
         )
 
+    # Expired notifications too: users no longer see them, the admin does.
     def delete_model(self, request: HttpRequest, obj: Notification) -> None:
-        services.delete(obj.recipient_id, [obj.pk])
+        services.delete(obj.recipient_id, [obj.pk], expired_too=True)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet) -> None:
         with transaction.atomic():
             for user_id, ids in _ids_by_recipient(queryset.values_list("pk", "recipient_id")):
-                services.delete(user_id, ids)
+                services.delete(user_id, ids, expired_too=True)
 
     def _change_state(
         self,
@@ -328,9 +425,9 @@ class NotificationAdmin(admin.ModelAdmin):
         if not can_send(request):
             raise PermissionDenied
         if request.method != "POST":
-            users = users_from_query(request.GET.get("users", ""))
-            initial = {"users": users} if users else {}
-            form = SendNotificationForm(initial=initial, admin_site=self.admin_site)
+            form = SendNotificationForm(
+                admin_site=self.admin_site, users_query=request.GET.get("users")
+            )
             return self._render_send(request, form)
         form = SendNotificationForm(request.POST, admin_site=self.admin_site)
         if not form.is_valid() or "_edit" in request.POST:
@@ -373,6 +470,9 @@ class NotificationAdmin(admin.ModelAdmin):
             (_("Recipients"), {"fields": ["audience", "users", "groups"]}),
             (_("Notification"), {"fields": list(CONTENT_FIELDS)}),
         ]
+        errors = helpers.AdminErrorList(form, [])  # type: ignore[arg-type]
+        if not form.is_bound:  # the errors of a link's ?users= (see SendNotificationForm)
+            errors.extend(form.errors.values())  # type: ignore[arg-type]  # as Django does
         context = {
             **self.admin_site.each_context(request),
             "title": _("Send notification"),
@@ -381,7 +481,7 @@ class NotificationAdmin(admin.ModelAdmin):
             # The helpers want a ModelForm in the stubs; any form does at run time.
             "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=self),  # type: ignore[arg-type]
             "media": form.media,
-            "errors": helpers.AdminErrorList(form, []),  # type: ignore[arg-type]
+            "errors": errors,
             "has_view_permission": self.has_view_permission(request),
             "show_preview": preview or confirm,
             "confirm": confirm,
@@ -412,12 +512,13 @@ def _ids_by_recipient(rows: Iterable[tuple[int, int]]) -> Iterable[tuple[int, li
 def send_to_selected_users(
     model_admin: admin.ModelAdmin, request: HttpRequest, queryset: models.QuerySet
 ) -> HttpResponse | None:
-    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: MAX_USERS_IN_URL + 1])
-    if len(ids) > MAX_USERS_IN_URL:
+    limit = forms.MAX_USERS_IN_URL
+    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+    if len(ids) > limit:
         model_admin.message_user(
             request,
             _("Select at most %(limit)s users, or send to a group or to all active users.")
-            % {"limit": MAX_USERS_IN_URL},
+            % {"limit": limit},
             messages.ERROR,
         )
         return None
@@ -444,12 +545,13 @@ if admin.site.is_registered(get_user_model()):
 
 
 @admin.register(Mute)
-class MuteAdmin(admin.ModelAdmin):
+class MuteAdmin(QueryStringLookups):
     """What users muted: one row per muted category or level (they choose, through the API and
     the widget; staff can see and correct it here)."""
 
     list_display = ["user", "kind", "value"]
     list_filter = ["kind"]
+    link_lookups = {"user__id__exact": get_user_model}
     search_fields = ["value", "user__username"]
     autocomplete_fields = ["user"]
     list_select_related = ["user"]

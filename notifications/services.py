@@ -465,8 +465,12 @@ def unarchive(user: Any, ids: Iterable[int]) -> list[int]:
     return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive)
 
 
-def delete(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "deleted", ids, None, lambda queryset: queryset.delete()[0])
+def delete(user: Any, ids: Iterable[int], *, expired_too: bool = False) -> list[int]:
+    """Delete the given notifications of ``user``; with ``expired_too`` also those past their
+    ``expires_at``, which the user no longer sees (the admin deletes those)."""
+    return _change(
+        user, "deleted", ids, None, lambda queryset: queryset.delete()[0], live=not expired_too
+    )
 
 
 # The rows a change would change: the others are already in that state. Stated positively (not
@@ -487,9 +491,11 @@ def _change(
     ids: Iterable[int] | None,
     up_to: int | None,
     apply: Any,
+    *,
+    live: bool = True,
 ) -> list[int]:
     user_id = _owner_id(user)
-    queryset = Notification.objects.for_user(user_id)
+    queryset = Notification.objects.for_user(user_id, expired=not live)
     if ids is not None:
         queryset = queryset.filter(id__in=clean_ids(ids))
     if up_to is not None:
