@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI as static files: /api/docs/ works offline
     "notifications",
     "project",
 ]
@@ -123,6 +124,8 @@ SPECTACULAR_SETTINGS = {
     "the polling fallback and WebSocket tickets.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Sessions read at every WebSocket connect: keep that off the database where a cache allows.
