@@ -1,10 +1,12 @@
 """Test settings: the demo's, with a file-backed SQLite test database by default (daphne in the
-end-to-end tests must see the same database as the test process)."""
+end-to-end tests must see the same database as the test process), and the run's own prefix on
+every Redis key (tests/redis_keys.py)."""
 
 from pathlib import Path
 
 from project.settings import *  # noqa: F403
-from project.settings import DATABASES
+from project.settings import CHANNEL_LAYERS, DATABASES
+from tests.redis_keys import prefixed
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not Django's in-memory default), named after the database: test_db.sqlite3.
@@ -13,3 +15,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# With REDIS_URL, every key in Redis starts with the run's prefix (tests/redis_keys.py).
+prefixed(globals().get("CACHES", {}), CHANNEL_LAYERS)

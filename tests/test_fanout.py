@@ -1,12 +1,14 @@
 """A large send pushes only to users with an open socket, and bumps one shared version."""
 
+import uuid
+
 import pytest
-import redis
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from notifications import push, services
+from tests.redis_keys import redis_cache
 from tests.test_consumers import signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -14,12 +16,10 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def shared_registry(request, settings):
-    """The registry as in production: sockets of every process in Redis."""
-    url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/12"
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    }
-    redis.Redis.from_url(url).flushdb()
+    """The registry as in production: sockets of every process in Redis (under a key prefix of
+    this test's own, so that it starts empty)."""
+    url = request.getfixturevalue("redis_url")
+    settings.CACHES = {"default": redis_cache(url, f"fanout-{uuid.uuid4().hex[:8]}")}
 
 
 def make_users(n):
@@ -65,7 +65,7 @@ async def test_who_is_online_is_unknown_when_sockets_may_be_elsewhere(alice, bob
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/0"}]},
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},  # never connected to
         }
     }
     assert await database_sync_to_async(push.online)([alice.pk, bob.pk]) is None
@@ -115,8 +115,9 @@ async def test_projects_sharing_a_redis_keep_their_sockets_apart(shared_registry
 
     cache = settings.CACHES["default"]
 
-    def project(prefix):
-        settings.CACHES = {"default": {**cache, "KEY_PREFIX": prefix}}
+    def project(name):
+        # Two projects' prefixes, both within this test's own (tests/redis_keys.py).
+        settings.CACHES = {"default": {**cache, "KEY_PREFIX": f"{cache['KEY_PREFIX']}:{name}"}}
         return registry()
 
     one = project("one")

@@ -12,15 +12,17 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from notifications import push
+from tests.redis_keys import PREFIX
 
 
 def pubsub_layer(url: str, hosts: int = 1, **config) -> dict:
     # Pub/sub channels ignore the database number: two "hosts" on one server still exercise how
     # messages are spread over hosts (each host is its own connection and pipeline).
+    # The run's prefix on the channels: another run on the same Redis hears none of these.
+    hosts_ = [{"address": f"{url.rsplit('/', 1)[0]}/{n}"} for n in range(hosts)]
     return {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": f"{url.rsplit('/', 1)[0]}/{n}"} for n in range(hosts)]}
-        | config,
+        "CONFIG": {"hosts": hosts_, "prefix": PREFIX} | config,
     }
 
 

@@ -179,9 +179,7 @@ def deep(levels):
         ("data", lambda bad: {"data": {"outer": {f"in{bad}ner": None}}}),
     ],
 )
-def test_nul_bytes_and_lone_surrogates_are_refused_in_every_text_field(
-    alice, bad, where, options
-):
+def test_nul_bytes_and_lone_surrogates_are_refused_in_every_text_field(alice, bad, where, options):
     arguments = {"title": "Title", **options(bad)}
     title = arguments.pop("title")
     with pytest.raises(ValueError, match=rf"^{where}: ") as raised:
