@@ -1,7 +1,13 @@
-"""The demo's own views (project/views.py): the test-notification button, sign-in and the
-language switch answer any form value with a page, a redirect or a 4xx, never a 500."""
+"""The demo: its own views (project/views.py: the test-notification button, sign-in and the
+language switch answer any form value with a page, a redirect or a 4xx, never a 500), and what
+``make demo`` prints (the URL it serves, and no event log unless asked)."""
+
+import runpy
+import subprocess
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,6 +15,8 @@ from hypothesis import strategies as st
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FUZZ = settings(
     max_examples=40,
@@ -68,3 +76,36 @@ def test_sign_in_answers_any_form(alice, username, password, next_):
 def test_the_language_switch_answers_any_form(language, next_):
     response = Client().post("/i18n/setlang/", {"language": language, "next": next_})
     assert response.status_code in (200, 302, 400)
+
+
+# --- make demo: the URL it serves, and a quiet log -------------------------------------------
+
+
+def test_seeding_prints_the_sign_in_url_it_is_given_and_no_event_log(capfd):
+    call_command("seed_demo", url="http://127.0.0.1:8100/")
+    out, err = capfd.readouterr()
+    assert "Demo logins (http://127.0.0.1:8100/login/):" in out
+    assert "event=" not in out + err  # seeding pushes (group membership), silently
+
+
+def test_make_demo_seeds_with_the_url_it_serves():
+    plan = subprocess.run(
+        ["make", "-n", "demo", "HOST=0.0.0.0", "PORT=8100"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "seed_demo --url http://0.0.0.0:8100/" in plan
+    assert "daphne -b 0.0.0.0 -p 8100 " in plan
+
+
+@pytest.mark.parametrize(("value", "level"), [(None, "WARNING"), ("0", "WARNING"), ("1", "INFO")])
+def test_the_demos_event_log_is_off_unless_asked(monkeypatch, value, level):
+    if value is None:
+        monkeypatch.delenv("EVENT_LOG", raising=False)
+    else:
+        monkeypatch.setenv("EVENT_LOG", value)
+    demo = runpy.run_path(str(ROOT / "project" / "settings.py"))
+    assert demo["LOGGING"]["loggers"]["notifications.events"]["level"] == level
+    assert demo["LOGGING"]["loggers"]["notifications"]["level"] == "INFO"  # warnings show

@@ -12,7 +12,7 @@ from django.test import Client
 from notifications import services
 from tests.redis_keys import PREFIX, delete_keys, layer_config, redis_cache
 from tests.sockets import open_socket, receive, session_of
-from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (fixtures)
+from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (the fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -20,13 +20,15 @@ FOREIGN = {"someone-else:session:1": "theirs", "asgi:group:theirs": "theirs", "p
 
 
 async def test_every_key_the_suite_writes_carries_its_prefix_and_only_those_are_removed(
-    private_redis, daphne_for, settings, alice
+    request, settings, alice
 ):
     """On a Redis of this test's own, so that every key in it can be accounted for."""
-    client = redis.Redis.from_url(private_redis.url)
+    own_redis = request.getfixturevalue("private_redis")
+    start_daphne = request.getfixturevalue("daphne_for")
+    client = redis.Redis.from_url(own_redis.url)
     client.mset(FOREIGN)
-    use_redis(settings, private_redis.url)
-    server = await sync_to_async(daphne_for)({"REDIS_URL": private_redis.url})
+    use_redis(settings, own_redis.url)
+    server = await sync_to_async(start_daphne)({"REDIS_URL": own_redis.url})
     session = await session_of(alice)
     async with open_socket(server, session) as ws:
         assert (await receive(ws))["type"] == "hello"  # the registry claims a place
@@ -40,9 +42,9 @@ async def test_every_key_the_suite_writes_carries_its_prefix_and_only_those_are_
         assert (await sync_to_async(api.post)("/api/notifications/ws-ticket/")).status_code == 200
     # A core layer (lists and group sets) and a cache of a test's own make keys too.
     settings.CHANNEL_LAYERS = {
-        "default": layer_config("channels_redis.core.RedisChannelLayer", private_redis.url)
+        "default": layer_config("channels_redis.core.RedisChannelLayer", own_redis.url)
     }
-    settings.CACHES = {"default": redis_cache(private_redis.url, "a-test-of-its-own")}
+    settings.CACHES = {"default": redis_cache(own_redis.url, "a-test-of-its-own")}
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
@@ -54,7 +56,7 @@ async def test_every_key_the_suite_writes_carries_its_prefix_and_only_those_are_
     ours = {key for key in client.keys("*") if key.decode() not in FOREIGN}
     assert len(ours) >= 5  # sessions, tickets, versions, the registry, the layer's keys
     assert all(key.startswith(PREFIX.encode()) for key in ours), sorted(ours)
-    assert delete_keys(private_redis.url) == len(ours)
+    assert delete_keys(own_redis.url) == len(ours)
     assert {key.decode() for key in client.keys("*")} == set(FOREIGN)
     client.close()
 
