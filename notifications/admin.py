@@ -216,7 +216,7 @@ class CheckedChangeList(ChangeList):
     byte (PostgreSQL refuses it in any text), a year past 9999 or an out-of-range month in the
     date hierarchy (Django's own check lets OverflowError through), a link's id that is no id."""
 
-    model_admin: QueryStringLookups
+    model_admin: CheckedChangelistAdmin
 
     def get_filters(self, request: HttpRequest) -> Any:
         params = self.get_filters_params()
@@ -232,9 +232,10 @@ class CheckedChangeList(ChangeList):
             raise IncorrectLookupParameters(error) from error
 
 
-class QueryStringLookups(admin.ModelAdmin):
-    """A changelist that takes from the query string only the lookups its filters, its date
-    hierarchy and ``link_lookups`` make.
+class CheckedChangelistAdmin(admin.ModelAdmin):
+    """A changelist whose query string and selection are checked before they reach a query.
+
+    The query string: only the lookups its filters, its date hierarchy and ``link_lookups`` make.
 
     Django lets a URL name any lookup on a local field (``?title__regex=(``) and runs it: an
     invalid pattern, a JSON lookup SQLite lacks, a range of one value or an id past 2**63 on
@@ -273,6 +274,25 @@ class QueryStringLookups(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CheckedChangeList
 
+    def response_action(
+        self, request: HttpRequest, queryset: models.QuerySet, *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        # Django filters by the selected ids as they were posted: "²" raised ValueError.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        malformed = [value for value in selected if not is_primary_key(self.model, value)]
+        if malformed:
+            self.message_user(
+                request,
+                _("Not ids of %(name)s: %(values)s.")
+                % {
+                    "name": self.opts.verbose_name_plural,
+                    "values": ", ".join(f"“{forms.shortened(value)}”" for value in malformed[:5]),
+                },
+                messages.WARNING,
+            )
+            return None  # Django then shows the list again
+        return super().response_action(request, queryset, *args, **kwargs)
+
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         try:
             return super().get_changelist_instance(request)
@@ -292,7 +312,7 @@ class QueryStringLookups(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(QueryStringLookups):
+class NotificationAdmin(CheckedChangelistAdmin):
     list_display = ["title", "recipient", "level", "category", "is_read", "sent"]
     list_select_related = ["recipient"]
     list_filter = ["level", CategoryFilter, ReadStateFilter, "created_at"]
@@ -545,7 +565,7 @@ if admin.site.is_registered(get_user_model()):
 
 
 @admin.register(Mute)
-class MuteAdmin(QueryStringLookups):
+class MuteAdmin(CheckedChangelistAdmin):
     """What users muted: one row per muted category or level (they choose, through the API and
     the widget; staff can see and correct it here)."""
 

@@ -622,6 +622,20 @@ def test_lookups_the_changelists_links_never_make_are_a_400(sender_client, query
     assert sender_client.get(f"{CHANGELIST_URL}?{query}").status_code == 400
 
 
+@pytest.mark.parametrize("bad", ["\u00b2", "9" * 5000, "99999999999999999999", "x"])
+def test_an_action_on_a_selection_that_is_no_ids_says_so_and_changes_nothing(
+    sender_client, make_user, bad
+):
+    fill(make_user, 1, users=1)
+    good = Notification.objects.get().pk
+    response = sender_client.post(
+        CHANGELIST_URL, {"action": "mark_read", "_selected_action": [good, bad]}, follow=True
+    )
+    assert response.status_code == 200
+    assert messages_of(response)[0].startswith("Not ids of notifications: “")
+    assert Notification.objects.filter(read_at__isnull=False).count() == 0
+
+
 def test_the_mute_changelist_takes_its_filter_and_a_users_link_only(client, make_user):
     root = make_user("root", is_staff=True, is_superuser=True)
     client.force_login(root)

@@ -6,7 +6,9 @@ percent-encoded), regex and SQL syntax, dates that do not exist, wrong types. Tw
 
 - a sweep: every parameter a changelist reads (its filters, the date hierarchy, search,
   ordering, paging) and every lookup a URL may name on the model's fields, each with every one
-  of ``SHARP`` values, on both changelists (Notification and Mute);
+  of ``SHARP`` values, on both changelists (Notification and Mute); and each of those values
+  as the id of an object's change, delete and history pages, and as the selection of each
+  action;
 - hypothesis: combinations of them, the send page's ``?users=`` link, and the send form's fields,
   ``MAX_EXAMPLES`` cases a test, derandomized so that CI is repeatable.
 
@@ -187,6 +189,30 @@ def test_a_changelist_answers_each_parameter_with_each_hostile_value(admin_clien
                 assert answered(admin_client, "GET", url) in (200, 302, 400)
             except AssertionError as error:
                 failures.append(f"{url[:120]}: {str(error)[-600:]}")
+    assert not failures, "\n".join(failures[:5])
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+def test_an_objects_pages_and_the_actions_answer_each_hostile_id(admin_client, changelist):
+    """The change, delete and history pages of an "object" whose id is hostile, and each action
+    (mark read, mark unread, delete, none, an unknown one) on a selection of such ids."""
+    url = CHANGELISTS[changelist]
+    failures = []
+    for raw in [*SHARP, "0", "1"]:
+        value = unquote(raw, errors="surrogateescape").encode("utf-8", "surrogateescape")
+        requests = [
+            ("GET", f"{url}{raw}/{page}", None) for page in ("change/", "delete/", "history/")
+        ]
+        requests.append(("POST", f"{url}{raw}/delete/", "post=yes"))
+        for action in ("mark_read", "mark_unread", "delete_selected", "", "nonsense"):
+            for extra in ({}, {"post": "yes"}, {"select_across": "1"}):
+                form = urlencode({"action": action, "_selected_action": value, **extra})
+                requests.append(("POST", url, form))
+        for method, target, form in requests:
+            try:
+                assert answered(admin_client, method, target, form) in (200, 302, 400, 404)
+            except AssertionError as error:
+                failures.append(f"{method} {target[:100]} {form or ''}: {str(error)[-600:]}")
     assert not failures, "\n".join(failures[:5])
 
 
