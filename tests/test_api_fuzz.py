@@ -488,3 +488,32 @@ def test_any_body_is_answered_in_json(inbox, method, path, body):
 @given(value=QUERY_VALUES)
 def test_any_query_value_is_answered_in_json(inbox, method, path, name, value):
     answered_in_json(method.upper(), f"{_url(path)}?{name}={value}")
+
+
+METRICS = "/api/notifications/metrics/"
+AUTHORIZATIONS = st.one_of(
+    st.sampled_from(
+        ["", "Bearer", "Bearer ", "Token x", "Bearer \u00e9\u00ff", "Bearer " + "a" * 10_000]
+    ),
+    st.text(max_size=20).map(lambda text: text.encode("utf-8", "surrogatepass").decode("latin-1")),
+)
+
+
+@pytest.mark.parametrize("token", ["", "a-metrics-token-of-32-characters"], ids=["staff", "token"])
+@HOSTILE
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]),
+    authorization=AUTHORIZATIONS,
+    body=BODIES,
+)
+def test_the_metrics_view_answers_any_request(inbox, settings, token, method, authorization, body):
+    """Outside the schema (a plain Django view): a 2xx of metrics text, or a JSON 4xx. (No query
+    string: the view reads none, and Django itself fails on one with a charset such as
+    bz2_codec, before any view runs.)"""
+    settings.NOTIFICATIONS = {"METRICS_TOKEN": token} if token else {}
+    text, content_type = body
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=authorization)  # as a scraper
+    response = client.generic(method, METRICS, text.encode("utf-8", "surrogatepass"), content_type)
+    assert response.status_code in (200, 401, 403, 405, 503)
+    if response.status_code >= 400 and method != "HEAD":  # a HEAD answer has no body
+        assert isinstance(json.loads(response.content), dict)
