@@ -8,7 +8,8 @@ settings' own, the daphne processes' (the prefix travels to them in the environm
 ``NOTIFICATIONS_TEST_REDIS_PREFIX``), and those a test makes with :func:`redis_cache` and
 :func:`layer_config`. Django's ``RedisCache`` writes ``<KEY_PREFIX>:<version>:<key>`` (so the
 socket registry, tickets, versions and sessions live under it); channels-redis names its keys and
-pub/sub channels after the layer's ``prefix``.
+pub/sub channels after the layer's ``prefix``. (One test of the pub/sub layer gives it a second
+"host" as database 1 of the same server: pub/sub ignores databases, nothing is written there.)
 """
 
 from __future__ import annotations

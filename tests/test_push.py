@@ -36,7 +36,7 @@ async def subscribed(groups: list[str]) -> tuple[object, str]:
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"prefix": "custom"}, {"symmetric_encryption_keys": ["a secret"]}, {"hosts": 2}],
+    [{}, {"prefix": f"{PREFIX}-custom"}, {"symmetric_encryption_keys": ["a secret"]}, {"hosts": 2}],
     ids=["default", "prefix", "encrypted", "two-hosts"],
 )
 async def test_pipelined_publishes_reach_the_layers_subscribers(config, redis_url, settings):
@@ -55,7 +55,7 @@ async def test_pipelined_publishes_reach_the_layers_subscribers(config, redis_ur
 
 
 def test_sends_from_many_threads_reuse_the_push_loops_connections(redis_url, settings, monkeypatch):
-    settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix="reuse")}
+    settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix=f"{PREFIX}-reuse")}
     connects = []
     connect = redis.asyncio.connection.AbstractConnection.connect
 
