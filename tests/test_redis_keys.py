@@ -14,7 +14,11 @@ from tests.redis_keys import PREFIX, delete_keys, layer_config, redis_cache
 from tests.sockets import open_socket, receive, session_of
 from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (the fixtures)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_sync_thread_connection"),
+]
 
 FOREIGN = {"someone-else:session:1": "theirs", "asgi:group:theirs": "theirs", "plain": "theirs"}
 
