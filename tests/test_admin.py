@@ -4,9 +4,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -15,6 +17,7 @@ from django.utils import timezone
 from notifications import admin as notifications_admin
 from notifications import forms as notifications_forms
 from notifications import services, signals
+from notifications.changelist import CheckedChangelistAdmin
 from notifications.forms import SendNotificationForm
 from notifications.models import Notification
 
@@ -831,3 +834,85 @@ def test_within_one_month_the_date_hierarchy_starts_at_its_days(sender_client, m
 
 def test_an_empty_table_has_an_empty_date_hierarchy(sender_client):
     assert sender_client.get(CHANGELIST_URL).context["date_levels"]["choices"] == []
+
+
+# --- what the checks decide, without a request -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "value", "expected"),
+    [
+        (Notification, "12", True),
+        (Notification, 12, True),
+        (Notification, "9223372036854775807", True),
+        (Notification, "9223372036854775808", False),
+        (Notification, "9" * 5000, False),
+        (Notification, "-1", False),
+        (Notification, "+1", False),
+        (Notification, " 1", False),
+        (Notification, "1_000", False),
+        (Notification, "\u0663", False),
+        (Notification, "\u00b2", False),
+        (Notification, True, False),
+        (Notification, 1.0, False),
+        (Notification, None, False),
+        (Session, "a-session-key", True),
+        (Session, "a\x00key", False),
+    ],
+)
+def test_is_primary_key_decides_without_a_query(model, value, expected, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert notifications_forms.is_primary_key(model, value) is expected
+
+
+def test_an_integer_key_of_a_type_the_database_does_not_know_is_taken_as_64_bits(monkeypatch):
+    ops = connection.ops
+
+    def unknown(internal_type):
+        raise KeyError(internal_type)
+
+    monkeypatch.setattr(ops, "integer_field_range", unknown)
+    assert notifications_forms.is_primary_key(Notification, str(2**63 - 1))
+    assert not notifications_forms.is_primary_key(Notification, str(2**63))
+
+
+class EverythingFilter(admin.ListFilter):
+    """A list filter that is neither a field's nor a SimpleListFilter."""
+
+    title = "everything"
+
+    def has_output(self):
+        return False
+
+    def expected_parameters(self):
+        return ["everything"]
+
+    def queryset(self, request, queryset):
+        return queryset
+
+    def choices(self, changelist):
+        return []
+
+
+def test_a_changelist_takes_the_parameters_of_every_kind_of_list_filter(rf):
+    class Checked(CheckedChangelistAdmin):
+        list_filter = [
+            "level",
+            ("created_at", admin.DateFieldListFilter),
+            notifications_admin.CategoryFilter,
+            EverythingFilter,
+        ]
+        date_hierarchy = "created_at"
+
+    names = Checked(Notification, admin.AdminSite()).filter_parameters(rf.get("/"))
+    assert names == {
+        "level__exact",
+        "level__isnull",
+        "created_at__gte",
+        "created_at__lt",
+        "category",
+        "everything",
+        "created_at__year",
+        "created_at__month",
+        "created_at__day",
+    }

@@ -1,13 +1,16 @@
 """The REST API: every endpoint, its permissions and its bad input."""
 
 import pytest
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
+from django.http import UnreadablePostError
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from notifications import services, tickets
+from notifications.api.parsers import api_exception
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -514,3 +517,21 @@ def test_a_form_the_csrf_check_cannot_read_is_a_json_error(alice, body, status):
     response = send(csrf_session(alice, header=False), "post", "read-all/", body,
                     "application/x-www-form-urlencoded")  # fmt: skip
     assert response.status_code == status and "detail" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RequestDataTooBig(), 413),
+        (TooManyFieldsSent(), 400),
+        (TooManyFilesSent(), 400),
+        (UnreadablePostError("connection reset"), 400),
+    ],
+)
+def test_bodies_django_refuses_to_read_become_api_errors(error, status):
+    assert api_exception(error).status_code == status
+
+
+def test_other_errors_are_left_to_drf():
+    error = ValueError("a bug")
+    assert api_exception(error) is error
