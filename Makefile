@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 

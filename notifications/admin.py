@@ -19,12 +19,14 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections, models, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
@@ -32,9 +34,10 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
+from . import forms, services
+from .changelist import CheckedChangelistAdmin
 from .conf import app_settings
-from .forms import CONTENT_FIELDS, SendNotificationForm, users_from_query
+from .forms import CONTENT_FIELDS, SendNotificationForm
 from .models import Mute, Notification
 
 if TYPE_CHECKING:
@@ -43,9 +46,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("notifications.admin")
 
 SEND_PERMISSION = "notifications.send_notification"
-# The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
-# common proxies accept in a request line.
-MAX_USERS_IN_URL = 500
 
 
 def can_send(request: HttpRequest) -> bool:
@@ -155,7 +155,7 @@ def date_levels(cl: ChangeList) -> dict[str, Any]:
 
     try:
         chosen = date(int(year or 1), int(month or 1), int(day or 1))
-    except ValueError:  # Django's changelist has refused these parameters already
+    except (ValueError, OverflowError):  # a month or day alone, which Django filters by as is
         return {"show": False}
     if year and month and day:
         back = capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT"))
@@ -210,11 +210,13 @@ def date_levels(cl: ChangeList) -> dict[str, Any]:
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(CheckedChangelistAdmin):
     list_display = ["title", "recipient", "level", "category", "is_read", "sent"]
     list_select_related = ["recipient"]
     list_filter = ["level", CategoryFilter, ReadStateFilter, "created_at"]
     date_hierarchy = "created_at"
+    # One user's notifications, along the recipient index (docs/admin.md).
+    link_lookups = {"recipient__id__exact": get_user_model}
     search_fields = ["title", "=recipient__username"]
     search_help_text = _(
         "Titles containing the text, or the notifications of the user with exactly this "
@@ -267,7 +269,19 @@ class NotificationAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.send_view),
             name="notifications_notification_send",
         )
-        return [send, *super().get_urls()]
+        users = path(
+            "send/users/",
+            self.admin_site.admin_view(self.user_search_view),
+            name="notifications_notification_send_users",
+        )
+        return [send, users, *super().get_urls()]
+
+    def user_search_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The send page's user search: the admin's autocomplete, which passes the typed text to
+        the database as it is (a NUL byte, which PostgreSQL refuses, was a 500)."""
+        if "\x00" in request.GET.get("term", ""):
+            return JsonResponse({"error": str(_("Null characters are not allowed."))}, status=400)
+        return AutocompleteJsonView.as_view(admin_site=self.admin_site)(request)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = {**(extra_context or {}), "can_send_notifications": can_send(request)}
@@ -289,13 +303,14 @@ class NotificationAdmin(admin.ModelAdmin):
             request, queryset, services.mark_unread, _("Marked %(count)s as unread.")
         )
 
+    # Expired notifications too: users no longer see them, the admin does.
     def delete_model(self, request: HttpRequest, obj: Notification) -> None:
-        services.delete(obj.recipient_id, [obj.pk])
+        services.delete(obj.recipient_id, [obj.pk], expired_too=True)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet) -> None:
         with transaction.atomic():
             for user_id, ids in _ids_by_recipient(queryset.values_list("pk", "recipient_id")):
-                services.delete(user_id, ids)
+                services.delete(user_id, ids, expired_too=True)
 
     def _change_state(
         self,
@@ -328,9 +343,9 @@ class NotificationAdmin(admin.ModelAdmin):
         if not can_send(request):
             raise PermissionDenied
         if request.method != "POST":
-            users = users_from_query(request.GET.get("users", ""))
-            initial = {"users": users} if users else {}
-            form = SendNotificationForm(initial=initial, admin_site=self.admin_site)
+            form = SendNotificationForm(
+                admin_site=self.admin_site, users_query=request.GET.get("users")
+            )
             return self._render_send(request, form)
         form = SendNotificationForm(request.POST, admin_site=self.admin_site)
         if not form.is_valid() or "_edit" in request.POST:
@@ -373,6 +388,9 @@ class NotificationAdmin(admin.ModelAdmin):
             (_("Recipients"), {"fields": ["audience", "users", "groups"]}),
             (_("Notification"), {"fields": list(CONTENT_FIELDS)}),
         ]
+        errors = helpers.AdminErrorList(form, [])  # type: ignore[arg-type]
+        if not form.is_bound:  # the errors of a link's ?users= (see SendNotificationForm)
+            errors.extend(form.errors.values())  # type: ignore[arg-type]  # as Django does
         context = {
             **self.admin_site.each_context(request),
             "title": _("Send notification"),
@@ -381,7 +399,7 @@ class NotificationAdmin(admin.ModelAdmin):
             # The helpers want a ModelForm in the stubs; any form does at run time.
             "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=self),  # type: ignore[arg-type]
             "media": form.media,
-            "errors": helpers.AdminErrorList(form, []),  # type: ignore[arg-type]
+            "errors": errors,
             "has_view_permission": self.has_view_permission(request),
             "show_preview": preview or confirm,
             "confirm": confirm,
@@ -412,12 +430,13 @@ def _ids_by_recipient(rows: Iterable[tuple[int, int]]) -> Iterable[tuple[int, li
 def send_to_selected_users(
     model_admin: admin.ModelAdmin, request: HttpRequest, queryset: models.QuerySet
 ) -> HttpResponse | None:
-    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: MAX_USERS_IN_URL + 1])
-    if len(ids) > MAX_USERS_IN_URL:
+    limit = forms.MAX_USERS_IN_URL
+    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+    if len(ids) > limit:
         model_admin.message_user(
             request,
             _("Select at most %(limit)s users, or send to a group or to all active users.")
-            % {"limit": MAX_USERS_IN_URL},
+            % {"limit": limit},
             messages.ERROR,
         )
         return None
@@ -444,12 +463,13 @@ if admin.site.is_registered(get_user_model()):
 
 
 @admin.register(Mute)
-class MuteAdmin(admin.ModelAdmin):
+class MuteAdmin(CheckedChangelistAdmin):
     """What users muted: one row per muted category or level (they choose, through the API and
     the widget; staff can see and correct it here)."""
 
     list_display = ["user", "kind", "value"]
     list_filter = ["kind"]
+    link_lookups = {"user__id__exact": get_user_model}
     search_fields = ["value", "user__username"]
     autocomplete_fields = ["user"]
     list_select_related = ["user"]

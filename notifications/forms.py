@@ -9,8 +9,9 @@ The form resolves the audience to one QuerySet of users, so that sending stays a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -18,7 +19,7 @@ from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 
@@ -35,24 +36,77 @@ CONTENT_FIELDS = ("title", "body", "level", "category", "url")
 # What stands in for a faulted field while the others are checked (see _validate_content).
 _STAND_INS = {"title": "-", "body": "", "level": Level.INFO, "category": "", "url": ""}
 _CONFIRM_SALT = "notifications.forms.SendNotificationForm.confirm"
+# The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
+# common proxies accept in a request line.
+MAX_USERS_IN_URL = 500
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+
+def is_primary_key(model: type[models.Model], value: Any) -> bool:
+    """Whether ``value`` (text from a form or a URL) can be a primary key of ``model``, decided
+    without a query: an integer key is ASCII digits within its column's range.
+
+    Looked up as they are, such values fail in the database driver rather than in Django: SQLite
+    raises OverflowError on an id past 2**63, int() reads "\u0663" (an Arabic-Indic three) as 3,
+    and PostgreSQL refuses a NUL byte in any text.
+    """
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return False
+    field = model._meta.pk
+    if isinstance(field, models.IntegerField):
+        if isinstance(value, str) and not _DIGITS.match(value):
+            return False
+        try:
+            low, high = connections[model._default_manager.db].ops.integer_field_range(
+                field.get_internal_type()
+            )
+        except KeyError:  # an integer field of a type of its own: a 64-bit column, say
+            low, high = -(2**63), 2**63 - 1
+        return low <= int(value) <= high
+    if "\x00" in str(value):
+        return False
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def shortened(value: Any, limit: int = 24) -> str:
+    """``value`` as an error message may quote it: a 5,000-digit "id" is not worth repeating."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+class ObjectsField(forms.ModelMultipleChoiceField):
+    """Django's field, refusing what cannot be a primary key before it reaches a query (see
+    :func:`is_primary_key`), with the value shortened in the message."""
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            for item in value:
+                if not is_primary_key(cast(models.QuerySet, self.queryset).model, item):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"],
+                        code="invalid_pk_value",
+                        params={"pk": shortened(item)},
+                    )
+        return super().clean(value)
 
 
 class UserAutocomplete(AutocompleteSelectMultiple):
     """The admin's autocomplete, re-rendering a form that holds a malformed id without a 500.
 
-    Django's widget looks the submitted values up as they are, and the lookup raises on a value
-    that is no id at all ("abc"); the field reports such values as a form error anyway.
+    Django's widget looks the submitted values up as they are; the field reports those that
+    cannot be ids as a form error, and the widget leaves them out. It searches through the send
+    page's own view (``NotificationAdmin.user_search_view``).
     """
 
+    url_name = "%s:notifications_notification_send_users"
+
     def optgroups(self, name: str, value: Sequence[str], attr: Any = None) -> list:
-        pk = self.choices.queryset.model._meta.pk
-        valid = []
-        for item in value:
-            try:
-                pk.to_python(item)
-            except ValidationError:
-                continue
-            valid.append(item)
+        model = self.choices.queryset.model
+        valid = [item for item in value if is_primary_key(model, item)]
         return super().optgroups(name, valid, attr)
 
 
@@ -68,7 +122,7 @@ class SendNotificationForm(forms.Form):
         widget=forms.RadioSelect,
     )
     # `users` is built in __init__: its autocomplete widget needs the admin site.
-    groups = forms.ModelMultipleChoiceField(
+    groups = ObjectsField(
         label=_("Groups"),
         queryset=Group.objects.order_by("name"),
         required=False,
@@ -101,12 +155,20 @@ class SendNotificationForm(forms.Form):
     # Proof that this exact send was shown for confirmation (see confirmation_token()).
     confirmed = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, admin_site: admin.AdminSite | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        admin_site: admin.AdminSite | None = None,
+        users_query: str | None = None,
+        **kwargs: Any,
+    ):
+        """``users_query``: the ``?users=1,2,3`` of a link to the page (the user admin's action
+        makes them), chosen in the unbound form; what is not a user is an error on the field."""
         super().__init__(*args, **kwargs)
         site = admin_site or admin.site
         # The admin's autocomplete looks users up through the Notification.recipient relation,
         # which needs the user model's ModelAdmin to have search_fields.
-        self.fields["users"] = forms.ModelMultipleChoiceField(
+        self.fields["users"] = ObjectsField(
             label=_("Users"),
             queryset=get_user_model()._default_manager.all(),
             required=False,
@@ -115,6 +177,18 @@ class SendNotificationForm(forms.Form):
         self.order_fields(["audience", "users", "groups", *CONTENT_FIELDS])
         self.notification: Notification | None = None
         self.recipient_count: int | None = None
+        self._query_errors: list[ValidationError] = []
+        if users_query is not None and not self.is_bound:
+            users, self._query_errors = users_from_query(users_query)
+            if users:
+                self.initial["users"] = users
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self._query_errors:
+            # An unbound form has no cleaned_data, which add_error() expects to update.
+            self.cleaned_data = {}
+            self.add_error("users", self._query_errors)
 
     def clean_users(self) -> list[int]:
         # The field has fetched the chosen users to check them: reading their ids costs no query.
@@ -209,6 +283,37 @@ class SendNotificationForm(forms.Form):
                 content[name] = _STAND_INS[name]
 
 
-def users_from_query(value: str) -> list[int]:
-    """User ids from a query-string value such as ``"1,2,3"``; anything else is ignored."""
-    return [int(part) for part in value.split(",") if part.strip().isdigit() and int(part) > 0]
+def users_from_query(value: str) -> tuple[list[Any], list[ValidationError]]:
+    """The users' ids in a query-string value such as ``"1,2,3"``, and what is wrong with the
+    rest: parts that are no id, ids of no user, more ids than a link holds. One query."""
+    user_model = get_user_model()
+    parts = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if len(parts) > MAX_USERS_IN_URL:
+        message = _("A link chooses at most %(limit)s users; it had %(count)s.")
+        params = {"limit": MAX_USERS_IN_URL, "count": len(parts)}
+        return [], [ValidationError(message, code="too_many", params=params)]
+    errors = []
+    malformed = [part for part in parts if not is_primary_key(user_model, part)]
+    if malformed:
+        errors.append(
+            ValidationError(
+                _("Not a user id: %(values)s."),
+                code="invalid_pk_value",
+                params={"values": ", ".join(f"“{shortened(part)}”" for part in malformed[:5])},
+            )
+        )
+    pk = user_model._meta.pk
+    ids = [pk.to_python(part) for part in parts if part not in malformed]
+    found = set(
+        user_model._default_manager.filter(pk__in=ids).values_list("pk", flat=True) if ids else ()
+    )
+    unknown = [user_id for user_id in ids if user_id not in found]
+    if unknown:
+        errors.append(
+            ValidationError(
+                _("No user has the id %(values)s."),
+                code="invalid_choice",
+                params={"values": ", ".join(str(user_id) for user_id in unknown[:5])},
+            )
+        )
+    return [user_id for user_id in ids if user_id in found], errors

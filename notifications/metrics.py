@@ -11,6 +11,7 @@ import hmac
 import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from .conf import app_settings
 from .registry import registry
@@ -29,6 +30,8 @@ METRICS = {
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# Read-only: any other method is the JSON 405 below, not Django's CSRF page for a scraper's POST.
+@csrf_exempt
 def metrics(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         response = JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)

@@ -76,10 +76,12 @@ def _sql(queryset: models.QuerySet) -> tuple[str, tuple[Any, ...]]:
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):
-    def for_user(self, user: Any) -> NotificationQuerySet:
-        """One user's notifications, without those past their ``expires_at``."""
+    def for_user(self, user: Any, *, expired: bool = False) -> NotificationQuerySet:
+        """One user's notifications, without those past their ``expires_at`` (unless
+        ``expired``: the admin sees and deletes those too)."""
         user_id = getattr(user, "pk", user)
-        return self.filter(recipient_id=user_id).live()
+        mine = self.filter(recipient_id=user_id)
+        return mine if expired else mine.live()
 
     def live(self) -> NotificationQuerySet:
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))

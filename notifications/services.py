@@ -254,6 +254,7 @@ def validate_content(
     """
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title: a non-empty string is required")
+    _check_text("title", title)
     max_title = cast(int, Notification._meta.get_field("title").max_length)
     if len(title) > max_title:
         raise ValueError(f"title: at most {max_title} characters (got {len(title)})")
@@ -263,8 +264,11 @@ def validate_content(
         raise ValueError(
             f"body: at most {app_settings.MAX_BODY_CHARS} characters (got {len(body)})"
         )
+    _check_text("body", body)
     if level not in Level.values:
-        raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r})")
+        raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r:.40})")
+    if isinstance(category, str):
+        _check_text("category", category)
     if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:
         raise ValueError(
             "category: a slug of at most 64 letters, digits, hyphens and underscores is required"
@@ -278,8 +282,13 @@ def validate_content(
         encoded = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"data: must be JSON-serialisable ({error})") from None
+    except RecursionError:
+        raise ValueError("data: nested too deeply to be stored as JSON") from None
     if len(encoded.encode()) > app_settings.MAX_DATA_BYTES:
         raise ValueError(f"data: at most {app_settings.MAX_DATA_BYTES} bytes as JSON")
+    # A copy (later changes to the caller's dict do not leak in), whose strings are all str.
+    data = json.loads(encoded)
+    _check_data_text(data)
 
     if expires_at is not None:
         if not isinstance(expires_at, datetime):
@@ -293,6 +302,8 @@ def validate_content(
         not isinstance(group_key, str) or not group_key.strip() or len(group_key) > 200
     ):
         raise ValueError("group_key: a non-empty string of at most 200 characters is required")
+    if group_key is not None:
+        _check_text("group_key", group_key)
 
     prototype = Notification(
         expires_at=expires_at,
@@ -302,7 +313,7 @@ def validate_content(
         level=level,
         category=category,
         url=url,
-        data=json.loads(encoded),  # a copy: later changes to the caller's dict do not leak in
+        data=data,
         created_at=timezone.now(),
     )
     for role, obj in (("actor", actor), ("target", target)):
@@ -318,11 +329,40 @@ def validate_content(
     return prototype
 
 
+# What no database stores as text (PostgreSQL refuses NUL, and UTF-8 has no encoding for half a
+# UTF-16 pair), so what notify() refuses everywhere rather than per database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(name: str, value: str, where: str = "") -> None:
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return
+    what = "NUL bytes" if found.group() == "\x00" else "lone surrogates (half a UTF-16 pair)"
+    raise ValueError(f"{name}: must not contain {what}{where}")
+
+
+def _check_data_text(data: dict[str, Any]) -> None:
+    """Every string in ``data`` (a dict as json.loads() makes it), keys included, is storable."""
+    pending: list[tuple[Any, str]] = [(data, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            _check_text("data", value, f" (at {path or 'the top'})")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text("data", key, f" (in a key at {path or 'the top'})")
+                pending.append((item, f"{path}[{key!r:.40}]"))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
+
+
 def _validate_url(url: Any) -> None:
     if not isinstance(url, str):
         raise ValueError("url: must be a string")
     if not url:
         return
+    _check_text("url", url)
     max_url = cast(int, Notification._meta.get_field("url").max_length)
     if len(url) > max_url:
         raise ValueError(f"url: at most {max_url} characters")
@@ -509,8 +549,12 @@ def unarchive(user: Any, ids: Iterable[int]) -> list[int]:
     return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive)
 
 
-def delete(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "deleted", ids, None, lambda queryset: queryset.delete()[0])
+def delete(user: Any, ids: Iterable[int], *, expired_too: bool = False) -> list[int]:
+    """Delete the given notifications of ``user``; with ``expired_too`` also those past their
+    ``expires_at``, which the user no longer sees (the admin deletes those)."""
+    return _change(
+        user, "deleted", ids, None, lambda queryset: queryset.delete()[0], live=not expired_too
+    )
 
 
 # The rows a change would change: the others are already in that state. Stated positively (not
@@ -533,10 +577,13 @@ def _change(
     ids: Iterable[int],
     up_to: int | None,
     apply: Any,
+    *,
+    live: bool = True,
 ) -> list[int]:
     """A change of named ids: at most ``MAX_IDS_PER_MESSAGE`` of them (``clean_ids``)."""
     user_id = _owner_id(user)
-    queryset = Notification.objects.for_user(user_id).filter(id__in=clean_ids(ids))
+    queryset = Notification.objects.for_user(user_id, expired=not live)
+    queryset = queryset.filter(id__in=clean_ids(ids))
     if up_to is not None:
         queryset = queryset.up_to(clean_id(up_to, "up_to"))
     queryset = queryset.filter(**_PENDING[state])

@@ -4,6 +4,8 @@
 - ``REDIS_URL``: default the in-memory channel layer (one process); set it to use Redis for the
   channel layer and the cache, so that any number of daphne processes behave as one.
 - ``CHANNEL_LAYER``: ``pubsub`` (default) or ``core``, which channels-redis layer to use.
+- ``EVENT_LOG``: ``1`` prints the app's event log (a line per connect, push, resume...:
+  ``notifications.events``, docs/deployment.md); by default the demo prints warnings only.
 """
 
 import os
@@ -32,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI as static files: /api/docs/ works offline
     "notifications",
     "project",
 ]
@@ -123,6 +126,8 @@ SPECTACULAR_SETTINGS = {
     "the polling fallback and WebSocket tickets.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Sessions read at every WebSocket connect: keep that off the database where a cache allows.
@@ -148,5 +153,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"notifications": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "notifications": {"handlers": ["console"], "level": "INFO"},
+        "notifications.events": {
+            "level": "INFO" if os.environ.get("EVENT_LOG") == "1" else "WARNING"
+        },
+    },
 }

@@ -8,7 +8,7 @@ from functools import wraps
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -57,10 +57,16 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required(login_url="login")
 @require_POST
 def send_test(request: HttpRequest) -> HttpResponse:
+    wants_json = "application/json" in request.headers.get("Accept", "")
     level = request.POST.get("level", "success")
-    title, body, url = SAMPLES.get(level, SAMPLES["success"])
+    if level not in SAMPLES:
+        message = f"level: must be one of {', '.join(SAMPLES)}."
+        if wants_json:
+            return JsonResponse({"level": [message]}, status=400)
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+    title, body, url = SAMPLES[level]
     batch = notify(request.user, title, body, level=level, category="demo", url=url)
-    if "application/json" in request.headers.get("Accept", ""):
+    if wants_json:
         return JsonResponse({"ids": batch.ids})
     return redirect("home")
 

@@ -6,6 +6,8 @@ from urllib.parse import urlparse
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.redis_keys import PREFIX, delete_keys
+
 pytest_plugins = ["tests.live"]  # the daphne fixtures of the end-to-end and browser tests
 
 # CI sets this so that a test needing Redis (or another service) fails instead of skipping.
@@ -48,17 +50,25 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session", autouse=True)
+def redis_keys_removed_at_the_end():
+    """The run's keys (tests/redis_keys.py) leave Redis with the run; no other key is touched."""
+    yield
+    if redis_reachable():
+        delete_keys(REDIS_URL)
+
+
 LAYERS = {
     "memory": lambda url: {"BACKEND": "channels.layers.InMemoryChannelLayer"},
     "redis-pubsub": lambda url: {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": url}], "prefix": "notifications-tests"},
+        "CONFIG": {"hosts": [{"address": url}], "prefix": PREFIX},
     },
     "redis-core": lambda url: {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [{"address": url, "socket_timeout": None, "max_connections": 1000}],
-            "prefix": "notifications-tests",
+            "prefix": PREFIX,
         },
     },
 }

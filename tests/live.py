@@ -14,6 +14,7 @@ from django.db import connection, connections
 
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
 from tests.daphne_server import ROOT, DaphneServer, ShowLogOnFailure, database_url
+from tests.redis_keys import prefixed
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def same_redis_as_server(server, settings):
     # cache daphne derives from it, so that its pushes and sessions reach daphne.
     with mock.patch.dict(os.environ, {"REDIS_URL": REDIS_URL}):
         server_settings = runpy.run_path(str(ROOT / "project" / "settings.py"))
+    prefixed(server_settings["CACHES"], server_settings["CHANNEL_LAYERS"])  # as tests.settings
     settings.CHANNEL_LAYERS = server_settings["CHANNEL_LAYERS"]
     settings.CACHES = server_settings["CACHES"]
 

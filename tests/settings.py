@@ -1,12 +1,14 @@
 """Test settings: the demo's, with a file-backed SQLite test database by default (daphne in the
-end-to-end tests must see the same database as the test process)."""
+end-to-end tests must see the same database as the test process), and the run's own prefix on
+every Redis key (tests/redis_keys.py)."""
 
 import json
 import os
 from pathlib import Path
 
 from project.settings import *  # noqa: F403
-from project.settings import DATABASES
+from project.settings import CHANNEL_LAYERS, DATABASES
+from tests.redis_keys import prefixed
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not Django's in-memory default), named after the database: test_db.sqlite3.
@@ -19,3 +21,5 @@ SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 # The daphne processes of the end-to-end tests take NOTIFICATIONS from the environment.
 if os.environ.get("TEST_NOTIFICATIONS"):
     NOTIFICATIONS = json.loads(os.environ["TEST_NOTIFICATIONS"])
+# With REDIS_URL, every key in Redis starts with the run's prefix (tests/redis_keys.py).
+prefixed(globals().get("CACHES", {}), CHANNEL_LAYERS)

@@ -1,18 +1,23 @@
 """The Notification admin: the send page, the user admin's action, and the changelist at scale."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications import admin as notifications_admin
+from notifications import forms as notifications_forms
 from notifications import services, signals
+from notifications.changelist import CheckedChangelistAdmin
 from notifications.forms import SendNotificationForm
 from notifications.models import Notification
 
@@ -402,7 +407,7 @@ def test_the_user_action_leads_to_the_send_form_with_the_users_chosen(sender_cli
 
 
 def test_the_user_action_refuses_more_users_than_a_url_holds(sender_client, make_user, monkeypatch):
-    monkeypatch.setattr(notifications_admin, "MAX_USERS_IN_URL", 2)
+    monkeypatch.setattr(notifications_forms, "MAX_USERS_IN_URL", 2)
     users = [make_user() for _ in range(3)]
     response = sender_client.post(
         USER_CHANGELIST_URL,
@@ -425,26 +430,103 @@ def admin_site_user_admin():
     return admin.site.get_model_admin(get_user_model())
 
 
-def test_bad_ids_in_the_query_string_are_ignored(sender_client, make_user):
+def test_the_query_string_chooses_users_and_skips_empty_parts(sender_client, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    response = sender_client.get(f"{SEND_URL}?users={alice.pk},,{bob.pk}, {alice.pk}")
+    form = response.context["form"]
+    assert form.initial == {"users": [alice.pk, bob.pk]} and not form.errors
+
+
+HOSTILE_IDS = {
+    "superscript two": "%C2%B2",
+    "arabic-indic three": "%D9%A3",
+    "5000 digits": "9" * 5000,
+    "past 2**63": "99999999999999999999",
+    "nul": "1%00",
+    "lone surrogate": "%ED%A0%80",
+    "letters": "x",
+    "negative": "-3",
+}
+
+
+@pytest.mark.parametrize("bad", HOSTILE_IDS.values(), ids=HOSTILE_IDS.keys())
+def test_what_is_no_user_id_in_the_query_string_is_an_error_on_the_field(
+    sender_client, make_user, bad
+):
     alice = make_user("alice")
-    response = sender_client.get(f"{SEND_URL}?users={alice.pk},x,-3,,0")
-    assert response.context["form"].initial == {"users": [alice.pk]}
+    response = sender_client.get(f"{SEND_URL}?users={alice.pk},{bad}")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.initial == {"users": [alice.pk]}  # the good ones are kept
+    [error] = form.errors["users"]
+    assert error.startswith("Not a user id: “") and len(error) < 60
+    assert "Please correct the error below." in response.text
+    assert f'value="{alice.pk}" selected' in response.text
 
 
-def test_users_are_found_through_the_admin_autocomplete(sender_client, make_user):
+def test_an_unknown_user_id_in_the_query_string_is_an_error_on_the_field(sender_client, make_user):
+    alice = make_user("alice")
+    response = sender_client.get(f"{SEND_URL}?users={alice.pk},0,424242")
+    assert response.context["form"].errors["users"] == ["No user has the id 0, 424242."]
+
+
+def test_more_users_than_a_link_holds_is_an_error(sender_client, make_user, monkeypatch):
+    monkeypatch.setattr(notifications_forms, "MAX_USERS_IN_URL", 2)
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    response = sender_client.get(f"{SEND_URL}?users={alice.pk},{bob.pk},{carol.pk}")
+    form = response.context["form"]
+    assert form.errors["users"] == ["A link chooses at most 2 users; it had 3."]
+    assert "users" not in form.initial
+
+
+@pytest.mark.parametrize("field", ["users", "groups"])
+@pytest.mark.parametrize(
+    "bad",
+    ["\u00b2", "\u0663", "9" * 5000, "99999999999999999999", "1\x00", "x", "-3", "1.0"],
+    ids=["superscript", "arabic-indic", "5000-digits", "past-2**63", "nul", "x", "negative", "1.0"],
+)
+def test_what_is_no_id_in_the_users_or_groups_field_is_an_error_and_sends_nothing(
+    sender_client, sender, make_user, field, bad
+):
+    # Every chosen one exists but the bad one: the error is the bad value's own.
+    good = sender.pk if field == "users" else Group.objects.create(name="team").pk
+    response = sender_client.post(SEND_URL, send_data(audience=field, **{field: [good, bad]}))
+    assert response.status_code == 200
+    [error] = response.context["form"].errors[field]
+    assert "is not a valid value" in error or "not one of the available choices" in error
+    assert len(error) < 100
+    assert Notification.objects.count() == 0
+
+
+USER_SEARCH_URL = "/admin/notifications/notification/send/users/"
+USER_SEARCH = {
+    "app_label": "notifications",
+    "model_name": "notification",
+    "field_name": "recipient",
+}
+
+
+def test_users_are_found_through_the_send_pages_own_autocomplete(sender_client, make_user):
     alice = make_user("alice")
     make_user("bob")
-    response = sender_client.get(
-        "/admin/autocomplete/",
-        {
-            "app_label": "notifications",
-            "model_name": "notification",
-            "field_name": "recipient",
-            "term": "ali",
-        },
-    )
+    page = sender_client.get(SEND_URL).text
+    assert f'data-ajax--url="{USER_SEARCH_URL}"' in page
+    response = sender_client.get(USER_SEARCH_URL, {**USER_SEARCH, "term": "ali"})
     assert response.status_code == 200
     assert response.json()["results"] == [{"id": str(alice.pk), "text": "alice"}]
+
+
+@pytest.mark.parametrize("term", ["\x00", "ali\x00ce"])
+def test_a_nul_byte_in_the_user_search_is_a_400(sender_client, term):
+    response = sender_client.get(USER_SEARCH_URL, {**USER_SEARCH, "term": term})
+    assert response.status_code == 400
+    assert response.json() == {"error": "Null characters are not allowed."}
+
+
+def test_the_user_search_needs_the_admins_permissions(client, make_user):
+    client.force_login(make_user("staff", is_staff=True))  # no view permission on users
+    response = client.get(USER_SEARCH_URL, {**USER_SEARCH, "term": "a"})
+    assert response.status_code == 403
 
 
 # --- the changelist ----------------------------------------------------------------------
@@ -489,6 +571,82 @@ def test_every_filter_and_search_answers(sender_client, make_user):
         response = sender_client.get(CHANGELIST_URL + query)
         assert response.status_code == 200, query
         assert "?e=1" not in response.get("Location", ""), query
+
+
+def test_every_link_of_the_changelist_answers_unfiltered_by_nothing(sender_client, make_user):
+    fill(make_user, 5, users=1)
+    page = sender_client.get(CHANGELIST_URL).text
+    links = set(re.findall(r'href="(\?[^"]*)"', page))
+    assert len(links) > 8  # the filters' choices and the date hierarchy's
+    for link in links:
+        response = sender_client.get(CHANGELIST_URL + link.replace("&amp;", "&"))
+        assert response.status_code == 200, link
+
+
+BAD_FILTER_VALUES = {
+    "year past 2**63": "created_at__year=99999999999999999999",
+    "year 9999 (its end is 10000)": "created_at__year=9999",
+    "month past 2**63": "created_at__year=2024&created_at__month=99999999999999999999",
+    "nul in a choice": "level__exact=%00",
+    "nul in a category": "category=a%00",
+    "recipient id past 2**63": "recipient__id__exact=99999999999999999999",
+    "recipient id in other digits": "recipient__id__exact=%D9%A3",
+}
+
+
+@pytest.mark.parametrize("query", BAD_FILTER_VALUES.values(), ids=BAD_FILTER_VALUES.keys())
+def test_a_filter_value_no_query_can_take_shows_the_unfiltered_list_and_says_so(
+    sender_client, make_user, query
+):
+    fill(make_user, 2, users=1)
+    response = sender_client.get(f"{CHANGELIST_URL}?{query}", follow=True)
+    assert response.redirect_chain == [(f"{CHANGELIST_URL}?e=1", 302)]
+    assert len(response.context["cl"].result_list) == 2
+    [message] = messages_of(response)
+    assert message.startswith("The list could not be filtered by “") and "everything" in message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "title__regex=(",
+        "title__iregex=%5B",
+        "data__contains=1",
+        "actors__contains=1",
+        "data__has_key=a",
+        "id__range=1",
+        "id__in=99999999999999999999",
+        "recipient=99999999999999999999",
+        "body__icontains=x",
+        "level__in=info",
+        "group_count__gte=1",
+    ],
+)
+def test_lookups_the_changelists_links_never_make_are_a_400(sender_client, query):
+    assert sender_client.get(f"{CHANGELIST_URL}?{query}").status_code == 400
+
+
+@pytest.mark.parametrize("bad", ["\u00b2", "9" * 5000, "99999999999999999999", "x"])
+def test_an_action_on_a_selection_that_is_no_ids_says_so_and_changes_nothing(
+    sender_client, make_user, bad
+):
+    fill(make_user, 1, users=1)
+    good = Notification.objects.get().pk
+    response = sender_client.post(
+        CHANGELIST_URL, {"action": "mark_read", "_selected_action": [good, bad]}, follow=True
+    )
+    assert response.status_code == 200
+    assert messages_of(response)[0].startswith("Not ids of notifications: “")
+    assert Notification.objects.filter(read_at__isnull=False).count() == 0
+
+
+def test_the_mute_changelist_takes_its_filter_and_a_users_link_only(client, make_user):
+    root = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    url = "/admin/notifications/mute/"
+    assert client.get(f"{url}?kind__exact=level&user__id__exact={root.pk}").status_code == 200
+    assert client.get(f"{url}?value__regex=(").status_code == 400
+    assert client.get(f"{url}?kind__exact=%00").status_code == 302
 
 
 def test_the_unfiltered_changelist_does_not_count_the_table(sender_client, make_user, monkeypatch):
@@ -586,6 +744,25 @@ def test_delete_goes_through_services(client, make_user, django_capture_on_commi
     assert sorted(changes) == sorted([(alice.pk, "deleted"), (bob.pk, "deleted")])
 
 
+def test_deleting_an_expired_notification_deletes_it(
+    client, make_user, settings, django_capture_on_commit_callbacks
+):
+    superuser = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    alice = make_user("alice")
+    soon = timezone.now() + timedelta(seconds=1)
+    expired, other = (services.notify(alice, title, expires_at=soon).ids[0] for title in "ab")
+    Notification.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{CHANGELIST_URL}{expired}/delete/", {"post": "yes"}, follow=True)
+    assert "was deleted successfully" in messages_of(response)[0]
+    assert not Notification.objects.filter(pk=expired).exists()
+    client.post(
+        CHANGELIST_URL, {"action": "delete_selected", "_selected_action": [other], "post": "yes"}
+    )
+    assert Notification.objects.count() == 0
+
+
 def test_notifications_are_read_only_and_not_added_in_the_admin(sender_client, make_user):
     fill(make_user, 1, users=1)
     notification = Notification.objects.get()
@@ -658,3 +835,85 @@ def test_within_one_month_the_date_hierarchy_starts_at_its_days(sender_client, m
 
 def test_an_empty_table_has_an_empty_date_hierarchy(sender_client):
     assert sender_client.get(CHANGELIST_URL).context["date_levels"]["choices"] == []
+
+
+# --- what the checks decide, without a request -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "value", "expected"),
+    [
+        (Notification, "12", True),
+        (Notification, 12, True),
+        (Notification, "9223372036854775807", True),
+        (Notification, "9223372036854775808", False),
+        (Notification, "9" * 5000, False),
+        (Notification, "-1", False),
+        (Notification, "+1", False),
+        (Notification, " 1", False),
+        (Notification, "1_000", False),
+        (Notification, "\u0663", False),
+        (Notification, "\u00b2", False),
+        (Notification, True, False),
+        (Notification, 1.0, False),
+        (Notification, None, False),
+        (Session, "a-session-key", True),
+        (Session, "a\x00key", False),
+    ],
+)
+def test_is_primary_key_decides_without_a_query(model, value, expected, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert notifications_forms.is_primary_key(model, value) is expected
+
+
+def test_an_integer_key_of_a_type_the_database_does_not_know_is_taken_as_64_bits(monkeypatch):
+    ops = connection.ops
+
+    def unknown(internal_type):
+        raise KeyError(internal_type)
+
+    monkeypatch.setattr(ops, "integer_field_range", unknown)
+    assert notifications_forms.is_primary_key(Notification, str(2**63 - 1))
+    assert not notifications_forms.is_primary_key(Notification, str(2**63))
+
+
+class EverythingFilter(admin.ListFilter):
+    """A list filter that is neither a field's nor a SimpleListFilter."""
+
+    title = "everything"
+
+    def has_output(self):
+        return False
+
+    def expected_parameters(self):
+        return ["everything"]
+
+    def queryset(self, request, queryset):
+        return queryset
+
+    def choices(self, changelist):
+        return []
+
+
+def test_a_changelist_takes_the_parameters_of_every_kind_of_list_filter(rf):
+    class Checked(CheckedChangelistAdmin):
+        list_filter = [
+            "level",
+            ("created_at", admin.DateFieldListFilter),
+            notifications_admin.CategoryFilter,
+            EverythingFilter,
+        ]
+        date_hierarchy = "created_at"
+
+    names = Checked(Notification, admin.AdminSite()).filter_parameters(rf.get("/"))
+    assert names == {
+        "level__exact",
+        "level__isnull",
+        "created_at__gte",
+        "created_at__lt",
+        "category",
+        "everything",
+        "created_at__year",
+        "created_at__month",
+        "created_at__day",
+    }

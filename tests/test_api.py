@@ -1,13 +1,16 @@
 """The REST API: every endpoint, its permissions and its bad input."""
 
 import pytest
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
+from django.http import UnreadablePostError
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from notifications import services, tickets
+from notifications.api.parsers import api_exception
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -137,6 +140,14 @@ def test_filters(api, alice):
         ({"page_size": "0"}, "page_size"),
         ({"cursor": "garbage"}, "cursor"),
         ({"cursor": "cD1hYmM="}, "cursor"),  # base64 of "p=abc": decodes, but no id (fuzzer-found)
+        # Digits Python's int() reads, and no client means: "٣" is an Arabic-Indic three.
+        ({"after": "\u0663"}, "after"),
+        ({"after": "\u00b2"}, "after"),
+        ({"after": "9" * 5000}, "after"),
+        ({"page_size": "\u0663"}, "page_size"),
+        ({"page_size": "9" * 5000}, "page_size"),
+        ({"category": "a\x00"}, "category"),
+        ({"level": "\x00"}, "level"),
     ],
 )
 def test_bad_filters_are_400_naming_the_field(api, params, field):
@@ -272,6 +283,10 @@ def test_read_all_answers_in_bounded_size_however_many_changed(api, alice, setti
         ("seen/", {}),
         ("seen/", {"up_to": None}),
         ("seen/", {"up_to": [1]}),
+        ("seen/", {"up_to": "\u0663"}),
+        ("seen/", {"up_to": "9" * 5000}),
+        ("read-all/", {"up_to": 1e300}),
+        ("read-all/", {"up_to": {"a": [[[[1]]]]}}),
     ],
 )
 def test_bulk_bad_input_is_400_naming_the_field(api, path, body):
@@ -282,6 +297,100 @@ def test_bulk_bad_input_is_400_naming_the_field(api, path, body):
 def test_malformed_json_body_is_400(api):
     response = api.post(f"{BASE}read-all/", "{not json", content_type="application/json")
     assert response.status_code == 400 and "detail" in response.json()
+
+
+# --- bodies that cannot be read: JSON answers, never a 500 nor Django's HTML page ---------------
+
+WRITES = [("post", "read-all/"), ("post", "seen/"), ("put", "preferences/")]
+
+
+def nested(depth, leaf="1"):
+    return "[" * depth + leaf + "]" * depth
+
+
+CSRF_SECRET = "s" * 32
+
+
+def csrf_session(user, header=True):
+    """A browser's session: the CSRF cookie, and its token in the header (as the widget sends
+    it) or, without ``header``, nowhere but where the CSRF check then looks: the form body."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.cookies["csrftoken"] = CSRF_SECRET
+    if header:
+        client.defaults["HTTP_X_CSRFTOKEN"] = CSRF_SECRET
+    return client
+
+
+@pytest.fixture(params=["token", "session"])
+def any_client(request, alice):
+    if request.param == "token":
+        return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    return csrf_session(alice)
+
+
+def send(client, method, path, body, content_type):
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    return client.generic(method.upper(), f"{BASE}{path}", body, content_type=content_type)
+
+
+@pytest.mark.parametrize(("method", "path"), WRITES)
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested(5_000),  # 10 KB: RecursionError in Python's decoder
+        nested(100_000),
+        '{"up_to": ' + nested(2_000) + "}",
+        '{"muted_categories": [], "muted_levels": [], "x": '
+        + '{"a":' * 3_000
+        + "1"
+        + "}" * 3_000
+        + "}",
+        nested(33),
+    ],
+    ids=["5000", "100000", "in-a-field", "objects", "33"],
+)
+def test_json_nested_too_deeply_is_a_400(any_client, method, path, body):
+    response = send(any_client, method, path, body, "application/json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - nested deeper than 32 levels."}
+
+
+def test_json_nested_up_to_the_limit_reaches_the_serializer(api):
+    response = api.post(
+        f"{BASE}read-all/", '{"up_to": ' + nested(31) + "}", content_type="application/json"
+    )
+    assert response.status_code == 400 and "up_to" in response.json()
+
+
+@pytest.mark.parametrize(("method", "path"), WRITES)
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        ('{"up_to": ' + "9" * 5_000 + "}", "application/json", 400, "JSON parse error"),
+        ('{"up_to": 1, "x": "' + "a" * 3_000_000 + '"}', "application/json", 413, "too large"),
+        ('{"up_to": 1}', "application/json; charset=bz2_codec", 400, "charset"),
+        (b'{"up_to": "\xed\xa0\x80"}', "application/json", 400, "JSON parse error"),
+        ("&".join(f"f{i}=1" for i in range(3_000)), "application/x-www-form-urlencoded", 400,
+         "too many fields"),
+        ("up_to=" + "9" * 3_000_000, "application/x-www-form-urlencoded", 413, "too large"),
+        ("".join(f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n1\r\n'
+                 for i in range(1_100)) + "--b--\r\n", "multipart/form-data; boundary=b", 400,
+         "too many fields"),
+    ],
+    ids=["huge-number", "3-MB-json", "bz2-charset", "bad-utf8", "3000-fields", "3-MB-form",
+         "1100-parts"],
+)  # fmt: skip
+def test_a_body_that_cannot_be_read_is_a_json_error(
+    any_client, method, path, body, content_type, status, detail
+):
+    response = send(any_client, method, path, body, content_type)
+    if path == "preferences/" and not content_type.startswith("application/json"):
+        status, detail = 415, "Unsupported media type"  # preferences take JSON only
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert detail in response.json()["detail"]
 
 
 # --- unread-count and polling ------------------------------------------------------------------
@@ -427,3 +536,32 @@ def test_an_unreachable_cache_costs_the_304_but_breaks_nothing(alice, settings):
     assert response.status_code == 200 and response.json()["unread_count"] == 1
     again = client.get(f"{BASE}unread-count/", HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 200  # no version to compare with: answer in full
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [("&".join(f"f{i}=1" for i in range(3_000)), 400), ("up_to=" + "9" * 3_000_000, 413)],
+    ids=["3000-fields", "3-MB"],
+)
+def test_a_form_the_csrf_check_cannot_read_is_a_json_error(alice, body, status):
+    response = send(csrf_session(alice, header=False), "post", "read-all/", body,
+                    "application/x-www-form-urlencoded")  # fmt: skip
+    assert response.status_code == status and "detail" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RequestDataTooBig(), 413),
+        (TooManyFieldsSent(), 400),
+        (TooManyFilesSent(), 400),
+        (UnreadablePostError("connection reset"), 400),
+    ],
+)
+def test_bodies_django_refuses_to_read_become_api_errors(error, status):
+    assert api_exception(error).status_code == status
+
+
+def test_other_errors_are_left_to_drf():
+    error = ValueError("a bug")
+    assert api_exception(error) is error

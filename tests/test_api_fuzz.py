@@ -13,6 +13,13 @@ and body as documented; invalid input refused, valid input accepted; credentials
 ours: every 4xx has a JSON body, and a 400 names the offending field (or, when there is none to
 name, such as a malformed body, says why in ``detail``).
 
+Beyond the schema, ``test_any_body_is_answered_in_json`` and
+``test_any_query_value_is_answered_in_json`` send what no schema describes: JSON nested up to
+100,000 levels, numbers of thousands of digits, bodies past Django's size limit, thousands of
+form fields, NUL bytes and lone surrogates (escaped in JSON, raw in bytes that are no UTF-8),
+non-ASCII digits, unknown charsets and media types, to every operation. The answer must be JSON:
+a 2xx, or a 4xx whose body is an object; never a 5xx.
+
 The served schema leaves some things undocumented that the API legitimately does (its error
 responses, above all): ``documented()`` adds them here, only where the schema does not already say
 something, and each addition is what the schema should say itself. The bugs it found (a 500 on
@@ -27,7 +34,7 @@ import copy
 import json
 import traceback
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 import schemathesis
@@ -35,7 +42,7 @@ from django.core.signals import got_request_exception, request_finished, request
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from django.test import Client
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.core.failures import FailureGroup
@@ -333,3 +340,187 @@ def test_api_conforms_to_its_schema(case, inbox):
     finally:
         got_request_exception.disconnect(record)
     assert not validate or not raised, f"The server raised:\n{raised[0]}"
+
+
+# --- beyond the schema: hostile bodies and query values -----------------------------------------
+
+
+def _nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+def _nested_objects(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+JSON_TEXT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+).map(json.dumps)
+DEPTHS = st.sampled_from([1, 2, 31, 32, 33, 999, 5_000, 100_000])
+# A value that fits nowhere: escapes Python reads as a NUL or half a surrogate pair, digits it
+# reads as numbers, numbers past any column.
+ODD_VALUE = st.sampled_from(
+    [
+        '"\\u0000"',
+        '"\\ud800"',
+        '"\\udfff x"',
+        '"\u0663"',
+        '"\u00b2"',
+        "9" * 5_000,
+        "1e400",
+        "-1e400",
+        str(2**63),
+        "-0",
+        '"1"',
+        "[]",
+        "{}",
+        "null",
+        "true",
+        '""',
+    ]
+)
+JSON_BODIES = st.one_of(
+    DEPTHS.map(_nested),
+    DEPTHS.map(_nested_objects),
+    st.tuples(st.sampled_from(["up_to", "muted_categories", "muted_levels", "x"]), ODD_VALUE).map(
+        lambda pair: f'{{"{pair[0]}": {pair[1]}}}'
+    ),
+    st.tuples(st.sampled_from(["up_to", "muted_categories"]), DEPTHS).map(
+        lambda pair: f'{{"{pair[0]}": {_nested(pair[1])}}}'
+    ),
+    ODD_VALUE.map(lambda value: f'{{"muted_categories": [{value}], "muted_levels": []}}'),
+    st.sampled_from(["", "{", "[1,", "nul\x00", '{"a": 1}' * 1000]),
+    st.sampled_from([1_000_000, 3_000_000]).map(lambda size: '{"x": "' + "a" * size + '"}'),
+    JSON_TEXT,
+)
+FORM_BODIES = st.one_of(
+    st.sampled_from([10, 999, 1_001, 3_000]).map(lambda n: "&".join(f"f{i}=1" for i in range(n))),
+    ODD_VALUE.map(lambda value: "up_to=" + quote(value)),
+    st.sampled_from(["up_to=%00", "up_to=%ED%A0%80", "up_to=%FF", "up_to=" + "9" * 3_000_000]),
+)
+BODIES = st.one_of(
+    st.tuples(JSON_BODIES, st.sampled_from(["application/json", "application/json; charset=utf-8",
+                                            "application/json; charset=bz2_codec",
+                                            "application/json; charset=latin-1",
+                                            "application/json; charset=nonsense"])),
+    st.tuples(FORM_BODIES, st.just("application/x-www-form-urlencoded")),
+    st.tuples(
+        st.sampled_from(["", "--b\r\n", "--b--\r\n", "junk"]),
+        st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data"]),
+    ),
+    st.tuples(JSON_BODIES, st.sampled_from(["text/plain", "application/xml", ""])),
+)  # fmt: skip
+
+OPERATIONS = [
+    (method.upper(), path)
+    for path, item in SCHEMA.raw_schema["paths"].items()
+    for method, operation in item.items()
+    if isinstance(operation, dict) and "responses" in operation
+]
+WRITES = [(method, path) for method, path in OPERATIONS if method in ("POST", "PUT", "DELETE")]
+QUERIED = [
+    (method, path, parameter["name"])
+    for path, item in SCHEMA.raw_schema["paths"].items()
+    for method, operation in item.items()
+    if isinstance(operation, dict)
+    for parameter in operation.get("parameters", [])
+    if parameter["in"] == "query"
+]
+QUERY_VALUES = st.one_of(
+    st.sampled_from(["%00", "1%00", "%ED%A0%80", "%FF", "%C2%B2", "%D9%A3", "%EF%BC%91",
+                     "9" * 5_000, str(2**63), str(2**64), "1e400", "-0", "%5B%5D", "%7B%7D"]),
+    st.text(max_size=10).map(lambda text: quote(text.encode("utf-8", "surrogatepass"))),
+)  # fmt: skip
+
+
+def answered_in_json(method: str, url: str, body: bytes = b"", content_type: str = "") -> None:
+    """One request as alice (token), rolled back after; the answer must be JSON, never a 5xx."""
+    raised: list[str] = []
+
+    def record(sender, request=None, **kwargs):
+        raised.append(traceback.format_exc())
+
+    client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=LIVE["authorization"])
+    got_request_exception.connect(record)
+    try:
+        with transaction.atomic():
+            try:
+                response = client.generic(method, url, body, content_type=content_type)
+            finally:
+                transaction.set_rollback(True)
+    finally:
+        got_request_exception.disconnect(record)
+    where = f"{method} {url[:200]} ({content_type}, {len(body)} bytes: {body[:80]!r})"
+    assert not raised, f"{where} raised:\n{raised[0]}"
+    assert response.status_code < 500, f"{where}: {response.status_code}"
+    if response.status_code in (204, 304):
+        return
+    assert response["Content-Type"].startswith("application/json"), (
+        f"{where}: {response.status_code} {response['Content-Type']}"
+    )
+    answer = json.loads(response.content)
+    if response.status_code >= 400:
+        assert isinstance(answer, dict) and answer, f"{where}: {answer!r}"
+
+
+def _url(path: str) -> str:
+    return path.replace("{id}", str(LIVE["mine"][2]))
+
+
+HOSTILE = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.mark.parametrize(("method", "path"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
+@HOSTILE
+@given(body=BODIES)
+def test_any_body_is_answered_in_json(inbox, method, path, body):
+    text, content_type = body
+    answered_in_json(method, _url(path), text.encode("utf-8", "surrogatepass"), content_type)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"), QUERIED, ids=[f"{m} {p} {n}" for m, p, n in QUERIED]
+)
+@settings(HOSTILE, max_examples=15)
+@given(value=QUERY_VALUES)
+def test_any_query_value_is_answered_in_json(inbox, method, path, name, value):
+    answered_in_json(method.upper(), f"{_url(path)}?{name}={value}")
+
+
+METRICS = "/api/notifications/metrics/"
+AUTHORIZATIONS = st.one_of(
+    st.sampled_from(
+        ["", "Bearer", "Bearer ", "Token x", "Bearer \u00e9\u00ff", "Bearer " + "a" * 10_000]
+    ),
+    st.text(max_size=20).map(lambda text: text.encode("utf-8", "surrogatepass").decode("latin-1")),
+)
+
+
+@pytest.mark.parametrize("token", ["", "a-metrics-token-of-32-characters"], ids=["staff", "token"])
+@HOSTILE
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]),
+    authorization=AUTHORIZATIONS,
+    body=BODIES,
+)
+def test_the_metrics_view_answers_any_request(inbox, settings, token, method, authorization, body):
+    """Outside the schema (a plain Django view): a 2xx of metrics text, or a JSON 4xx. (No query
+    string: the view reads none, and Django itself fails on one with a charset such as
+    bz2_codec, before any view runs.)"""
+    settings.NOTIFICATIONS = {"METRICS_TOKEN": token} if token else {}
+    text, content_type = body
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=authorization)  # as a scraper
+    response = client.generic(method, METRICS, text.encode("utf-8", "surrogatepass"), content_type)
+    assert response.status_code in (200, 401, 403, 405, 503)
+    if response.status_code >= 400 and method != "HEAD":  # a HEAD answer has no body
+        assert isinstance(json.loads(response.content), dict)

@@ -1,6 +1,7 @@
 """A large send pushes only to users with an open socket, and bumps one shared version."""
 
 import time
+import uuid
 
 import pytest
 import redis
@@ -9,6 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from notifications import push, services
+from tests.redis_keys import redis_cache
 from tests.test_consumers import signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -16,12 +18,10 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def shared_registry(request, settings):
-    """The registry as in production: sockets of every process in Redis."""
-    url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/12"
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    }
-    redis.Redis.from_url(url).flushdb()
+    """The registry as in production: sockets of every process in Redis (under a key prefix of
+    this test's own, so that it starts empty)."""
+    url = request.getfixturevalue("redis_url")
+    settings.CACHES = {"default": redis_cache(url, f"fanout-{uuid.uuid4().hex[:8]}")}
     settled(settings)
 
 
@@ -78,7 +78,7 @@ async def test_who_is_online_is_unknown_when_sockets_may_be_elsewhere(alice, bob
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/0"}]},
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},  # never connected to
         }
     }
     assert await database_sync_to_async(push.online)([alice.pk, bob.pk]) is None
@@ -128,8 +128,9 @@ async def test_projects_sharing_a_redis_keep_their_sockets_apart(shared_registry
 
     cache = settings.CACHES["default"]
 
-    def project(prefix):
-        settings.CACHES = {"default": {**cache, "KEY_PREFIX": prefix}}
+    def project(name):
+        # Two projects' prefixes, both within this test's own (tests/redis_keys.py).
+        settings.CACHES = {"default": {**cache, "KEY_PREFIX": f"{cache['KEY_PREFIX']}:{name}"}}
         settled(settings)
         return registry()
 

@@ -22,6 +22,7 @@ from notifications import services
 from notifications.models import Notification
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
 from tests.daphne_server import ROOT, DaphneServer, database_url, free_port
+from tests.redis_keys import layer_config, redis_cache
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -102,16 +103,12 @@ def daphne_for(tmp_path):
 
 
 def use_redis(settings, url: str) -> None:
-    """Point this process's channel layer and cache at ``url``, as daphne's are."""
+    """Point this process's channel layer and cache at ``url``, as daphne's are (tests.settings:
+    the run's key prefix)."""
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": url}]},
-        }
+        "default": layer_config("channels_redis.pubsub.RedisPubSubChannelLayer", url)
     }
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    }
+    settings.CACHES = {"default": redis_cache(url)}
 
 
 # --- client helpers --------------------------------------------------------------------------
@@ -283,7 +280,7 @@ async def test_postgres_restart_consumers_recover(private_postgres, daphne_for, 
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     database, pg_ctl = private_postgres
-    redis = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    redis = REDIS_URL  # under the run's key prefix, as everywhere (tests/redis_keys.py)
     await asyncio.to_thread(manage, database, redis, "migrate", "--noinput")
     session = (await asyncio.to_thread(manage, database, redis, "shell", "-c", SETUP_USER)).split()[
         -1

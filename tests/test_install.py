@@ -6,21 +6,23 @@ as they stand; the info string after the fence says how:
 - ``python title="PATH" append`` (or ``django``...): add the block to the end of PATH;
 - ``... title="PATH" replace``: write the block as PATH, replacing what was there;
 - ``sh``: run each line in the project's folder, in the new virtualenv;
+- ``sh checkout``: the same in the checkout of the repository beside it
+  (``../django-live-notifications``: a copy of this one's files, as ``git ls-files`` lists them);
 - ``sh server``: start the command in the background, stopping the previous one;
 - ``sh send``: run it, then check the notification reached the user (stored, counted, and
   resumed over the WebSocket);
 - ``sh send live``: the same, and it must also arrive on an open WebSocket as it is sent.
 
 A block with any other info string fails the test, so that nothing on the page goes untried.
-Only two things differ from what a person types, both unavoidable: ``pip install`` gets the built
-wheel instead of the name (the package is not on an index here), and the server listens on a free
-port instead of 8000. The rest happens as a person signing in would do it: ``createsuperuser``,
-the admin's login form, a browser-like WebSocket (session cookie, Origin header).
+Only one thing differs from what a person types, and unavoidably: the server listens on a free
+port instead of 8000. The wheel is built and installed as the page says, from the checkout. The
+rest happens as a person signing in would do it: ``createsuperuser``, the admin's login form, a
+browser-like WebSocket (session cookie, Origin header). The Redis keys the new project writes
+(under its ``KEY_PREFIX``, ``mysite``) are deleted afterwards, those that were there before kept.
 
-Slow (a virtualenv and an install from the package index), so marked ``install`` and left out of
-``make test``: ``make install-test`` runs it, and so does CI (``.ci/run``), where it must pass.
-Set ``NOTIFICATIONS_DIST`` to a folder holding the built wheel to use that one. The two fast
-checks of the docs below run with every ``make test``.
+Slow (a virtualenv, a build, and an install from the package index), so marked ``install`` and
+left out of ``make test``: ``make install-test`` runs it, and so does CI (``.ci/run``), where it
+must pass. The two fast checks of the docs below run with every ``make test``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,11 +49,11 @@ from websockets.asyncio.client import connect
 
 from notifications.conf import DEFAULTS
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.test_packaging import distributions
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 DOC = DOCS / "install.md"
-DIST_NAME = "django-live-notifications"
+CHECKOUT = "django-live-notifications"  # the checkout's folder, beside the project's
 DOC_PORT = "8000"
 USERNAME = "admin"
 PASSWORD = "install-test-password-0123"
@@ -96,6 +99,8 @@ def kind(block: Block) -> str:
     if block.language == "sh" and not block.title:
         if not block.flags:
             return "run"
+        if block.flags == {"checkout"}:
+            return "checkout"
         if block.flags == {"server"}:
             return "server"
         if block.flags in ({"send"}, {"send", "live"}):
@@ -112,12 +117,12 @@ def free_port() -> int:
 class Stranger:
     """A new virtualenv and a new project, and the commands run in them."""
 
-    def __init__(self, root: Path, wheel: Path) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.venv = root / "venv"
         self.project = root / "site"
         self.project.mkdir()
-        self.wheel = wheel
+        self.checkout = root / CHECKOUT
         self.port = free_port()
         self.server: subprocess.Popen | None = None
         self.server_log = root / "server.log"
@@ -141,11 +146,18 @@ class Stranger:
 
     # --- commands ------------------------------------------------------------------------------
 
-    def run(self, command: str, *, timeout: float = 120, env: dict | None = None) -> str:
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float = 120,
+        env: dict | None = None,
+        cwd: Path | None = None,
+    ) -> str:
         started = time.monotonic()
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", command],
-            cwd=self.project,
+            cwd=cwd or self.project,
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
@@ -168,6 +180,23 @@ class Stranger:
     def make_venv(self) -> None:
         self.run(f"{shlex.quote(sys.executable)} -m venv {shlex.quote(str(self.venv))}")
 
+    def copy_checkout(self) -> None:
+        """The repository's files as a clone would have them: tracked, and new ones not ignored
+        (so that a change not yet committed is tested too), without .venv, dist/ or databases."""
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        for name in filter(None, listed.split("\0")):
+            source = ROOT / name
+            if source.is_file():  # a file deleted but not yet committed is listed too
+                target = self.checkout / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        self.transcript.append(f"copied the checkout to ../{CHECKOUT}")
+
     def apply(self, block: Block) -> None:
         action = kind(block)
         if action in {"append", "replace"}:
@@ -183,10 +212,10 @@ class Stranger:
                 if not redis_reachable():
                     service_missing(f"Redis is not reachable at {REDIS_URL}")
                 self.live = True
-        elif action == "run":
+        elif action in {"run", "checkout"}:
             for line in block.code.splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
-                    self.run_line(line, block)
+                    self.run_line(line, cwd=self.checkout if action == "checkout" else None)
         elif action == "server":
             (line,) = [line for line in block.code.splitlines() if line.strip()]
             self.start_server(line, block)
@@ -194,15 +223,10 @@ class Stranger:
             (line,) = [line for line in block.code.splitlines() if line.strip()]
             self.send(line, live="live" in block.flags)
 
-    def run_line(self, line: str, block: Block) -> None:
+    def run_line(self, line: str, cwd: Path | None = None) -> None:
         words = shlex.split(line)
-        if words[:4] == ["python", "-m", "pip", "install"]:
-            # The one substitution: the wheel under test stands for the name on the index.
-            assert DIST_NAME in words, f"{block}: pip install without {DIST_NAME}"
-            line = line.replace(DIST_NAME, shlex.quote(str(self.wheel)))
-            self.run(line, timeout=600)
-            return
-        output = self.run(line)
+        installs = words[:4] == ["python", "-m", "pip", "install"] or "build" in words[:3]
+        output = self.run(line, timeout=600 if installs else 120, cwd=cwd)
         if words[-1:] == ["check"]:
             assert "System check identified no issues" in output, output
 
@@ -344,6 +368,25 @@ def test_the_doc_blocks_are_all_known():
     assert any("live" in block.flags for block in found)
 
 
+def test_the_install_step_works_before_a_release():
+    """Step 1 builds a wheel from a checkout and installs it: nothing asks an index for the app."""
+    found = blocks(DOC.read_text())
+    commands = [
+        (kind(block), line.split())
+        for block in found
+        if kind(block) in {"run", "checkout"}
+        for line in block.code.splitlines()
+        if line.strip()
+    ]
+    assert ("checkout", ["python", "-m", "build", "--wheel"]) in commands
+    installs = [words for _, words in commands if words[:4] == ["python", "-m", "pip", "install"]]
+    assert installs[1] == [
+        "python", "-m", "pip", "install",
+        f"../{CHECKOUT}/dist/django_live_notifications-*.whl",
+    ]  # fmt: skip
+    assert not any("django-live-notifications" in words for words in installs)
+
+
 def test_the_settings_doc_names_every_setting_with_its_default():
     text = (DOCS / "settings.md").read_text()
     for name, default in DEFAULTS.items():
@@ -351,13 +394,31 @@ def test_the_settings_doc_names_every_setting_with_its_default():
         assert f"| `{name}` | `{shown}` |" in text, f"docs/settings.md: no row for {name} = {shown}"
 
 
+@pytest.fixture
+def new_project_keys_removed():
+    """The Redis keys the new project writes (its KEY_PREFIX is mysite) go when the test ends;
+    keys that were there before it stay."""
+    if not redis_reachable():
+        yield
+        return
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    before = set(client.scan_iter(match="mysite:*"))
+    yield
+    written = set(client.scan_iter(match="mysite:*")) - before
+    if written:
+        client.delete(*written)
+    client.close()
+
+
 @pytest.mark.install
-def test_a_stranger_follows_docs_install_md(tmp_path):
-    wheel, _ = distributions()
-    stranger = Stranger(tmp_path, wheel)
+def test_a_stranger_follows_docs_install_md(tmp_path, new_project_keys_removed):
+    stranger = Stranger(tmp_path)
     started = time.monotonic()
     try:
         stranger.make_venv()
+        stranger.copy_checkout()
         for block in blocks(DOC.read_text()):
             stranger.apply(block)
     finally:

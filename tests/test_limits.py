@@ -1,13 +1,14 @@
 """Per-user socket limit, idle timeout and counters, in one process and shared through Redis."""
 
 import asyncio
+import uuid
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from notifications.registry import RedisRegistry, registry
+from tests.redis_keys import redis_cache
 from tests.test_consumers import open_socket, signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -15,13 +16,11 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(params=["local", "redis"])
 def registry_backend(request, settings):
-    """The registry in this process, or in Redis (through the app's cache)."""
+    """The registry in this process, or in Redis (through the app's cache, under a key prefix of
+    this test's own, so that it starts empty)."""
     if request.param == "redis":
-        url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/12"
-        settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-        }
-        redis.Redis.from_url(url).flushdb()
+        url = request.getfixturevalue("redis_url")
+        settings.CACHES = {"default": redis_cache(url, f"limits-{uuid.uuid4().hex[:8]}")}
     return request.param
 
 

@@ -5,6 +5,7 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 
 from notifications.registry import registry
+from tests.redis_keys import redis_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -82,13 +83,7 @@ def test_only_get(staff):
 
 
 def test_sockets_of_every_process_from_redis(staff, settings, redis_url):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url.rsplit("/", 1)[0] + "/12",
-            "KEY_PREFIX": "metrics-test",
-        }
-    }
+    settings.CACHES = {"default": redis_cache(redis_url, "metrics")}
     before = scrape(staff)["notifications_open_sockets"]  # the session falls back to the database
     async_to_sync(registry().claim)(424242, "some-channel-elsewhere")
     assert scrape(staff)["notifications_open_sockets"] == before + 1

@@ -3,11 +3,11 @@ is locked out by what another socket did, by a wiped registry or by a process th
 
 import asyncio
 import time
+import uuid
 
 import pytest
 import redis
 from channels.db import database_sync_to_async
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from notifications import push, services
@@ -15,6 +15,7 @@ from notifications.consumers import NotificationConsumer
 from notifications.models import Notification
 from notifications.realtime.node import node
 from notifications.registry import NODE_STALE_SECONDS, registry
+from tests.redis_keys import layer_config, redis_cache
 from tests.test_consumers import open_socket, send, signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -24,20 +25,14 @@ LIMIT = 3
 
 @pytest.fixture
 def redis_registry(redis_url, settings):
-    """Registry and channel layer in Redis, as in production, on a database of the tests' own."""
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    }
+    """Registry and channel layer in Redis, as in production, under a key prefix of this test's
+    own (so the registry starts empty)."""
+    settings.CACHES = {"default": redis_cache(redis_url, f"node-{uuid.uuid4().hex[:8]}")}
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": redis_url}], "prefix": "notifications-tests"},
-        }
+        "default": layer_config("channels_redis.pubsub.RedisPubSubChannelLayer", redis_url)
     }
     settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": LIMIT}
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return redis_url
 
 
 async def aboom(*args, **kwargs):
@@ -152,8 +147,14 @@ def set_epoch_age(seconds: float) -> None:
     client.zadd(current.online_key, {f"epoch:{time.time() - seconds}": float("inf")})
 
 
+def wipe_this_tests_keys(settings) -> None:
+    client = redis.Redis.from_url(registry().url)
+    for key in client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*"):
+        client.delete(key)
+
+
 async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_again(
-    redis_registry, alice, bob
+    redis_registry, alice, bob, settings
 ):
     online = database_sync_to_async(push.online)
     communicator, _ = await signed_in(alice)
@@ -161,7 +162,9 @@ async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_aga
     await database_sync_to_async(set_epoch_age)(3600)  # a registry in service for an hour
     assert await online([alice.pk, bob.pk]) == {alice.pk}
 
-    await database_sync_to_async(cache.clear)()  # the registry is gone with it
+    # What cache.clear() or a Redis restart does to the registry (on a Redis of the suite's own
+    # it would be exactly that; a shared one keeps others' keys).
+    await database_sync_to_async(wipe_this_tests_keys)(settings)
     assert await online([alice.pk, bob.pk]) is None  # nobody knows: push to everyone
     await send(alice, "while the registry is unknown")
     message = await communicator.receive_json_from(timeout=3)

@@ -12,15 +12,17 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from notifications import push
+from tests.redis_keys import PREFIX
 
 
 def pubsub_layer(url: str, hosts: int = 1, **config) -> dict:
     # Pub/sub channels ignore the database number: two "hosts" on one server still exercise how
     # messages are spread over hosts (each host is its own connection and pipeline).
+    # The run's prefix on the channels: another run on the same Redis hears none of these.
+    hosts_ = [{"address": f"{url.rsplit('/', 1)[0]}/{n}"} for n in range(hosts)]
     return {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": f"{url.rsplit('/', 1)[0]}/{n}"} for n in range(hosts)]}
-        | config,
+        "CONFIG": {"hosts": hosts_, "prefix": PREFIX} | config,
     }
 
 
@@ -34,7 +36,7 @@ async def subscribed(groups: list[str]) -> tuple[object, str]:
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"prefix": "custom"}, {"symmetric_encryption_keys": ["a secret"]}, {"hosts": 2}],
+    [{}, {"prefix": f"{PREFIX}-custom"}, {"symmetric_encryption_keys": ["a secret"]}, {"hosts": 2}],
     ids=["default", "prefix", "encrypted", "two-hosts"],
 )
 async def test_pipelined_publishes_reach_the_layers_subscribers(config, redis_url, settings):
@@ -53,7 +55,7 @@ async def test_pipelined_publishes_reach_the_layers_subscribers(config, redis_ur
 
 
 def test_sends_from_many_threads_reuse_the_push_loops_connections(redis_url, settings, monkeypatch):
-    settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix="reuse")}
+    settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix=f"{PREFIX}-reuse")}
     connects = []
     connect = redis.asyncio.connection.AbstractConnection.connect
 

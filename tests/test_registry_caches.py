@@ -3,6 +3,7 @@ django-redis (which the docs suggest for Sentinel). Any other cache keeps it per
 system check says so when the channel layer spans processes."""
 
 import time
+import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -10,32 +11,31 @@ from django.core.checks import run_checks
 
 from notifications.realtime.node import node
 from notifications.registry import LocalRegistry, RedisRegistry, registry
+from tests.redis_keys import REDIS_CACHE, key_prefix
 from tests.test_consumers import open_socket, signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def cache_config(kind: str, url: str) -> dict:
+    """A cache of ``kind`` under a key prefix of this test's own (so its registry starts empty)."""
+    prefix = key_prefix(f"registry-caches-{uuid.uuid4().hex[:8]}")
     if kind == "django":
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        return {"BACKEND": REDIS_CACHE, "LOCATION": url, "KEY_PREFIX": prefix}
     return {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": url,
-        "KEY_PREFIX": "registry-caches",
+        "KEY_PREFIX": prefix,
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
     }
 
 
 @pytest.fixture(params=["django", "django-redis"])
-def redis_cache(request, redis_url, settings):
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    settings.CACHES = {"default": cache_config(request.param, url)}
+def a_redis_cache(request, redis_url, settings):
+    settings.CACHES = {"default": cache_config(request.param, redis_url)}
     settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 2}
     current = registry()
-    client = current._sync()
-    for key in client.scan_iter(match=f"{current.stats_key.rsplit(':', 1)[0]}*"):
-        client.delete(key)
-    client.zadd(current.online_key, {f"epoch:{time.time() - 3600}": float("inf")})
+    current._sync().zadd(current.online_key, {f"epoch:{time.time() - 3600}": float("inf")})
     return request.param
 
 
@@ -47,7 +47,7 @@ def another_process(current: RedisRegistry) -> RedisRegistry:
     return RedisRegistry(current.url, namespace)
 
 
-async def test_the_registry_is_shared_across_processes(redis_cache, alice, bob):
+async def test_the_registry_is_shared_across_processes(a_redis_cache, alice, bob):
     here = registry()
     assert isinstance(here, RedisRegistry)
     there = another_process(here)
@@ -64,7 +64,7 @@ async def test_the_registry_is_shared_across_processes(redis_cache, alice, bob):
     assert await there.claim(alice.pk, "there-2", "node-there") is True
 
 
-async def test_sockets_are_limited_through_the_cache(redis_cache, alice):
+async def test_sockets_are_limited_through_the_cache(a_redis_cache, alice):
     first, _ = await signed_in(alice)
     second, _ = await signed_in(alice)
     third, connected, _ = await open_socket(alice)
@@ -80,7 +80,7 @@ def test_a_per_process_cache_with_a_redis_layer_is_a_warning(settings):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # only read by the check
         }
     }
     assert isinstance(registry(), LocalRegistry)
@@ -91,11 +91,11 @@ def test_a_per_process_cache_with_a_redis_layer_is_a_warning(settings):
 
 @pytest.mark.parametrize("kind", ["django", "django-redis"])
 def test_a_redis_cache_is_no_warning(kind, settings):
-    settings.CACHES = {"default": cache_config(kind, "redis://127.0.0.1:6379/12")}
+    settings.CACHES = {"default": cache_config(kind, "redis://127.0.0.1:1/0")}  # never used
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # only read by the check
         }
     }
     assert "notifications.W006" not in [message.id for message in run_checks()]

@@ -22,6 +22,7 @@ from notifications import push
 from notifications.realtime.node import node
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
 from tests.daphne_server import ROOT, DaphneServer, database_url
+from tests.redis_keys import prefixed
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -56,6 +57,7 @@ def shared_redis(servers, settings):
     """This process speaks to the daphnes' channel layer and cache, as a web process would."""
     with mock.patch.dict(os.environ, {"REDIS_URL": REDIS_URL}):
         server_settings = runpy.run_path(str(ROOT / "project" / "settings.py"))
+    prefixed(server_settings["CACHES"], server_settings["CHANNEL_LAYERS"])  # as tests.settings
     settings.CHANNEL_LAYERS = server_settings["CHANNEL_LAYERS"]
     settings.CACHES = server_settings["CACHES"]
 

@@ -163,6 +163,53 @@ def test_the_body_limit_is_a_setting(alice, settings):
     assert Notification.objects.count() == 1
 
 
+NUL, SURROGATE = "\x00", "\ud800"
+
+
+def deep(levels):
+    data = {}
+    for _ in range(levels):
+        data = {"a": data}
+    return data
+
+
+@pytest.mark.parametrize("bad", [NUL, SURROGATE, "\udfff"], ids=["nul", "high", "low"])
+@pytest.mark.parametrize(
+    ("where", "options"),
+    [
+        ("title", lambda bad: {"title": f"Hi{bad}"}),
+        ("body", lambda bad: {"body": f"line{bad}"}),
+        ("category", lambda bad: {"category": f"c{bad}"}),
+        ("url", lambda bad: {"url": f"/x{bad}"}),
+        ("group_key", lambda bad: {"group_key": f"k{bad}"}),
+        ("data", lambda bad: {"data": {"k": f"v{bad}"}}),
+        ("data", lambda bad: {"data": {f"k{bad}": 1}}),
+        ("data", lambda bad: {"data": {"list": [1, {"inner": ["ok", bad]}]}}),
+        ("data", lambda bad: {"data": {"outer": {f"in{bad}ner": None}}}),
+    ],
+)
+def test_nul_bytes_and_lone_surrogates_are_refused_in_every_text_field(alice, bad, where, options):
+    arguments = {"title": "Title", **options(bad)}
+    title = arguments.pop("title")
+    with pytest.raises(ValueError, match=rf"^{where}: ") as raised:
+        services.notify(alice, title, **arguments)
+    assert ("NUL" if bad == NUL else "lone surrogate") in str(raised.value)
+    str(raised.value).encode()  # the message itself is printable anywhere
+    assert Notification.objects.count() == 0
+
+
+def test_a_surrogate_pair_written_as_two_escapes_is_one_character_and_fine(alice):
+    (notification,) = services.notify(alice, "Smile \U0001f600", data={"e": "\U0001f600"})
+    notification.refresh_from_db()
+    assert notification.title == "Smile \U0001f600" and notification.data == {"e": "\U0001f600"}
+
+
+def test_data_nested_too_deeply_for_json_is_refused(alice):
+    with pytest.raises(ValueError, match="^data: nested too deeply"):
+        services.notify(alice, "Title", data=deep(100_000))
+    assert Notification.objects.count() == 0
+
+
 def test_unsaved_actor_is_refused(alice):
     with pytest.raises(ValueError, match="actor: must be a saved"):
         services.notify(alice, "Hi", actor=get_user_model()(username="ghost"))

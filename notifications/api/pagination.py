@@ -15,7 +15,7 @@ class NotificationCursorPagination(CursorPagination):
         if raw is None:
             return app_settings.PAGE_SIZE
         try:
-            size = int(raw)
+            size = int(raw) if raw.isascii() else 0  # int() would take "٣" for 3
         except ValueError:
             size = 0
         if size < 1:

@@ -1,11 +1,26 @@
 """Input and output shapes of the REST API besides the notification itself
 (``notifications.serializers.NotificationSerializer``, shared with the WebSocket)."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from ..models import Level
 
 MAX_ID = 2**63 - 1
+
+
+class IdField(serializers.IntegerField):
+    """An id from 0 to 2**63-1. Sent as text, only ASCII digits: Python's int() would read
+    "٣" (an Arabic-Indic three) as 3, and no client means that."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_ID, **kwargs)
+
+    def to_internal_value(self, data: float | int | str) -> int:
+        if isinstance(data, str) and not data.isascii():
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ListFiltersSerializer(serializers.Serializer):
@@ -20,27 +35,23 @@ class ListFiltersSerializer(serializers.Serializer):
     )
     category = serializers.SlugField(required=False, max_length=64)
     level = serializers.ChoiceField(choices=Level.choices, required=False)
-    after = serializers.IntegerField(
+    after = IdField(
         required=False,
-        min_value=0,
-        max_value=MAX_ID,
         help_text="only notifications newer than this id (and any that committed late just "
         "before it: drop the ids you already have)",
     )
 
 
 class UpToSerializer(serializers.Serializer):
-    up_to = serializers.IntegerField(
+    up_to = IdField(
         required=False,
         allow_null=True,
-        min_value=0,
-        max_value=MAX_ID,
         help_text="only notifications up to this id: what arrived later is left alone",
     )
 
 
 class RequiredUpToSerializer(serializers.Serializer):
-    up_to = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+    up_to = IdField()
 
 
 class CountsSerializer(serializers.Serializer):

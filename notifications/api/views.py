@@ -19,7 +19,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +32,7 @@ from ..serializers import NotificationSerializer
 from . import credentials, throttling
 from .pagination import NotificationCursorPagination
 from .schema import NotificationsAutoSchema
+from .parsers import JSONParser, api_exception, parser_classes
 from .serializers import (
     BulkChangeSerializer,
     CountsSerializer,
@@ -86,6 +86,7 @@ class NotificationViewSet(
     # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
     # rather than Django's HTML page for a URL that matches no route.
     lookup_value_regex = "[^/]+"
+    parser_classes = parser_classes()
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in authentication_classes()]
@@ -97,6 +98,8 @@ class NotificationViewSet(
         if scope is not None:
             throttles.append(throttling.NotificationsThrottle(scope))
         return throttles
+    def handle_exception(self, exc: Exception) -> Response:
+        return super().handle_exception(api_exception(exc))
 
     def get_object(self) -> Notification:
         # OPTIONS on a list-level action that accepts PUT (preferences) makes DRF's metadata

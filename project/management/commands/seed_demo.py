@@ -13,6 +13,13 @@ USERS = [
 class Command(BaseCommand):
     help = "Create the demo's users (idempotent) and print their logins."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--url",
+            default="http://127.0.0.1:8000/",
+            help="where the demo is served, for the sign-in link (make demo passes HOST and PORT)",
+        )
+
     def handle(self, *args, **options) -> None:
         user_model = get_user_model()
         team, _ = Group.objects.get_or_create(name="Demo team")
@@ -25,7 +32,7 @@ class Command(BaseCommand):
                 user.save()
             if not staff:
                 user.groups.add(team)
-        self.stdout.write("Demo logins (http://127.0.0.1:8000/login/):")
+        self.stdout.write(f"Demo logins ({options['url'].rstrip('/')}/login/):")
         for username, password, staff in USERS:
             role = "superuser" if staff else "user"
             self.stdout.write(f"  {username:<6} / {password:<11} ({role})")
