@@ -260,7 +260,7 @@ async def inject(rig: Rig, schedule: list[tuple], started: float) -> None:
                            one_transaction=options["one_transaction"])  # fmt: skip
         elif fault == "cache_clear":
             await sync_to_async(caches["default"].clear)()
-            rig.log("cache.clear() (FLUSHDB of the cache's Redis)")
+            rig.log("cache.clear() (empties the cache's private Redis database)")
         elif fault == "pubsub_kill":
             client = redis.Redis.from_url(rig.layer.url)
             killed = await asyncio.to_thread(client.client_kill_filter, _type="pubsub")

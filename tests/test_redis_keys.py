@@ -2,6 +2,7 @@
 process and in the daphne processes it starts, is under the run's prefix, and what it removes at
 the end is exactly that. A Redis shared with anyone else keeps their keys."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from notifications import services
+from notifications.registry import registry
 from tests.redis_keys import PREFIX, delete_keys, layer_config, redis_cache
 from tests.sockets import open_socket, receive, session_of
 from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (the fixtures)
@@ -54,6 +56,10 @@ async def test_every_key_the_suite_writes_carries_its_prefix_and_only_those_are_
     layer = get_channel_layer()
     await layer.group_add("g", "specific.x!y")
     await layer.send("specific.x!y", {"type": "t"})
+    # A registry in service (its epoch old): it knows nobody is online, so the send pushes
+    # nothing through the push loop's own connections (close_pools() below closes this loop's).
+    current = registry()
+    client.zadd(current.online_key, {f"epoch:{time.time() - 3600}": float("inf")})
     await sync_to_async(services.notify)(alice, "a version bump through the test's cache")
     await layer.close_pools()
 

@@ -31,8 +31,8 @@ from ..realtime.credentials import Credential
 from ..serializers import NotificationSerializer
 from . import credentials, throttling
 from .pagination import NotificationCursorPagination
-from .schema import NotificationsAutoSchema
 from .parsers import JSONParser, api_exception, parser_classes
+from .schema import NotificationsAutoSchema
 from .serializers import (
     BulkChangeSerializer,
     CountsSerializer,
@@ -98,6 +98,7 @@ class NotificationViewSet(
         if scope is not None:
             throttles.append(throttling.NotificationsThrottle(scope))
         return throttles
+
     def handle_exception(self, exc: Exception) -> Response:
         return super().handle_exception(api_exception(exc))
 
