@@ -40,8 +40,12 @@ def server(request, django_db_setup, tmp_path_factory):
 
 @pytest.fixture
 def same_redis_as_server(server, settings):
-    # This process may have loaded its settings without REDIS_URL: give it the channel layer and
-    # cache daphne derives from it, so that its pushes and sessions reach daphne.
+    use_the_servers_redis(settings)
+
+
+def use_the_servers_redis(settings) -> None:
+    """This process may have loaded its settings without REDIS_URL: give it the channel layer
+    and cache daphne derives from it, so that its pushes and sessions reach daphne."""
     with mock.patch.dict(os.environ, {"REDIS_URL": REDIS_URL}):
         server_settings = runpy.run_path(str(ROOT / "project" / "settings.py"))
     prefixed(server_settings["CACHES"], server_settings["CHANNEL_LAYERS"])  # as tests.settings

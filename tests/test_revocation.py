@@ -3,10 +3,7 @@ on both, and each way that right ends (docs/security.md lists them)."""
 
 import asyncio
 import json
-import os
 import re
-import runpy
-from unittest import mock
 
 import pytest
 import requests
@@ -21,8 +18,8 @@ from websockets.asyncio.client import connect
 from notifications import push
 from notifications.realtime.node import node
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import ROOT, DaphneServer, database_url
-from tests.redis_keys import prefixed
+from tests.daphne_server import DaphneServer, database_url
+from tests.live import use_the_servers_redis
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -55,11 +52,7 @@ def servers(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def shared_redis(servers, settings):
     """This process speaks to the daphnes' channel layer and cache, as a web process would."""
-    with mock.patch.dict(os.environ, {"REDIS_URL": REDIS_URL}):
-        server_settings = runpy.run_path(str(ROOT / "project" / "settings.py"))
-    prefixed(server_settings["CACHES"], server_settings["CHANNEL_LAYERS"])  # as tests.settings
-    settings.CHANNEL_LAYERS = server_settings["CHANNEL_LAYERS"]
-    settings.CACHES = server_settings["CACHES"]
+    use_the_servers_redis(settings)
 
 
 @pytest.fixture
