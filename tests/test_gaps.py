@@ -5,11 +5,13 @@ GAP_CHECK_SECONDS, once, without a reconnect; at a cost per process, not per soc
 import asyncio
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from notifications import push, services
@@ -166,3 +168,66 @@ async def test_one_check_sends_nothing_when_nothing_is_missing(settings, alice, 
     assert await node().gaps.check() == 0
     for communicator in sockets:
         await communicator.disconnect()
+
+
+async def test_a_check_the_database_refuses_is_made_up_by_the_next(
+    fast_checks, alice, monkeypatch, caplog
+):
+    """While the database cannot be reached, rows written meanwhile wait for the first check
+    that works, which reaches back to the last one that did."""
+    communicator, _ = await signed_in(alice)
+    failures = iter([OperationalError("database down"), RuntimeError("a bug")])
+    real_now = gaps.database_now
+
+    def now_after_two_failures():
+        for failure in failures:
+            raise failure
+        return real_now()
+
+    monkeypatch.setattr(gaps, "database_now", now_after_two_failures)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "while down")
+    [message] = await frames(communicator, 2)
+    assert message["notification"]["id"] == nid and message["recovered"] is True
+    assert "gap detection cannot reach the database" in caplog.text
+    assert "a gap detection check failed" in caplog.text
+    await communicator.disconnect()
+
+
+async def test_a_socket_a_recovered_frame_could_not_reach_gets_it_at_the_next_check(
+    fast_checks, alice, monkeypatch
+):
+    communicator, _ = await signed_in(alice)
+    [socket] = node().sockets.values()
+    real_send = socket.send
+    refused = []
+
+    async def send_that_fails_once(*args, **kwargs):
+        if not refused:
+            refused.append(kwargs)
+            raise ConnectionResetError("the transport is busy")
+        return await real_send(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "send", send_that_fails_once)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "second try")
+    [message] = await frames(communicator, 2)
+    assert refused and message["notification"]["id"] == nid
+    await communicator.disconnect()
+
+
+def test_a_check_with_no_greeted_socket_asks_nothing_more(alice, django_assert_num_queries):
+    async def check():
+        return await node().gaps.check()
+
+    with django_assert_num_queries(1):  # the database's clock, then nobody to look after
+        assert async_to_sync(check)() == 0
+
+
+def test_a_socket_forgets_the_ids_it_was_sent_once_no_window_can_hold_them():
+    recent = gaps.RecentIds()
+    recent.add([1, 2])
+    horizon = time.monotonic()
+    recent.add([3])
+    recent.forget_before(horizon)
+    assert 1 not in recent and 2 not in recent and 3 in recent
+    recent.forget_before(horizon)  # nothing older left: unchanged
+    assert 3 in recent

@@ -21,6 +21,8 @@ def registry_backend(request, settings):
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         settings.CACHES = {"default": redis_cache(url, f"limits-{uuid.uuid4().hex[:8]}")}
+    else:  # whatever the run's cache (Redis when REDIS_URL is set)
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     return request.param
 
 

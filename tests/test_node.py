@@ -8,6 +8,7 @@ import uuid
 import pytest
 import redis
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from rest_framework.test import APIClient
 
 from notifications import push, services
@@ -177,6 +178,91 @@ async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_aga
     await database_sync_to_async(set_epoch_age)(3600)  # ... and once the grace has passed
     assert await online([alice.pk, bob.pk]) == {alice.pk}
     await communicator.disconnect()
+
+
+async def test_a_group_that_cannot_be_joined_is_answered_4013_and_gives_the_place_back(
+    redis_registry, alice, monkeypatch
+):
+    async def unreachable(user_id, channel_name, attempts=3):
+        return False
+
+    monkeypatch.setattr(push, "join", unreachable)
+    for _ in range(LIMIT + 1):
+        communicator, connected, _ = await open_socket(alice)
+        assert connected
+        assert (await communicator.receive_output(timeout=5))["code"] == 4013
+    assert node().sockets == {} and node().users == {}
+    monkeypatch.undo()
+    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_join_that_raises_closes_4500_and_gives_the_place_back(
+    redis_registry, alice, monkeypatch
+):
+    monkeypatch.setattr(push, "join", aboom)
+    for _ in range(LIMIT + 1):
+        communicator, connected, _ = await open_socket(alice)
+        assert connected
+        assert (await communicator.receive_output(timeout=5))["code"] == 4500
+    assert node().sockets == {} and node().users == {}
+    monkeypatch.undo()
+    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_socket_the_node_closed_while_it_joined_does_not_stay_joined(
+    alice, monkeypatch, settings
+):
+    """The server was told to stop (or the layer was lost) while the socket was joining its
+    group: it is closed like the others, and its group membership and place are undone."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": LIMIT}
+    real_join = push.join
+    joined = []
+    join_returned = asyncio.Event()
+
+    async def join_while_the_layer_is_lost(user_id, channel_name, attempts=3):
+        await node().close_all(4013, "lost while joining")
+        result = await real_join(user_id, channel_name, attempts)
+        joined.append(channel_name)
+        join_returned.set()
+        return result
+
+    monkeypatch.setattr(push, "join", join_while_the_layer_is_lost)
+    communicator, connected, _ = await open_socket(alice)
+    assert connected
+    assert (await communicator.receive_output(timeout=5))["code"] == 4013
+    await asyncio.wait_for(join_returned.wait(), 3)  # the close came before the join returned
+    await asyncio.sleep(0.05)  # and its undoing
+    assert node().sockets == {}
+    assert joined[0] not in get_channel_layer().groups.get(push.user_group(alice.pk), {})
+    monkeypatch.undo()
+    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_losing_a_shard_that_carries_no_socket_closes_nothing(alice):
+    communicator, _ = await signed_in(alice)
+    shard = push.shard_of(push.user_group(alice.pk))
+    node().lose_shard(shard + 1, "another shard")
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_a_background_task_that_fails_is_logged(alice, caplog):
+    async def broken():
+        raise RuntimeError("background failure")
+
+    task = node().spawn(broken())
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert "a background task failed" in caplog.text
+    assert "background failure" in caplog.text
+    assert task not in node().tasks
 
 
 async def test_background_tasks_are_referenced_until_they_finish(alice):

@@ -5,6 +5,7 @@ import asyncio
 import json
 
 import pytest
+from channels.layers import get_channel_layer
 
 from notifications import push
 from notifications.realtime.node import node
@@ -69,6 +70,95 @@ async def test_a_heartbeat_that_cannot_be_sent_closes_the_sockets_4013(fast, ali
     await asyncio.sleep(0)
     node().watchdog.ensure_running()
     assert await closed_with(communicator) == 4013
+
+
+async def restart_watchdog() -> None:
+    node().watchdog.task.cancel()
+    await asyncio.sleep(0)
+    node().watchdog.ensure_running()
+
+
+async def heard_again() -> bool:
+    counted = node().watchdog.expected[0]
+    await asyncio.sleep(0.3)
+    return node().watchdog.expected[0] > counted
+
+
+async def test_a_layer_that_gives_no_channel_to_watch_with_closes_the_sockets_4013(
+    fast, alice, monkeypatch
+):
+    communicator, _ = await signed_in(alice)
+    failures = iter([OSError("layer down")])
+    real_new_channel = push.new_channel
+
+    async def new_channel_that_fails_once():
+        for failure in failures:
+            raise failure
+        return await real_new_channel()
+
+    monkeypatch.setattr(push, "new_channel", new_channel_that_fails_once)
+    await restart_watchdog()
+    assert await closed_with(communicator) == 4013
+
+
+async def test_heartbeats_that_stop_arriving_close_the_sockets_4013(fast, alice, monkeypatch):
+    """A subscription that died without an error: heartbeats are sent and never arrive."""
+    communicator, _ = await signed_in(alice)
+    await asyncio.sleep(0.2)
+
+    async def lost(*args):
+        pass
+
+    monkeypatch.setattr(push, "send_heartbeat", lost)
+    node().watchdog.last_beat[0] -= 60  # as if a minute had passed in silence
+    assert await closed_with(communicator) == 4013
+
+
+async def test_a_layer_that_forgot_the_groups_members_closes_the_sockets_4013(fast, alice):
+    """The core layer's control message (sent to the watchdog's channel, after the group
+    heartbeat) arrived but not the group heartbeat: the layer lost the group's members."""
+    communicator, _ = await signed_in(alice)
+    await asyncio.sleep(0.2)
+    watchdog = node().watchdog
+    control = {"type": push.HEARTBEAT, "shard": 0, "seq": watchdog.expected[0] + 1}
+    await get_channel_layer().group_send(watchdog.groups[0], {**control, "control": True})
+    assert await closed_with(communicator) == 4013
+
+
+async def test_heartbeats_of_no_known_shard_or_late_controls_change_nothing(fast, alice):
+    communicator, _ = await signed_in(alice)
+    await asyncio.sleep(0.2)
+    watchdog = node().watchdog
+    layer = get_channel_layer()
+    for shard in (-1, 1, 10**30):
+        await layer.group_send(watchdog.groups[0], {"type": push.HEARTBEAT, "shard": shard})
+    late = {"type": push.HEARTBEAT, "shard": 0, "seq": 1, "control": True}  # its beat came
+    await layer.group_send(watchdog.groups[0], late)
+    assert await heard_again()
+    assert await still_open(communicator)
+    await communicator.disconnect()
+
+
+async def test_a_receive_that_fails_is_tried_again(fast, alice, monkeypatch):
+    communicator, _ = await signed_in(alice)
+    real_receive = push.receive
+    down = True
+    failed = 0
+
+    async def receive_while_down(channel):
+        nonlocal failed
+        if down:
+            failed += 1
+            raise OSError("layer down")
+        return await real_receive(channel)
+
+    monkeypatch.setattr(push, "receive", receive_while_down)
+    await restart_watchdog()
+    await asyncio.sleep(0.2)
+    down = False
+    assert failed >= 2
+    assert await heard_again()
+    await communicator.disconnect()
 
 
 def test_there_is_one_heartbeat_group_per_shard_and_it_lives_there(settings):
