@@ -180,32 +180,21 @@ async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_aga
     await communicator.disconnect()
 
 
-async def test_a_group_that_cannot_be_joined_is_answered_4013_and_gives_the_place_back(
-    redis_registry, alice, monkeypatch
-):
-    async def unreachable(user_id, channel_name, attempts=3):
-        return False
+async def join_refused(user_id, channel_name, attempts=3):
+    return False  # as push.join() answers after its attempts on an unreachable layer
 
-    monkeypatch.setattr(push, "join", unreachable)
+
+@pytest.mark.parametrize(
+    ("join", "code"), [(join_refused, 4013), (aboom, 4500)], ids=["refused", "raises"]
+)
+async def test_a_join_that_fails_closes_the_socket_and_gives_the_place_back(
+    join, code, redis_registry, alice, monkeypatch
+):
+    monkeypatch.setattr(push, "join", join)
     for _ in range(LIMIT + 1):
         communicator, connected, _ = await open_socket(alice)
         assert connected
-        assert (await communicator.receive_output(timeout=5))["code"] == 4013
-    assert node().sockets == {} and node().users == {}
-    monkeypatch.undo()
-    sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
-    for communicator in sockets:
-        await communicator.disconnect()
-
-
-async def test_a_join_that_raises_closes_4500_and_gives_the_place_back(
-    redis_registry, alice, monkeypatch
-):
-    monkeypatch.setattr(push, "join", aboom)
-    for _ in range(LIMIT + 1):
-        communicator, connected, _ = await open_socket(alice)
-        assert connected
-        assert (await communicator.receive_output(timeout=5))["code"] == 4500
+        assert (await communicator.receive_output(timeout=5))["code"] == code
     assert node().sockets == {} and node().users == {}
     monkeypatch.undo()
     sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
