@@ -115,8 +115,9 @@ async def test_heartbeats_that_stop_arriving_close_the_sockets_4013(fast, alice,
 
 
 async def test_a_layer_that_forgot_the_groups_members_closes_the_sockets_4013(fast, alice):
-    """The core layer's control message (sent to the watchdog's channel, after the group
-    heartbeat) arrived but not the group heartbeat: the layer lost the group's members."""
+    """A control message (which the core layer sends straight to the watchdog's channel, right
+    after the group heartbeat) arrived ahead of its heartbeat: the layer lost the group's
+    members. (Here it travels through the group: the watchdog reads it the same way.)"""
     communicator, _ = await signed_in(alice)
     await asyncio.sleep(0.2)
     watchdog = node().watchdog
