@@ -17,6 +17,7 @@ from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notifications import services
+from notifications.registry import registry
 from tests.conftest import service_missing
 from tests.sockets import close_code, open_socket, receive, session_of
 
@@ -185,6 +186,31 @@ async def test_oversized_message_closes_4413(server, alice):
         await hello(ws)
         await send(ws, {"type": "ping", "id": "x" * 4200})
         assert await close_code(ws) == 4413
+
+
+async def open_sockets_settle_at(count: int) -> bool:
+    snapshot = sync_to_async(lambda: registry().snapshot())
+    for _ in range(30):
+        if (await snapshot())["open_sockets"] == count:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_text_frame_that_is_not_utf8_drops_only_that_socket(server, alice):
+    """Daphne's WebSocket layer refuses it before the app sees it (RFC 6455 section 8.1): it
+    drops the connection (1006 for the client, or the 1007 close frame). The socket's place is
+    given back like any other's, and the user's other socket stays open."""
+    session = await session_of(alice)
+    async with open_socket(server, session) as other:
+        await hello(other)
+        async with open_socket(server, session) as ws:
+            await hello(ws)
+            await ws.send(b'{"type": "ping", "id": "\xed\xa0\x80"}', text=True)
+            assert await close_code(ws) in (None, 1006, 1007)
+        assert await open_sockets_settle_at(1)
+        await send(other, {"type": "ping", "id": "still-here"})
+        assert await receive(other) == {"type": "pong", "id": "still-here"}
 
 
 async def test_flooding_closes_4429(server, alice):
