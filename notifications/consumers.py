@@ -17,7 +17,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
-from . import push, services
+from . import json_input, push, services
 from .auth import CREDENTIAL
 from .conf import app_settings
 from .models import Counts, Notification
@@ -381,6 +381,8 @@ def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         content = json.loads(text_data or "")
     except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
         raise BadMessage("invalid_json", "The message is not valid JSON.") from None
+    if json_input.too_deep(content):
+        raise BadMessage("invalid_json", f"The message is {json_input.TOO_DEEP}.")
     if not isinstance(content, dict) or not isinstance(content.get("type"), str):
         raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
     return content

@@ -326,6 +326,9 @@ BAD_MESSAGES = [
     # lone surrogates (valid JSON escapes), non-ASCII digits, wrong types everywhere.
     ("[" * 4000, "invalid_json"),
     ('{"type": "ping", "id": ' + "[" * 2000 + "]" * 2000 + "}", "invalid_json"),
+    # Deeper than 32 levels, anywhere: refused whether or not this Python's decoder could read it.
+    ('{"type": "ping", "x": ' + "[" * 33 + "]" * 33 + "}", "invalid_json"),
+    ('{"type": "ping", "x": ' + '{"a":' * 40 + "1" + "}" * 40 + "}", "invalid_json"),
     ('{"type": "resume", "after": ' + "9" * 4050 + "}", "invalid_field"),
     ('{"type": "resume", "after": 1e400}', "invalid_field"),
     ('{"type": "resume", "after": 99999999999999999999}', "invalid_field"),
@@ -352,6 +355,15 @@ async def test_bad_input_gets_an_error_and_the_socket_stays_open(raw, code, alic
         assert answer["type"] == "error" and answer["code"] == code and answer["detail"]
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_a_frame_nested_up_to_the_limit_is_read(alice, settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    communicator, _ = await signed_in(alice)
+    deepest = '{"type": "ping", "id": 7, "x": ' + "[" * 31 + "]" * 31 + "}"  # 32 with the frame
+    await communicator.send_to(text_data=deepest)
+    assert await communicator.receive_json_from(timeout=3) == {"type": "pong", "id": 7}
     await communicator.disconnect()
 
 

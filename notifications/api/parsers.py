@@ -1,11 +1,11 @@
 """The API's request parsers, and the answers to bodies that cannot be read at all.
 
-Python's JSON decoder recurses once per nesting level, so a 10 KB body of ``[[[[...`` raised
-``RecursionError`` through DRF's parser (a 500). No body of this API nests deeper than two
-levels: anything deeper than ``MAX_JSON_DEPTH`` is refused before a serializer sees it. Django's
-own limits on a body (``DATA_UPLOAD_MAX_MEMORY_SIZE``, ``DATA_UPLOAD_MAX_NUMBER_FIELDS``...)
-raise exceptions that DRF leaves to Django, which answers them with an HTML page:
-:func:`api_exception` turns them into JSON answers like every other error of the API.
+A 10 KB body of ``[[[[...`` raised ``RecursionError`` through DRF's parser (a 500): bodies that
+nest deeper than ``MAX_JSON_DEPTH`` are refused before a serializer sees them (json_input.py).
+Django's own limits on a body (``DATA_UPLOAD_MAX_MEMORY_SIZE``,
+``DATA_UPLOAD_MAX_NUMBER_FIELDS``...) raise exceptions that DRF leaves to Django, which answers
+them with an HTML page: :func:`api_exception` turns them into JSON answers like every other
+error of the API.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.settings import api_settings
 
-MAX_JSON_DEPTH = 32
-TOO_DEEP = f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+from .. import json_input
+
+TOO_DEEP = f"JSON parse error - {json_input.TOO_DEEP}."
 
 
 class JSONParser(parsers.JSONParser):
@@ -32,26 +33,9 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(TOO_DEEP) from None
-        if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        if json_input.too_deep(data):
             raise ParseError(TOO_DEEP)
         return data
-
-
-def json_depth(value: Any, limit: int) -> int:
-    """How deeply ``value`` nests lists and objects (a scalar is 0), counted up to ``limit + 1``.
-
-    Iterative, so that measuring a deep document cannot itself exhaust the stack.
-    """
-    deepest = 0
-    pending = [(value, 1)]
-    while pending and deepest <= limit:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in item)
-    return deepest
 
 
 def parser_classes() -> list[type[parsers.BaseParser]]:

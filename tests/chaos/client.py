@@ -41,7 +41,7 @@ HOSTILE_FRAMES: list[tuple[str, str | bytes, bool]] = [
     ("nested_in_ping_id", '{"type": "ping", "id": ' + "[" * 1900 + "]" * 1900 + "}", True),
     ("nested_in_mark_read", '{"type": "mark_read", "ids": ' + "[" * 1900 + "]" * 1900 + "}", True),
     ("nested_objects_600", '{"type": "ping", "id": ' + '{"a":' * 600 + "1" + "}" * 600 + "}", True),
-    ("deep_but_legal", '{"type": "ping", "x": ' + "[" * 400 + "]" * 400 + "}", True),
+    ("nested_400", '{"type": "ping", "x": ' + "[" * 400 + "]" * 400 + "}", True),
     ("huge_integer_after", '{"type": "resume", "after": ' + "9" * 4000 + "}", True),
     ("huge_float_after", '{"type": "resume", "after": 1e999}', True),
     ("nan_after", '{"type": "resume", "after": NaN}', True),
