@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes import fields as contenttypes_fields
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -240,34 +241,64 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return {user_id: (unread, unseen) for user_id, unread, unseen in rows if unread or unseen}
 
 
+def _model_exists(field: GenericForeignKey, instance: Any) -> bool:
+    """Whether the model behind ``instance``'s generic key exists (no key: nothing to miss)."""
+    ct_id = getattr(instance, field.model._meta.get_field(field.ct_field).attname)
+    if ct_id is None:
+        return True
+    try:
+        content_type = field.get_content_type(id=ct_id, using=instance._state.db)
+    except ContentType.DoesNotExist:
+        return False
+    return content_type.model_class() is not None
+
+
+def _prefetch_known_models(
+    field: GenericForeignKey, prefetch: Any, instances: Any, querysets: Any
+) -> Any:
+    """Django's prefetch for the instances whose model exists; the others match nothing."""
+    usable = [instance for instance in instances if _model_exists(field, instance)]
+    objects, object_key, instance_key, *rest = prefetch(usable, querysets)
+
+    def key(instance: Any) -> Any:
+        return instance_key(instance) if _model_exists(field, instance) else None
+
+    return (objects, object_key, key, *rest)
+
+
+# Django 6.0 moved the reading of a generic key (get, prefetch) from the field to a descriptor
+# the field installs; Django 5.2's field is its own descriptor.
+_Descriptor: Any = getattr(contenttypes_fields, "GenericForeignKeyDescriptor", None)
+
+if _Descriptor is not None:
+
+    class _KnownModelsDescriptor(_Descriptor):
+        def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
+            prefetch = super().get_prefetch_querysets
+            return _prefetch_known_models(self.field, prefetch, instances, querysets)
+
+        def __get__(self, instance: Any, cls: Any = None) -> Any:
+            if instance is not None and not _model_exists(self.field, instance):
+                return None
+            return super().__get__(instance, cls)
+
+
 class GenericObject(GenericForeignKey):
     """A generic foreign key that takes an object whose model is gone (its app uninstalled, its
     content type left behind) for a missing object, instead of failing every list, backlog and
     push that includes it: one such row must not lock its user out of the inbox."""
 
-    def _model_exists(self, instance: Any) -> bool:
-        ct_id = getattr(instance, self.model._meta.get_field(self.ct_field).attname)
-        if ct_id is None:
-            return True
-        try:
-            content_type = self.get_content_type(id=ct_id, using=instance._state.db)
-        except ContentType.DoesNotExist:
-            return False
-        return content_type.model_class() is not None
+    def contribute_to_class(self, cls: Any, name: str, **kwargs: Any) -> None:  # type: ignore[override]
+        super().contribute_to_class(cls, name, **kwargs)
+        if _Descriptor is not None:
+            setattr(cls, self.attname, _KnownModelsDescriptor(self))
 
     def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
-        usable = [instance for instance in instances if self._model_exists(instance)]
-        objects, object_key, instance_key, *rest = super().get_prefetch_querysets(  # type: ignore[misc]
-            usable, querysets
-        )
-
-        def key(instance: Any) -> Any:
-            return instance_key(instance) if self._model_exists(instance) else None
-
-        return (objects, object_key, key, *rest)
+        prefetch = super().get_prefetch_querysets  # type: ignore[misc]
+        return _prefetch_known_models(self, prefetch, instances, querysets)
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
-        if instance is not None and not self._model_exists(instance):
+        if instance is not None and not _model_exists(self, instance):
             return None
         return super().__get__(instance, cls)
 
