@@ -193,3 +193,12 @@ def test_up_to_and_state_filters(alice):
     assert Notification.objects.for_user(alice).archived().count() == 2
     assert Notification.objects.for_user(alice).unarchive() == 2
     assert Notification.objects.for_user(alice).unarchived().count() == 2
+
+
+def test_an_object_whose_model_is_gone_reads_as_missing_one_by_one_and_prefetched(alice):
+    from tests.test_node import with_a_vanished_actor
+
+    nid = with_a_vanished_actor(alice)
+    assert Notification.objects.get(pk=nid).actor is None
+    [row] = Notification.objects.filter(pk=nid).with_related()
+    assert row.actor is None and row.target is None
