@@ -370,6 +370,49 @@ async def test_polling_delivers_while_websockets_are_blocked(open_widget, alice)
     )
 
 
+async def test_a_poll_answered_after_the_sockets_hello_does_not_undo_its_counts(open_widget, alice):
+    """The widget polls while its socket cannot connect. A poll that was under way when a socket
+    said hello, and is answered after it with what was true before, must not take the counts
+    (or the list) back."""
+    page = await open_widget(alice, path=None)
+    sockets_blocked = True
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def socket_route(socket):
+        if sockets_blocked:
+            await socket.close(code=1011)
+        else:
+            socket.connect_to_server()
+
+    asked = 0
+
+    async def unread_count_route(route):
+        nonlocal asked
+        asked += 1
+        response = await route.fetch()  # what is true now
+        if asked == 2:  # the poller's first (the first page asked first): a 200, no ETag yet
+            held.set()
+            await release.wait()  # ... answered once the socket has said hello
+        await route.fulfill(response=response)
+
+    await page.route_web_socket(SOCKET, socket_route)
+    await page.route("**/unread-count/", unread_count_route)
+    await page.goto("/")
+    await expect(widget(page)).to_have_attribute("data-connection", "polling")
+    await asyncio.wait_for(held.wait(), 30)  # a poll saw no notification yet
+
+    await notify(alice, "Told by the socket")
+    sockets_blocked = False
+    await page.evaluate("window.dispatchEvent(new Event('online'))")
+    await connected(page)
+    await expect(page.locator(".nw-badge")).to_have_text("1")
+    release.set()
+    await asyncio.sleep(1)  # the stale answer lands
+    await expect(page.locator(".nw-badge")).to_have_text("1")
+    assert await page.evaluate("window.notificationsWidget.unreadCount") == 1
+
+
 async def test_signed_out_by_the_server_stops_and_says_so(open_widget, alice):
     page = await open_widget(alice)
     await connected(page)

@@ -268,6 +268,7 @@ async def test_a_poll_brings_its_counts_with_what_it_found_in_one_message(page):
           api, url: "ws://widget.test/", inbox, deliver: (message) => delivered.push(message),
           ensureLoaded: async () => true, setState: () => {},
         });
+        sync.poller.running = true; // polling, as it is whenever a poll answers
         await sync.polled({ unread_count: 4, unseen_count: 3, last_id: 12 });
         inbox.receive([n(11), n(12)]);
         await sync.polled({ unread_count: 3, unseen_count: 3, last_id: 12 });
@@ -284,6 +285,35 @@ async def test_a_poll_brings_its_counts_with_what_it_found_in_one_message(page):
         },
         {"type": "refresh", "notifications": [12, 11, 10], "unread_count": 3, "unseen_count": 3},
     ]
+
+
+async def test_what_a_poll_fetched_after_a_socket_said_hello_is_dropped(page):
+    """The socket's hello stopped polling while a poll was fetching: the socket's word is newer."""
+    result = await run(
+        page,
+        "sync.js",
+        """
+        const { Inbox } = await import("/static/notifications/widget/inbox.js");
+        const n = (id) => ({ id, read_at: null, seen_at: null, archived_at: null });
+        const inbox = new Inbox();
+        inbox.addPage([n(10)], null);
+        const delivered = [];
+        let sync;
+        const hello = async () => { sync.poller.stop(); return [n(11)]; };
+        const page = async () => ({ results: await hello(), next: null });
+        const api = { newerThan: hello, page };
+        sync = new m.Sync({
+          api, url: "ws://widget.test/", inbox, deliver: (message) => delivered.push(message),
+          ensureLoaded: async () => true, setState: () => {},
+        });
+        sync.poller.running = true;
+        await sync.polled({ unread_count: 0, unseen_count: 0, last_id: 11 });
+        sync.poller.running = true;
+        await sync.polled({ unread_count: 0, unseen_count: 0, last_id: 10 });
+        return delivered;
+        """,
+    )
+    assert result == []
 
 
 async def test_a_poll_asked_for_while_one_is_under_way_follows_it_at_once(page):

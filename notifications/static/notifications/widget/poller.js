@@ -44,6 +44,8 @@ export class Poller {
     let delayMs;
     try {
       const answer = await this.api.unreadCount(this.etag);
+      // Stopped while it was asked (a socket said hello): the socket's word is newer.
+      if (!this.running) return;
       if (answer.counts) {
         this.etag = answer.etag;
         await this.onCounts(answer.counts);

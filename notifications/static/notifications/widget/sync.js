@@ -168,10 +168,12 @@ export class Sync {
       await this.ensureLoaded(counts.last_id);
     } else if (counts.last_id !== null && (newest === null || counts.last_id > newest)) {
       const notifications = (await this.api.newerThan(newest ?? 0)).reverse();
+      if (!this.poller.running) return; // a socket said hello meanwhile: its word is newer
       this.deliver({ type: "backlog", notifications, complete: true, unread_count, unseen_count });
     } else {
       // The ETag changed but nothing is new: states changed elsewhere (another device).
       const page = await this.api.page();
+      if (!this.poller.running) return;
       this.deliver({ type: "refresh", notifications: page.results, unread_count, unseen_count });
     }
   }
