@@ -293,6 +293,7 @@ class GenericObject(GenericForeignKey):
         if _Descriptor is not None:
             setattr(cls, self.attname, _KnownModelsDescriptor(self))
 
+    # Django 5.2, where the field reads (on 6.0+ the descriptor above does).
     def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
         prefetch = super().get_prefetch_querysets  # type: ignore[misc]
         return _prefetch_known_models(self, prefetch, instances, querysets)
