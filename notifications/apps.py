@@ -8,8 +8,9 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers, revocation, signals
+        from . import checks, signals
         from .api import credentials
+        from .realtime import receivers, revocation
 
         del checks  # imported for its @register side effect
         credentials.connect_receivers()  # the unread count's 304 forgets revoked credentials

@@ -2,8 +2,8 @@
 
 A ticket proves who connects, so a ticket connection needs no ``Origin`` header (non-browser
 clients rarely send one). Every other connection goes through the usual browser stack, with the
-origin check that keeps other sites from opening sockets with your users' cookies (origins.py:
-scheme, host and port; a cookie socket without an ``Origin`` is refused).
+origin check that keeps other sites from opening sockets with your users' cookies
+(realtime/origins.py: scheme, host and port; a cookie socket without an ``Origin`` is refused).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from . import tickets
-from .origins import OriginValidator
+from .realtime import tickets
 from .realtime.credentials import Credential
+from .realtime.origins import OriginValidator
 from .users import active_users, is_active
 
 # The scope key under which a ticket socket finds the credential it is bound to.

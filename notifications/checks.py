@@ -74,7 +74,7 @@ def _setting_problem(name: str, value: Any) -> str | None:
     if name == "THROTTLE_RATES":
         return _throttle_rates_problem(value)
     if name == "WEBSOCKET_ORIGINS":
-        from .origins import parse_origin
+        from .realtime.origins import parse_origin
 
         ok = value is None or (
             isinstance(value, list | tuple)
@@ -182,7 +182,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
     from channels.auth import AuthMiddleware
     from channels.security.websocket import OriginValidator
 
-    from .consumers import NotificationConsumer
+    from .realtime.consumer import NotificationConsumer
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     not_wired = Warning(
@@ -250,7 +250,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
 
 def _consumer_routed() -> bool:
     """Whether the ASGI application routes the notifications consumer (False when unknown)."""
-    from .consumers import NotificationConsumer
+    from .realtime.consumer import NotificationConsumer
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     try:
@@ -302,7 +302,7 @@ def _paths(node: Any, chain: tuple[Any, ...], depth: int = 0) -> Iterator[tuple[
 
 @register(Tags.caches)
 def check_shared_registry(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    from .registry import shared
+    from .realtime.presence import shared
 
     layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
     backend = layer.get("BACKEND", "")

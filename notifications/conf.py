@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_ALIAS": "default",
     # the origins allowed to open a WebSocket with the session cookie, exactly ("https://host"
     # or "https://host:port"); None: any host of ALLOWED_HOSTS with the socket's own scheme and
-    # port (see origins.py)
+    # port (see realtime/origins.py)
     "WEBSOCKET_ORIGINS": None,
     # WebSocket limits
     "MAX_SOCKETS_PER_USER": 20,  # 0: no limit
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     # (see realtime/gaps.py): each process checks the table twice per period
     "GAP_CHECK_SECONDS": 30,
     # every socket's session or token is checked again this often, for what no signal tells
-    # (a session expired or flushed by other code); see realtime/revocations.py
+    # (a session expired or flushed by other code); see realtime/credential_checks.py
     "CREDENTIALS_CHECK_SECONDS": 60,
     # processes holding sockets: freeze long-lived objects out of the garbage collector's reach
     # this often (0: off), and thaw them for one full collection this often (see gcfreeze.py)
@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     # push: how many group sends run concurrently while a batch fans out
     "PUSH_CONCURRENCY": 100,
     # the most a sender waits for Redis after its commit: version bump, who is online and the
-    # pushes together (see budget.py); what is cut is logged, and clients catch up
+    # pushes together (see realtime/budget.py); what is cut is logged, and clients catch up
     "PUSH_TIMEOUT_SECONDS": 1,
     # metrics (api/notifications/metrics/): the bearer token a scraper sends; None: staff only
     "METRICS_TOKEN": None,

@@ -1,5 +1,5 @@
 """How deeply JSON a client sent may nest: one limit for REST bodies (api/parsers.py) and socket
-frames (consumers.py).
+frames (realtime/consumer.py).
 
 Python's JSON decoder recurses once per nesting level: before Python 3.12 a few thousand
 brackets raised ``RecursionError``, since then they parse. No message of the API or the socket

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications import admin as notifications_admin
-from notifications import forms as notifications_forms
 from notifications import services, signals
-from notifications.changelist import CheckedChangelistAdmin
-from notifications.forms import SendNotificationForm
+from notifications.admin import forms as notifications_forms
+from notifications.admin.changelist import CheckedChangelistAdmin
+from notifications.admin.forms import SendNotificationForm
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db

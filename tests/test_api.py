@@ -9,9 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from notifications import services, tickets
+from notifications import services
 from notifications.api.parsers import api_exception
 from notifications.models import Notification
+from notifications.realtime import tickets
 
 pytestmark = pytest.mark.django_db
 

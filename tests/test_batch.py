@@ -2,8 +2,8 @@
 
 import pytest
 
-from notifications.batch import NotificationBatch
 from notifications.models import Notification
+from notifications.services.batch import NotificationBatch
 
 
 def batch() -> NotificationBatch:

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from notifications import services
-from notifications.consumers import NotificationConsumer
 from notifications.models import Notification
+from notifications.realtime.consumer import NotificationConsumer
 from project.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

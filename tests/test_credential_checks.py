@@ -1,7 +1,7 @@
-"""The node's own checks of its sockets' credentials (notifications/realtime/revocations.py): the
-periodic check survives a database that is down, the listener for replaced sessions survives a
-layer that fails, and a replaced session closes only its own sockets, for good only when another
-user signed in."""
+"""The node's own checks of its sockets' credentials (notifications/realtime/credential_checks.py):
+the periodic check survives a database that is down, the listener for replaced sessions survives
+a layer that fails, and a replaced session closes only its own sockets, for good only when
+another user signed in."""
 
 import asyncio
 import logging
@@ -10,9 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
-from notifications import push
 from notifications.protocol import CLOSE_REAUTHENTICATE, CLOSE_UNAUTHENTICATED
-from notifications.realtime import revocations
+from notifications.realtime import broker, credential_checks
 from notifications.realtime.credentials import digest
 from tests.test_consumers import open_socket, session_cookie
 
@@ -46,7 +45,9 @@ async def test_a_session_the_same_user_replaced_asks_its_sockets_to_reauthentica
     replaced, credential = await signed_in_with_session(alice)
     other_tab, _ = await signed_in_with_session(alice)
     await asyncio.sleep(0.1)  # the listener subscribes
-    await push.asend([(push.REPLACED_SESSIONS_GROUP, push.replaced_event(credential, alice.pk))])
+    await broker.asend(
+        [(broker.REPLACED_SESSIONS_GROUP, broker.replaced_event(credential, alice.pk))]
+    )
     assert await closed_with(replaced) == CLOSE_REAUTHENTICATE
     assert await other_tab.receive_nothing(timeout=0.3)
     await other_tab.disconnect()
@@ -57,28 +58,30 @@ async def test_a_session_another_user_took_over_closes_its_sockets_for_good(
 ):
     replaced, credential = await signed_in_with_session(alice)
     await asyncio.sleep(0.1)
-    await push.asend([(push.REPLACED_SESSIONS_GROUP, push.replaced_event(credential, bob.pk))])
+    await broker.asend(
+        [(broker.REPLACED_SESSIONS_GROUP, broker.replaced_event(credential, bob.pk))]
+    )
     assert await closed_with(replaced) == CLOSE_UNAUTHENTICATED
 
 
 async def test_the_listener_survives_a_layer_that_fails_and_hears_the_next_replacement(
     replaced_sessions_are_heard, alice, monkeypatch, caplog
 ):
-    real_subscribe = push.subscribe
+    real_subscribe = broker.subscribe
     failures = iter([OSError("layer down")])
 
     async def subscribe_that_fails_once(group, channel):
-        if group == push.REPLACED_SESSIONS_GROUP:
+        if group == broker.REPLACED_SESSIONS_GROUP:
             for failure in failures:
                 raise failure
         await real_subscribe(group, channel)
 
-    monkeypatch.setattr(push, "subscribe", subscribe_that_fails_once)
+    monkeypatch.setattr(broker, "subscribe", subscribe_that_fails_once)
     with caplog.at_level(logging.WARNING, logger="notifications"):
         replaced, credential = await signed_in_with_session(alice)
         await asyncio.sleep(0.3)  # failed, waited, listening again on a new channel
-        await push.asend(
-            [(push.REPLACED_SESSIONS_GROUP, push.replaced_event(credential, alice.pk))]
+        await broker.asend(
+            [(broker.REPLACED_SESSIONS_GROUP, broker.replaced_event(credential, alice.pk))]
         )
         assert await closed_with(replaced) == CLOSE_REAUTHENTICATE
     assert "listening for replaced sessions failed" in caplog.text
@@ -97,7 +100,7 @@ async def test_a_periodic_check_the_database_refuses_is_tried_again_next_period(
             break
         return [CLOSE_UNAUTHENTICATED for _ in pairs]
 
-    monkeypatch.setattr(revocations, "verdicts", verdicts_after_two_failures)
+    monkeypatch.setattr(credential_checks, "verdicts", verdicts_after_two_failures)
     with caplog.at_level(logging.WARNING, logger="notifications"):
         communicator, _ = await signed_in_with_session(alice)
         assert await closed_with(communicator, within=3) == CLOSE_UNAUTHENTICATED

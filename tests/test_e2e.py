@@ -17,7 +17,7 @@ from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notifications import services
-from notifications.registry import registry
+from notifications.realtime.presence import registry
 from tests.conftest import service_missing
 from tests.sockets import close_code, open_socket, receive, session_of
 

@@ -9,7 +9,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from notifications import push, services
+from notifications import services
+from notifications.realtime import broker
 from tests.redis_keys import redis_cache
 from tests.test_consumers import signed_in
 
@@ -28,7 +29,7 @@ def shared_registry(request, settings):
 def settled(settings) -> None:
     """Give the registry an epoch older than the grace a wiped registry gets (during which it
     does not know who is online), as one in service for a while has."""
-    from notifications.registry import registry
+    from notifications.realtime.presence import registry
 
     current = registry()
     client = redis.Redis.from_url(current.url)
@@ -44,13 +45,13 @@ def make_users(n):
 def pushed(monkeypatch):
     """The groups every push went to."""
     groups = []
-    send = push.asend
+    send = broker.asend
 
     async def spy(messages):
         groups.extend(group for group, _ in messages)
         await send(messages)
 
-    monkeypatch.setattr(push, "asend", spy)
+    monkeypatch.setattr(broker, "asend", spy)
     return groups
 
 
@@ -67,7 +68,7 @@ async def test_only_users_with_a_socket_are_pushed_to(where, request, alice, set
     message = await communicator.receive_json_from(timeout=3)
     [alices] = [n.pk for n in batch if n.recipient_id == alice.pk]
     assert message["notification"]["id"] == alices
-    assert pushed == [push.user_group(alice.pk)]  # alice's socket only
+    assert pushed == [broker.user_group(alice.pk)]  # alice's socket only
     await communicator.disconnect()
 
 
@@ -81,7 +82,7 @@ async def test_who_is_online_is_unknown_when_sockets_may_be_elsewhere(alice, bob
             "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},  # never connected to
         }
     }
-    assert await database_sync_to_async(push.online)([alice.pk, bob.pk]) is None
+    assert await database_sync_to_async(broker.online)([alice.pk, bob.pk]) is None
 
 
 def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
@@ -106,8 +107,8 @@ def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
 
 @pytest.mark.parametrize("look_up_each_up_to", [500, 0], ids=["member by member", "whole set"])
 async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monkeypatch):
-    from notifications import registry as registry_module
     from notifications.conf import app_settings
+    from notifications.realtime import presence as registry_module
 
     monkeypatch.setattr(registry_module, "_LOOK_UP_EACH_UP_TO", look_up_each_up_to)
     registry = registry_module.registry()
@@ -117,14 +118,14 @@ async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monke
     stale = registry_module.time.time() - app_settings.SOCKET_STALE_SECONDS * 2
     await registry._client().zadd(registry.online_key, {"3": stale})
 
-    online = database_sync_to_async(push.online)
+    online = database_sync_to_async(broker.online)
     assert await online([1, 2, 3, 4, 2]) == {1, 2}
     assert await online([4]) == set()
     assert await online([]) == set()
 
 
 async def test_projects_sharing_a_redis_keep_their_sockets_apart(shared_registry, settings):
-    from notifications.registry import registry
+    from notifications.realtime.presence import registry
 
     cache = settings.CACHES["default"]
 

@@ -14,9 +14,9 @@ from channels.db import database_sync_to_async
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from notifications import push, services
+from notifications import services
 from notifications.models import Notification, database_now
-from notifications.realtime import gaps
+from notifications.realtime import broker, gaps
 from notifications.realtime.node import node
 from tests.test_consumers import send, signed_in
 
@@ -89,8 +89,8 @@ async def test_a_lost_push_is_recovered(fast_checks, alice, monkeypatch):
     async def lost(messages):
         return 0  # as a layer that dropped everything
 
-    monkeypatch.setattr(push, "asend", lost)
-    monkeypatch.setattr(push, "_push_loop", None)  # any other path would fail loudly
+    monkeypatch.setattr(broker, "asend", lost)
+    monkeypatch.setattr(broker, "_push_loop", None)  # any other path would fail loudly
     [nid] = [n.pk for n in await send(alice, "lost in the layer")]
     [message] = await frames(communicator, 2)
     assert message["notification"]["id"] == nid and message["recovered"] is True

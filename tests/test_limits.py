@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
-from notifications.registry import RedisRegistry, registry
+from notifications.realtime.presence import RedisRegistry, registry
 from tests.redis_keys import redis_cache
 from tests.test_consumers import open_socket, signed_in
 

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from notifications.registry import registry
+from notifications.realtime.presence import registry
 from tests.redis_keys import redis_cache
 
 pytestmark = pytest.mark.django_db

@@ -11,11 +11,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from rest_framework.test import APIClient
 
-from notifications import push, services
-from notifications.consumers import NotificationConsumer
+from notifications import services
 from notifications.models import Notification
+from notifications.realtime import broker
+from notifications.realtime.consumer import NotificationConsumer
 from notifications.realtime.node import node
-from notifications.registry import NODE_STALE_SECONDS, registry
+from notifications.realtime.presence import NODE_STALE_SECONDS, registry
 from tests.redis_keys import layer_config, redis_cache
 from tests.test_consumers import open_socket, send, signed_in
 
@@ -55,7 +56,9 @@ async def trigger_change(communicator, user):
 
 
 async def trigger_revoke(communicator, user):
-    await database_sync_to_async(push.send)([(push.user_group(user.pk), push.revoke_event("x"))])
+    await database_sync_to_async(broker.send)(
+        [(broker.user_group(user.pk), broker.revoke_event("x"))]
+    )
 
 
 def client_message(type_, **fields):
@@ -157,7 +160,7 @@ def wipe_this_tests_keys(settings) -> None:
 async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_again(
     redis_registry, alice, bob, settings
 ):
-    online = database_sync_to_async(push.online)
+    online = database_sync_to_async(broker.online)
     communicator, _ = await signed_in(alice)
     await node().sweep.tick()
     await database_sync_to_async(set_epoch_age)(3600)  # a registry in service for an hour
@@ -181,7 +184,7 @@ async def test_a_wiped_registry_pushes_to_everyone_until_sockets_are_claimed_aga
 
 
 async def join_refused(user_id, channel_name, attempts=3):
-    return False  # as push.join() answers after its attempts on an unreachable layer
+    return False  # as broker.join() answers after its attempts on an unreachable layer
 
 
 @pytest.mark.parametrize(
@@ -190,7 +193,7 @@ async def join_refused(user_id, channel_name, attempts=3):
 async def test_a_join_that_fails_closes_the_socket_and_gives_the_place_back(
     join, code, redis_registry, alice, monkeypatch
 ):
-    monkeypatch.setattr(push, "join", join)
+    monkeypatch.setattr(broker, "join", join)
     for _ in range(LIMIT + 1):
         communicator, connected, _ = await open_socket(alice)
         assert connected
@@ -209,7 +212,7 @@ async def test_a_socket_the_node_closed_while_it_joined_does_not_stay_joined(
     group: it is closed like the others, and its group membership and place are undone."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": LIMIT}
-    real_join = push.join
+    real_join = broker.join
     joined = []
     join_returned = asyncio.Event()
 
@@ -220,14 +223,14 @@ async def test_a_socket_the_node_closed_while_it_joined_does_not_stay_joined(
         join_returned.set()
         return result
 
-    monkeypatch.setattr(push, "join", join_while_the_layer_is_lost)
+    monkeypatch.setattr(broker, "join", join_while_the_layer_is_lost)
     communicator, connected, _ = await open_socket(alice)
     assert connected
     assert (await communicator.receive_output(timeout=5))["code"] == 4013
     await asyncio.wait_for(join_returned.wait(), 3)  # the close came before the join returned
     await asyncio.sleep(0.05)  # and its undoing
     assert node().sockets == {}
-    assert joined[0] not in get_channel_layer().groups.get(push.user_group(alice.pk), {})
+    assert joined[0] not in get_channel_layer().groups.get(broker.user_group(alice.pk), {})
     monkeypatch.undo()
     sockets = [(await signed_in(alice))[0] for _ in range(LIMIT)]
     for communicator in sockets:
@@ -236,7 +239,7 @@ async def test_a_socket_the_node_closed_while_it_joined_does_not_stay_joined(
 
 async def test_losing_a_shard_that_carries_no_socket_closes_nothing(alice):
     communicator, _ = await signed_in(alice)
-    shard = push.shard_of(push.user_group(alice.pk))
+    shard = broker.shard_of(broker.user_group(alice.pk))
     node().lose_shard(shard + 1, "another shard")
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()

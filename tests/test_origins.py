@@ -1,5 +1,6 @@
-"""The Origin check of cookie WebSockets (notifications/origins.py): scheme, host and port, through
-the project's real ASGI stack, and through a real daphne for the handshake's HTTP 403."""
+"""The Origin check of cookie WebSockets (notifications/realtime/origins.py): scheme, host and
+port, through the project's real ASGI stack, and through a real daphne for the handshake's
+HTTP 403."""
 
 import pytest
 from channels.db import database_sync_to_async
@@ -8,9 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from websockets.exceptions import InvalidStatus
 
-from notifications import tickets
 from notifications.checks import check_websocket_origins
-from notifications.origins import own_origin, parse_origin
+from notifications.realtime import tickets
+from notifications.realtime.origins import own_origin, parse_origin
 from project.asgi import application
 from tests.sockets import open_socket, session_of
 from tests.test_consumers import session_cookie

@@ -11,9 +11,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from notifications import budget, push, services
-from notifications.budget import Budget
-from notifications.registry import registry
+from notifications import services
+from notifications.realtime import broker, budget
+from notifications.realtime.budget import Budget
+from notifications.realtime.presence import registry
 from tests.hung import HungServer
 from tests.test_push import pubsub_layer, subscribed
 
@@ -39,7 +40,7 @@ def given_up(caplog) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "notifications.push" and GIVEN_UP in record.getMessage()
+        if record.name == "notifications.realtime.broker" and GIVEN_UP in record.getMessage()
     ]
 
 
@@ -119,26 +120,26 @@ def test_an_exhausted_budget_gives_up_without_calling(caplog):
 
 async def test_a_push_loop_whose_thread_died_is_replaced(redis_url, settings, caplog):
     settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix="dead-loop")}
-    group = push.user_group(910_001)
+    group = broker.user_group(910_001)
     layer, channel = await subscribed([group])
-    old = await sync_to_async(push._push_loop)()
+    old = await sync_to_async(broker._push_loop)()
     old.loop.call_soon_threadsafe(old.loop.stop)  # run_forever() returns: the thread ends
     await asyncio.to_thread(old.thread.join, 5)
     assert not old.thread.is_alive()
 
     with caplog.at_level(logging.WARNING, logger="notifications"):
-        await sync_to_async(push.send)([(group, push.revoke_event("first"))])
+        await sync_to_async(broker.send)([(group, broker.revoke_event("first"))])
     event = await asyncio.wait_for(layer.receive(channel), 5)
     assert event["credential"] == "first"
     assert "replaced the push loop (its thread is gone); 0 jobs" in caplog.text
     assert GIVEN_UP not in caplog.text  # the send itself went through, at once
-    new = push._loop
+    new = broker._loop
     assert new is not old and new.thread.is_alive()
 
     caplog.clear()
-    await sync_to_async(push.send)([(group, push.revoke_event("second"))])
+    await sync_to_async(broker.send)([(group, broker.revoke_event("second"))])
     assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "second"
-    assert push._loop is new and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert broker._loop is new and not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
@@ -146,14 +147,14 @@ async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
 ):
     settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, prefix="blocked-loop")}
     settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.5}
-    group = push.user_group(910_002)
+    group = broker.user_group(910_002)
     layer, channel = await subscribed([group])
-    old = await sync_to_async(push._push_loop)()
+    old = await sync_to_async(broker._push_loop)()
     release = threading.Event()
     old.loop.call_soon_threadsafe(release.wait)  # a blocking call on the loop: it runs nothing else
     try:
         with caplog.at_level(logging.WARNING, logger="notifications"):
-            await sync_to_async(push.send)([(group, push.revoke_event("first"))])
+            await sync_to_async(broker.send)([(group, broker.revoke_event("first"))])
         # The send waited its budget for a job that never started; then the loop was replaced,
         # and the job was handed to the new loop, which published it.
         assert "replaced the push loop (it has not started a job given to it" in caplog.text
@@ -162,11 +163,11 @@ async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
             "gave up waiting for: 1 push. Clients catch up from the database"
         )
         assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "first"
-        new = push._loop
-        assert new is not old and new.loop in push._publishers  # it published from the new loop
+        new = broker._loop
+        assert new is not old and new.loop in broker._publishers  # it published from the new loop
 
         caplog.clear()
-        await sync_to_async(push.send)([(group, push.revoke_event("second"))])
+        await sync_to_async(broker.send)([(group, broker.revoke_event("second"))])
         assert (await asyncio.wait_for(layer.receive(channel), 5))["credential"] == "second"
         assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     finally:
@@ -174,7 +175,7 @@ async def test_a_blocked_push_loop_is_replaced_and_its_job_runs_on_the_new_one(
     # Unblocked, the retired loop does not run the job it handed over; it stops.
     await asyncio.to_thread(old.thread.join, 5)
     assert not old.thread.is_alive() and old.loop.is_closed()
-    assert old.loop not in push._publishers
+    assert old.loop not in broker._publishers
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.5)
 
@@ -185,9 +186,9 @@ async def test_after_a_blocked_push_loop_the_next_notify_is_pushed_again(
 ):
     use_redis(settings, redis_url)
     settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.5}
-    layer, channel = await subscribed([push.user_group(alice.pk)])
+    layer, channel = await subscribed([broker.user_group(alice.pk)])
     assert await registry().claim(alice.pk, channel)  # alice is online
-    old = await sync_to_async(push._push_loop)()
+    old = await sync_to_async(broker._push_loop)()
     release = threading.Event()
     old.loop.call_soon_threadsafe(release.wait)
     try:
@@ -201,7 +202,7 @@ async def test_after_a_blocked_push_loop_the_next_notify_is_pushed_again(
         ]
         assert titles == ["while the loop is blocked", "after"]  # nothing lost, in order
         assert caplog.text.count("replaced the push loop") == 1
-        assert push._loop is not old
+        assert broker._loop is not old
     finally:
         release.set()
         await registry().release(alice.pk, channel)
@@ -216,15 +217,15 @@ async def test_a_push_the_sender_stopped_waiting_for_still_goes_out(
     settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url)}
     settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.2}
     layer, channel = await subscribed(["slow.group"])
-    send, gate = push.asend, threading.Event()
+    send, gate = broker.asend, threading.Event()
 
     async def slowly(messages):
         await asyncio.to_thread(gate.wait, 5)  # a fan-out still going when the budget ends
         return await send(messages)
 
-    monkeypatch.setattr(push, "asend", slowly)
+    monkeypatch.setattr(broker, "asend", slowly)
     # Returns while the push is held at the gate: the sender did not wait for it...
-    await sync_to_async(push.send)([("slow.group", {"type": "notifications.test"})])
+    await sync_to_async(broker.send)([("slow.group", {"type": "notifications.test"})])
     gate.set()
     # ... and the push goes out all the same.
     message = await asyncio.wait_for(layer.receive(channel), 5)

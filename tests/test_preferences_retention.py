@@ -125,7 +125,7 @@ def test_fan_out_with_preferences_keeps_a_flat_query_count(bob):
 
 
 def test_admin_count_reflects_mutes(alice, bob):
-    from notifications.forms import SendNotificationForm
+    from notifications.admin.forms import SendNotificationForm
 
     services.set_preferences(alice, muted_categories=["digest"], muted_levels=[])
     form = SendNotificationForm(

@@ -11,7 +11,7 @@ import redis.asyncio.connection
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from notifications import push
+from notifications.realtime import broker
 from tests.redis_keys import PREFIX
 
 
@@ -42,16 +42,16 @@ async def subscribed(groups: list[str]) -> tuple[object, str]:
 async def test_pipelined_publishes_reach_the_layers_subscribers(config, redis_url, settings):
     hosts = config.pop("hosts", 1)
     settings.CHANNEL_LAYERS = {"default": pubsub_layer(redis_url, hosts, **config)}
-    groups = [push.user_group(n) for n in range(900_001, 900_021)]
+    groups = [broker.user_group(n) for n in range(900_001, 900_021)]
     layer, channel = await subscribed(groups)
-    messages = [(group, push.changed_event([n], "read", n, 0)) for n, group in enumerate(groups)]
+    messages = [(group, broker.changed_event([n], "read", n, 0)) for n, group in enumerate(groups)]
 
-    await sync_to_async(push.send)(messages)
+    await sync_to_async(broker.send)(messages)
 
     received = [await asyncio.wait_for(layer.receive(channel), 3) for _ in groups]
     frames = sorted((json.loads(event["frame"]) for event in received), key=lambda f: f["ids"])
     assert [frame["ids"] for frame in frames] == [[n] for n in range(len(groups))]
-    assert all(event["type"] == push.CHANGED for event in received)
+    assert all(event["type"] == broker.CHANGED for event in received)
 
 
 def test_sends_from_many_threads_reuse_the_push_loops_connections(redis_url, settings, monkeypatch):
@@ -69,7 +69,7 @@ def test_sends_from_many_threads_reuse_the_push_loops_connections(redis_url, set
     def sender(n):
         try:
             for _ in range(5):
-                push.send([(push.user_group(n), push.revoke_event())])
+                broker.send([(broker.user_group(n), broker.revoke_event())])
         except Exception as error:  # pragma: no cover - the assertion reports it
             errors.append(error)
 
@@ -104,13 +104,13 @@ class StuckLayer:
 def test_a_stuck_layer_costs_the_sender_a_bounded_wait_and_no_exception(settings, caplog):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.test_push.StuckLayer"}}
     settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.2}
-    with caplog.at_level(logging.WARNING, logger="notifications.push"):
-        push.send([(push.user_group(1), push.revoke_event())])
+    with caplog.at_level(logging.WARNING, logger="notifications.realtime.broker"):
+        broker.send([(broker.user_group(1), broker.revoke_event())])
     assert "gave up waiting for: 1 push." in caplog.text
 
 
 def test_a_layer_that_refuses_connections_is_logged_not_raised(settings, caplog):
     settings.CHANNEL_LAYERS = {"default": pubsub_layer("redis://127.0.0.1:1/0")}
-    with caplog.at_level(logging.WARNING, logger="notifications.push"):
-        push.send([(push.user_group(1), push.revoke_event())] * 3)
+    with caplog.at_level(logging.WARNING, logger="notifications.realtime.broker"):
+        broker.send([(broker.user_group(1), broker.revoke_event())] * 3)
     assert "3 of 3 pushes failed" in caplog.text

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from notifications import services
-from notifications.registry import registry
+from notifications.realtime.presence import registry
 from tests.redis_keys import PREFIX, delete_keys, layer_config, redis_cache
 from tests.sockets import open_socket, receive, session_of
 from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (the fixtures)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from notifications.registry import (
+from notifications.realtime.presence import (
     EPOCH_GRACE_SECONDS,
     LocalRegistry,
     RedisRegistry,

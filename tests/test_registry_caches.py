@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.core.checks import run_checks
 
 from notifications.realtime.node import node
-from notifications.registry import LocalRegistry, RedisRegistry, registry
+from notifications.realtime.presence import LocalRegistry, RedisRegistry, registry
 from tests.redis_keys import REDIS_CACHE, key_prefix
 from tests.test_consumers import open_socket, signed_in
 

@@ -15,7 +15,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import connect
 
-from notifications import push
+from notifications.realtime import broker
 from notifications.realtime.node import node
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
 from tests.daphne_server import DaphneServer, database_url
@@ -289,7 +289,7 @@ async def test_a_revocation_between_authentication_and_joining_is_not_missed(
     from tests.test_consumers import open_socket as open_in_process
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    join = push.join
+    join = broker.join
 
     async def deactivated_meanwhile(user_id, channel_name, attempts=3):
         def deactivate():
@@ -299,7 +299,7 @@ async def test_a_revocation_between_authentication_and_joining_is_not_missed(
         await database_sync_to_async(deactivate)()
         return await join(user_id, channel_name, attempts)
 
-    monkeypatch.setattr(push, "join", deactivated_meanwhile)
+    monkeypatch.setattr(broker, "join", deactivated_meanwhile)
     communicator, connected, _ = await open_in_process(alice)
     assert connected
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}

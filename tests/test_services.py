@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import services, signals
 from notifications.models import Notification
+from notifications.services import state as state_changes
 
 pytestmark = pytest.mark.django_db
 
@@ -463,7 +464,7 @@ class Statements:
 def test_a_change_up_to_an_id_runs_in_bounded_statements_and_announces_one_compact_change(
     alice, bob, monkeypatch, settings, django_capture_on_commit_callbacks, state
 ):
-    monkeypatch.setattr(services, "RANGE_BATCH_SIZE", 10)
+    monkeypatch.setattr(state_changes, "RANGE_BATCH_SIZE", 10)
     settings.NOTIFICATIONS = {"MAX_IDS_PER_MESSAGE": 5}
     ids = unread_rows(alice, 36)
     theirs = unread_rows(bob, 3)
@@ -503,7 +504,7 @@ def test_a_change_up_to_an_id_runs_in_bounded_statements_and_announces_one_compa
 def test_a_small_change_up_to_an_id_still_lists_its_ids(
     alice, monkeypatch, changed, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(services, "RANGE_BATCH_SIZE", 2)
+    monkeypatch.setattr(state_changes, "RANGE_BATCH_SIZE", 2)
     ids = unread_rows(alice, 5)
     with django_capture_on_commit_callbacks(execute=True):
         change = services.mark_all_read(alice)

@@ -6,7 +6,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
-from notifications import services, tickets
+from notifications import services
+from notifications.realtime import tickets
 from project.asgi import application
 from tests.test_consumers import ORIGIN, open_socket, signed_in
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from channels.layers import get_channel_layer
 
-from notifications import push
+from notifications.realtime import broker
 from notifications.realtime.node import node
 from tests.test_consumers import open_socket, send, signed_in
 from tests.test_faults import RedisServer
@@ -53,7 +53,7 @@ async def test_a_gap_in_the_heartbeats_closes_the_sockets_4013(fast, alice):
     await asyncio.sleep(0.2)
     watchdog = node().watchdog
     # As if two heartbeats went missing.
-    await push.send_heartbeat(watchdog.groups[0], "unused", 0, watchdog.sent[0] + 3)
+    await broker.send_heartbeat(watchdog.groups[0], "unused", 0, watchdog.sent[0] + 3)
     assert await closed_with(communicator) == 4013
     assert node().sockets == {}
 
@@ -89,14 +89,14 @@ async def test_a_layer_that_gives_no_channel_to_watch_with_closes_the_sockets_40
 ):
     communicator, _ = await signed_in(alice)
     failures = iter([OSError("layer down")])
-    real_new_channel = push.new_channel
+    real_new_channel = broker.new_channel
 
     async def new_channel_that_fails_once():
         for failure in failures:
             raise failure
         return await real_new_channel()
 
-    monkeypatch.setattr(push, "new_channel", new_channel_that_fails_once)
+    monkeypatch.setattr(broker, "new_channel", new_channel_that_fails_once)
     await restart_watchdog()
     assert await closed_with(communicator) == 4013
 
@@ -109,7 +109,7 @@ async def test_heartbeats_that_stop_arriving_close_the_sockets_4013(fast, alice,
     async def lost(*args):
         pass
 
-    monkeypatch.setattr(push, "send_heartbeat", lost)
+    monkeypatch.setattr(broker, "send_heartbeat", lost)
     await asyncio.sleep(0.2)  # heartbeats sent before are heard; then nothing more arrives
     node().watchdog.last_beat[0] -= 60  # as if a minute had passed in silence
     assert await closed_with(communicator) == 4013
@@ -122,7 +122,7 @@ async def test_a_layer_that_forgot_the_groups_members_closes_the_sockets_4013(fa
     communicator, _ = await signed_in(alice)
     await asyncio.sleep(0.2)
     watchdog = node().watchdog
-    control = {"type": push.HEARTBEAT, "shard": 0, "seq": watchdog.expected[0] + 1}
+    control = {"type": broker.HEARTBEAT, "shard": 0, "seq": watchdog.expected[0] + 1}
     await get_channel_layer().group_send(watchdog.groups[0], {**control, "control": True})
     assert await closed_with(communicator) == 4013
 
@@ -133,8 +133,8 @@ async def test_heartbeats_of_no_known_shard_or_late_controls_change_nothing(fast
     watchdog = node().watchdog
     layer = get_channel_layer()
     for shard in (-1, 1, 10**30):
-        await layer.group_send(watchdog.groups[0], {"type": push.HEARTBEAT, "shard": shard})
-    late = {"type": push.HEARTBEAT, "shard": 0, "seq": 1, "control": True}  # its beat came
+        await layer.group_send(watchdog.groups[0], {"type": broker.HEARTBEAT, "shard": shard})
+    late = {"type": broker.HEARTBEAT, "shard": 0, "seq": 1, "control": True}  # its beat came
     await layer.group_send(watchdog.groups[0], late)
     assert await heard_again()
     assert await still_open(communicator)
@@ -143,7 +143,7 @@ async def test_heartbeats_of_no_known_shard_or_late_controls_change_nothing(fast
 
 async def test_a_receive_that_fails_is_tried_again(fast, alice, monkeypatch):
     communicator, _ = await signed_in(alice)
-    real_receive = push.receive
+    real_receive = broker.receive
     down = True
     failed = 0
 
@@ -154,7 +154,7 @@ async def test_a_receive_that_fails_is_tried_again(fast, alice, monkeypatch):
             raise OSError("layer down")
         return await real_receive(channel)
 
-    monkeypatch.setattr(push, "receive", receive_while_down)
+    monkeypatch.setattr(broker, "receive", receive_while_down)
     await restart_watchdog()
     await asyncio.sleep(0.2)
     down = False
@@ -174,9 +174,9 @@ def test_there_is_one_heartbeat_group_per_shard_and_it_lives_there(settings):
                 "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0" for port in (1, 2, 3)]},
             }
         }
-        groups = push.heartbeat_groups("token")
+        groups = broker.heartbeat_groups("token")
         assert len(groups) == 3
-        assert [push.shard_of(group) for group in groups] == [0, 1, 2]
+        assert [broker.shard_of(group) for group in groups] == [0, 1, 2]
 
 
 @pytest.fixture(params=["pubsub", "core"])
@@ -239,7 +239,7 @@ async def test_restarting_either_of_two_redis_servers_closes_the_sockets_it_carr
     users = {}
     for _ in range(40):
         user = await asyncio.to_thread(make_user)
-        users.setdefault(push.shard_of(push.user_group(user.pk)), user)
+        users.setdefault(broker.shard_of(broker.user_group(user.pk)), user)
         if len(users) == 2:
             break
     for restarted in (0, 1):

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from ..metrics import metrics
+from .metrics import metrics
 from .views import NotificationViewSet
 
 router = SimpleRouter()

@@ -24,9 +24,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .. import services, tickets, versions
+from .. import services, versions
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
+from ..realtime import tickets
 from ..realtime.credentials import Credential
 from ..serializers import NotificationSerializer
 from . import credentials, throttling

@@ -28,8 +28,8 @@ from django.db import DatabaseError
 from ..conf import app_settings
 from ..models import Notification, database_now, id_list
 from ..protocol import notification_frame
-from ..registry import PROCESS
 from ..serializers import serialize
+from .presence import PROCESS
 
 if TYPE_CHECKING:
     from .node import Node, Socket

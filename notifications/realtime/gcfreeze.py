@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..conf import app_settings
-from ..registry import PROCESS
+from .presence import PROCESS
 
 if TYPE_CHECKING:
     from .node import Node

@@ -4,9 +4,8 @@ A consumer asks its node to add its socket (a place in the registry, the user's 
 remove it, or to close it with a code; nothing else keeps a list of sockets. While the node has
 sockets it runs what the process does for all of them: the keep-alive sweep (sweep.py), the
 channel-layer watchdog (watchdog.py), gap detection (gaps.py), the credentials checks
-(revocations.py), the GC freezer (gcfreeze.py), and the goodbye when the server is told to stop
-(shutdown.py). Every background task it starts
-stays referenced until it finishes. One node per event loop: under daphne, one per process.
+(credential_checks.py), the GC freezer (gcfreeze.py), and the goodbye when the server is told
+to stop (shutdown.py). Every background task it starts stays referenced until it finishes. One node per event loop: under daphne, one per process.
 docs/realtime.md walks through it.
 """
 
@@ -20,14 +19,13 @@ import weakref
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol
 
-from .. import push
 from ..protocol import CLOSE_SERVICE_RESTART, CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN
-from ..registry import PROCESS, registry
-from . import shutdown
+from . import broker, shutdown
+from .credential_checks import Revocations
 from .credentials import Credential
 from .gaps import GapDetector, RecentIds
 from .gcfreeze import Freezer
-from .revocations import Revocations
+from .presence import PROCESS, registry
 from .sweep import Sweep
 from .watchdog import Watchdog
 
@@ -86,7 +84,7 @@ class Node:
                 await self.close(socket, CLOSE_TOO_MANY_SOCKETS, "too_many_sockets")
                 return False
             # Join before the consumer reads counts and backlog, so nothing falls in between.
-            if not await push.join(user_id, channel):
+            if not await broker.join(user_id, channel):
                 await self.close(socket, CLOSE_TRY_AGAIN, "channel_layer_unreachable")
                 return False
         except BaseException:
@@ -139,7 +137,7 @@ class Node:
             socket
             for socket in self
             if socket.user_id is not None
-            and (shard is None or push.shard_of(push.user_group(socket.user_id)) == shard)
+            and (shard is None or broker.shard_of(broker.user_group(socket.user_id)) == shard)
         ]
         if not lost:
             return
@@ -162,7 +160,7 @@ class Node:
                 del self.users[user_id]
 
     async def _release(self, user_id: int, channel: str) -> None:
-        await push.leave(user_id, channel)
+        await broker.leave(user_id, channel)
         await registry().release(user_id, channel, self.id)
 
     # --- what runs for all sockets -------------------------------------------------------------

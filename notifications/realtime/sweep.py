@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..conf import app_settings
 from ..protocol import CLOSE_IDLE
-from ..registry import NODE_BEAT_SECONDS, registry
+from .presence import NODE_BEAT_SECONDS, registry
 
 if TYPE_CHECKING:
     from .node import Node

@@ -18,8 +18,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .. import push
 from ..conf import app_settings
+from . import broker
 
 if TYPE_CHECKING:
     from .node import Node
@@ -45,7 +45,7 @@ class Watchdog:
         channel = None
         while channel is None and self.node.sockets:
             try:
-                channel = await push.new_channel()
+                channel = await broker.new_channel()
             except Exception as error:
                 self._lose(None, f"the channel layer is unreachable ({error!r})")
                 await asyncio.sleep(app_settings.LAYER_CHECK_SECONDS)
@@ -54,8 +54,8 @@ class Watchdog:
                 return  # no channel layer: nothing to watch
         if channel is None:
             return
-        self.groups = push.heartbeat_groups(self.token)
-        self.receiving = push.receiving_shard(channel)
+        self.groups = broker.heartbeat_groups(self.token)
+        self.receiving = broker.receiving_shard(channel)
         shards = range(len(self.groups))
         self.sent = [0 for _ in shards]
         self.expected = [1 for _ in shards]
@@ -77,14 +77,14 @@ class Watchdog:
         finally:
             listener.cancel()
             for shard in self.joined:
-                await push.unsubscribe(self.groups[shard], channel)
+                await broker.unsubscribe(self.groups[shard], channel)
 
     async def _beat(self, shard: int, channel: str) -> None:
         try:
             if shard not in self.joined:
-                await push.subscribe(self.groups[shard], channel)
+                await broker.subscribe(self.groups[shard], channel)
                 self.joined.add(shard)
-            await push.send_heartbeat(self.groups[shard], channel, shard, self.sent[shard] + 1)
+            await broker.send_heartbeat(self.groups[shard], channel, shard, self.sent[shard] + 1)
             self.sent[shard] += 1
         except Exception as error:
             # Pushes sent now fail too: whoever was to get them must resume.
@@ -98,7 +98,7 @@ class Watchdog:
     async def _listen(self, channel: str) -> None:
         while True:
             try:
-                message: dict[str, Any] = await push.receive(channel)
+                message: dict[str, Any] = await broker.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception:

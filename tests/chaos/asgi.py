@@ -22,7 +22,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from notifications.auth import WebSocketAuthStack  # noqa: E402
-from notifications.consumers import NotificationConsumer  # noqa: E402
+from notifications.realtime.consumer import NotificationConsumer  # noqa: E402
 
 logger = logging.getLogger("notifications.chaos")
 FLAG = os.environ.get("CHAOS_FAULT_FLAG", "")

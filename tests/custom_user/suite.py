@@ -17,10 +17,11 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from notifications import services, tickets
+from notifications import services
+from notifications.admin.forms import SendNotificationForm
 from notifications.auth import user_for_ticket
-from notifications.forms import SendNotificationForm
 from notifications.models import Notification
+from notifications.realtime import tickets
 from notifications.users import active_users, has_active_field
 from project.asgi import application
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from notifications.registry import LocalRegistry, registry
+from notifications.realtime.presence import LocalRegistry, registry
 
 
 class Command(BaseCommand):

@@ -34,11 +34,12 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import forms, services
+from .. import services
+from ..conf import app_settings
+from ..models import Mute, Notification
+from . import forms
 from .changelist import CheckedChangelistAdmin
-from .conf import app_settings
 from .forms import CONTENT_FIELDS, SendNotificationForm
-from .models import Mute, Notification
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

@@ -14,8 +14,8 @@ import secrets
 
 from django.core.cache import caches
 
-from .conf import app_settings
-from .realtime.credentials import Credential
+from ..conf import app_settings
+from .credentials import Credential
 
 _PREFIX = "notifications:ticket:"
 

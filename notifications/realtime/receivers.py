@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from . import push, versions
-from .batch import NotificationBatch
+from .. import versions
+from ..models import Notification
+from ..serializers import serialize
+from ..services.batch import NotificationBatch
+from . import broker
 from .budget import Budget, counted
-from .models import Notification
-from .serializers import serialize
 
 
 def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
@@ -43,9 +44,12 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
             return
         with budget.paused():  # the database, not Redis
             counts = Notification.objects.counts_by_recipient(list(by_user))
-        push.send(
+        broker.send(
             [
-                (push.user_group(user_id), push.created_event(items, *counts.get(user_id, (0, 0))))
+                (
+                    broker.user_group(user_id),
+                    broker.created_event(items, *counts.get(user_id, (0, 0))),
+                )
                 for user_id, items in by_user.items()
             ],
             budget,
@@ -54,7 +58,7 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
 
 def _bump_and_look_up(recipients: list[int]) -> set[int] | None:
     versions.bump(recipients)
-    return push.online(recipients)
+    return broker.online(recipients)
 
 
 def push_changed(
@@ -69,9 +73,9 @@ def push_changed(
     """One compact ``changed`` frame for every socket of the user, however many rows changed:
     a change up to an id carries ``up_to`` instead of its ids once they are many."""
     counts = Notification.objects.for_user(user_id).counts()
-    event = push.changed_event(
+    event = broker.changed_event(
         ids, state, counts["unread_count"], counts["unseen_count"], up_to=up_to, count=count
     )
     with Budget() as budget:
         budget.call("the version bump (1 user)", versions.bump, [user_id], share=0.5)
-        push.send([(push.user_group(user_id), event)], budget)
+        broker.send([(broker.user_group(user_id), event)], budget)

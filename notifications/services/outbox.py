@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 
-from . import signals
-from .models import Notification
+from .. import signals
+from ..models import Notification
 
 if TYPE_CHECKING:
     from .batch import NotificationBatch

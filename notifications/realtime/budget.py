@@ -6,7 +6,7 @@ what a connected socket missed), so a Redis that accepts connections but never a
 hold the sender, whose ``notify()`` already committed. The sync Redis calls (the cache's version
 bump, the registry's who-is-online) run on a few daemon threads of this module's own, and the
 sender waits for them only as long as its budget allows; the pushes run on the push loop
-(``push.py``) under the same budget. The database work in between runs in the sender's thread
+(``broker.py``) under the same budget. The database work in between runs in the sender's thread
 and is not charged: it is not Redis, and the budget is there to bound a hung Redis. Whatever is
 given up is named in one warning per send.
 """
@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .conf import app_settings
+from ..conf import app_settings
 
-logger = logging.getLogger("notifications.push")
+logger = logging.getLogger("notifications.realtime.broker")
 
 T = TypeVar("T")
 

@@ -15,9 +15,9 @@ Receivers, connected in ``AppConfig.ready()``, that tell the sockets after the c
   sockets close, with 4401 if the new user is another one (4440 if the same).
 
 Each also stamps the user in the registry, so that a socket that was authenticated just before
-and joined its user's group just after checks its credentials (consumers.py). What no signal
+and joined its user's group just after checks its credentials (consumer.py). What no signal
 tells (a session flushed by other code, or expired; a row changed by raw SQL) each node finds by
-checking its sockets every ``CREDENTIALS_CHECK_SECONDS`` (realtime/revocations.py).
+checking its sockets every ``CREDENTIALS_CHECK_SECONDS`` (realtime/credential_checks.py).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from . import push
+from . import broker
 from .budget import Budget
-from .realtime.credentials import digest
-from .registry import registry
+from .credentials import digest
+from .presence import registry
 
 logger = logging.getLogger("notifications")
 
@@ -105,7 +105,7 @@ def _tell(user_id: int, event: dict[str, Any]) -> None:
             budget.call("the revocation stamp (1 user)", _stamp, user_id, share=0.5)
         except Exception as error:  # sockets joining now may miss it; the checks catch them
             logger.warning("notifications: could not stamp a revocation: %r", error)
-        push.send([(push.user_group(user_id), event)], budget)
+        broker.send([(broker.user_group(user_id), event)], budget)
 
 
 def _stamp(user_id: int) -> None:
@@ -121,7 +121,7 @@ def logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is None or not session_key:
         return
     credential = digest("session", session_key)
-    _after_commit(lambda: _tell(user.pk, push.revoke_event(credential)))
+    _after_commit(lambda: _tell(user.pk, broker.revoke_event(credential)))
 
 
 def logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -132,9 +132,9 @@ def logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if not replaced or replaced == session_key:
         return
-    event = push.replaced_event(digest("session", replaced), user.pk)
+    event = broker.replaced_event(digest("session", replaced), user.pk)
     _after_commit(
-        lambda: push.send([(push.REPLACED_SESSIONS_GROUP, event)]), after_the_request=True
+        lambda: broker.send([(broker.REPLACED_SESSIONS_GROUP, event)]), after_the_request=True
     )
 
 
@@ -143,17 +143,17 @@ def user_saved(sender: Any, instance: Any, created: bool = False, **kwargs: Any)
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return  # a new user has no socket; a login changes nothing a socket stands on
     user_id = instance.pk
-    _after_commit(lambda: _tell(user_id, push.recheck_event()), after_the_request=True)
+    _after_commit(lambda: _tell(user_id, broker.recheck_event()), after_the_request=True)
 
 
 def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     user_id = instance.pk
-    _after_commit(lambda: _tell(user_id, push.revoke_event()))
+    _after_commit(lambda: _tell(user_id, broker.revoke_event()))
 
 
 def token_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     user_id, credential = instance.user_id, digest("token", instance.key)
-    _after_commit(lambda: _tell(user_id, push.revoke_event(credential)))
+    _after_commit(lambda: _tell(user_id, broker.revoke_event(credential)))
 
 
 def connect_receivers() -> None:
@@ -165,7 +165,7 @@ def connect_receivers() -> None:
     from django.core.signals import request_started as started
     from django.db.models.signals import post_delete, post_save
 
-    uid = "notifications.revocation"
+    uid = "notifications.realtime.revocation"
     started.connect(request_started, dispatch_uid=uid)
     finished.connect(request_finished, dispatch_uid=uid)
     user_logged_out.connect(logged_out, dispatch_uid=uid)

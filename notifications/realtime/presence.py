@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
-from .conf import app_settings
+from ..conf import app_settings
 
 logger = logging.getLogger("notifications")
 

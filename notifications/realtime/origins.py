@@ -32,7 +32,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from .conf import app_settings
+from ..conf import app_settings
 
 events = logging.getLogger("notifications.events")
 

@@ -23,10 +23,10 @@ from django.db import connections, models
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from . import services
-from .conf import app_settings
-from .models import Level, Notification, id_list
-from .users import active_users
+from .. import services
+from ..conf import app_settings
+from ..models import Level, Notification, id_list
+from ..users import active_users
 
 USERS = "users"
 GROUPS = "groups"
@@ -35,7 +35,7 @@ ALL = "all"
 CONTENT_FIELDS = ("title", "body", "level", "category", "url")
 # What stands in for a faulted field while the others are checked (see _validate_content).
 _STAND_INS = {"title": "-", "body": "", "level": Level.INFO, "category": "", "url": ""}
-_CONFIRM_SALT = "notifications.forms.SendNotificationForm.confirm"
+_CONFIRM_SALT = "notifications.admin.forms.SendNotificationForm.confirm"
 # The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
 # common proxies accept in a request line.
 MAX_USERS_IN_URL = 500

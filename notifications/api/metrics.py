@@ -13,8 +13,8 @@ import logging
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .conf import app_settings
-from .registry import registry
+from ..conf import app_settings
+from ..realtime.presence import registry
 
 logger = logging.getLogger("notifications")
 

@@ -1,9 +1,4 @@
-"""The one way to write notifications: send them, and change their state.
-
-Everything here writes in the caller's transaction and announces what it did only after that
-transaction commits (see ``outbox``). It knows models and signals, and nothing of the channel
-layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
-"""
+"""Sending: who gets a notification, what it may say, and the one insert that writes it."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast, overload
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -24,38 +19,15 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..conf import app_settings
+from ..models import Level, Mute, Notification, id_list
+from ..serializers import object_ref
+from ..users import active_users
 from . import outbox
 from .batch import NotificationBatch
-from .conf import app_settings
-from .models import Level, Mute, Notification, NotificationQuerySet, id_list
-from .outbox import Change
-from .serializers import object_ref
-from .users import active_users
 
-__all__ = [
-    "notify",
-    "anotify",
-    "validate_content",
-    "audience",
-    "preferences",
-    "set_preferences",
-    "mark_read",
-    "mark_all_read",
-    "mark_unread",
-    "mark_seen",
-    "archive",
-    "unarchive",
-    "delete",
-    "NotificationBatch",
-    "Change",
-]
-
-STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
 _CATEGORY = re.compile(r"^[-a-zA-Z0-9_]*\Z")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-
-
-# --- sending ---------------------------------------------------------------------------------
 
 
 def notify(
@@ -494,215 +466,3 @@ def _insert(
     with connection.cursor() as cursor:
         cursor.execute(sql, (*values, *source_params))
         return [(row[0], row[1]) for row in cursor.fetchall()]
-
-
-# --- state changes -----------------------------------------------------------------------
-
-# A change "up to an id" works through the user's rows this many at a time: each of its
-# statements reads or writes at most this many rows, however many the user has
-# (bench/mark_all.py measures 200,000 unread rows).
-RANGE_BATCH_SIZE = 5000
-
-
-@overload
-def mark_read(user: Any, ids: Iterable[int], *, up_to: int | None = None) -> list[int]: ...
-
-
-@overload
-def mark_read(user: Any, ids: None = None, *, up_to: int | None = None) -> Change: ...
-
-
-def mark_read(
-    user: Any, ids: Iterable[int] | None = None, *, up_to: int | None = None
-) -> list[int] | Change:
-    """Mark read the given notifications of ``user``; returns the ids that were unread. Ids
-    that are not the user's are ignored.
-
-    Without ``ids`` it is :func:`mark_all_read` (and returns what that returns)."""
-    if ids is None:
-        return mark_all_read(user, up_to=up_to)
-    return _change(user, "read", ids, up_to, NotificationQuerySet.mark_read)
-
-
-def mark_all_read(user: Any, *, up_to: int | None = None) -> Change:
-    """Mark read every unread notification of ``user``, or only those up to ``up_to`` (what
-    arrived after the user clicked stays unread). Returns the :class:`Change`: ``count``, and
-    ``up_to`` the highest id it changed; ``ids`` only when few (see ``Change``)."""
-    return _change_range(user, "read", up_to)
-
-
-def mark_unread(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "unread", ids, None, NotificationQuerySet.mark_unread)
-
-
-def mark_seen(user: Any, *, up_to: int | None) -> Change:
-    """Mark seen everything of ``user`` up to ``up_to`` (the badge's unseen count drops to what
-    arrived since). Returns the :class:`Change`, as :func:`mark_all_read` does."""
-    return _change_range(user, "seen", up_to)
-
-
-def archive(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "archived", ids, None, NotificationQuerySet.archive)
-
-
-def unarchive(user: Any, ids: Iterable[int]) -> list[int]:
-    return _change(user, "unarchived", ids, None, NotificationQuerySet.unarchive)
-
-
-def delete(user: Any, ids: Iterable[int], *, expired_too: bool = False) -> list[int]:
-    """Delete the given notifications of ``user``; with ``expired_too`` also those past their
-    ``expires_at``, which the user no longer sees (the admin deletes those)."""
-    return _change(
-        user, "deleted", ids, None, lambda queryset: queryset.delete()[0], live=not expired_too
-    )
-
-
-# The rows a change would change: the others are already in that state. Stated positively (not
-# as an exclude()) so that the "unread"/"unseen" partial indexes serve the "up to id" changes.
-_PENDING = {
-    "read": {"read_at__isnull": True},
-    "unread": {"read_at__isnull": False},
-    "seen": {"seen_at__isnull": True},
-    "archived": {"archived_at__isnull": True},
-    "unarchived": {"archived_at__isnull": False},
-    "deleted": {},
-}
-# The column a change "up to an id" stamps.
-_STAMPED = {"read": "read_at", "seen": "seen_at"}
-
-
-def _change(
-    user: Any,
-    state: str,
-    ids: Iterable[int],
-    up_to: int | None,
-    apply: Any,
-    *,
-    live: bool = True,
-) -> list[int]:
-    """A change of named ids: at most ``MAX_IDS_PER_MESSAGE`` of them (``clean_ids``)."""
-    user_id = _owner_id(user)
-    queryset = Notification.objects.for_user(user_id, expired=not live)
-    queryset = queryset.filter(id__in=clean_ids(ids))
-    if up_to is not None:
-        queryset = queryset.up_to(clean_id(up_to, "up_to"))
-    queryset = queryset.filter(**_PENDING[state])
-    with transaction.atomic():
-        changed = list(queryset.order_by("id").values_list("id", flat=True))
-        if changed:
-            apply(Notification.objects.filter(id__in=id_list(changed)))
-    if changed:
-        outbox.queue_change(Change(user_id, changed, state))
-    return changed
-
-
-def _change_range(user: Any, state: str, up_to: int | None) -> Change:
-    """Stamp every pending notification of the user up to ``up_to`` (all if None), in batches of
-    ``RANGE_BATCH_SIZE`` by id, in one transaction: a SELECT ... FOR UPDATE of the next batch's
-    ids (in id order, so that two concurrent changes lock in the same order), then an UPDATE of
-    those ids. Only the batch's ids are held in memory; only a few are announced."""
-    user_id = _owner_id(user)
-    pending = Notification.objects.for_user(user_id).filter(**_PENDING[state])
-    if up_to is not None:
-        pending = pending.up_to(clean_id(up_to, "up_to"))
-    column = _STAMPED[state]
-    now = timezone.now()  # one moment for every row of the change
-    listed: list[int] = []
-    count, after = 0, 0
-    with transaction.atomic():
-        while True:
-            batch = list(
-                pending.filter(id__gt=after)
-                .order_by("id")
-                .select_for_update()
-                .values_list("id", flat=True)[:RANGE_BATCH_SIZE]
-            )
-            if not batch:
-                break
-            count += (
-                Notification.objects.filter(id__in=id_list(batch), **_PENDING[state])
-                .order_by()
-                .update(**{column: now})
-            )
-            after = batch[-1]
-            if len(listed) <= app_settings.MAX_IDS_PER_MESSAGE:
-                listed += batch
-            if len(batch) < RANGE_BATCH_SIZE:
-                break
-    if max(count, len(listed)) > app_settings.MAX_IDS_PER_MESSAGE:
-        listed = []  # too many to list: up_to says it all
-    change = Change(user_id, listed, state, up_to=after if count else None, count=count)
-    if count:
-        outbox.queue_change(change)
-    return change
-
-
-def _owner_id(user: Any) -> int:
-    user_id = getattr(user, "pk", user)
-    if not isinstance(user_id, int) or isinstance(user_id, bool):
-        raise ValueError("user: a saved user or a user id is required")
-    return user_id
-
-
-MAX_ID = 2**63 - 1
-
-
-def clean_id(value: Any, name: str = "id") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise ValueError(f"{name}: must be an integer from 0 to 2**63-1")
-    return value
-
-
-def clean_ids(values: Any, name: str = "ids") -> list[int]:
-    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
-        raise ValueError(f"{name}: must be a list of integers")
-    ids = [clean_id(value, name) for value in values]
-    if len(ids) > app_settings.MAX_IDS_PER_MESSAGE:
-        raise ValueError(f"{name}: at most {app_settings.MAX_IDS_PER_MESSAGE} ids at a time")
-    return ids
-
-
-# --- preferences -------------------------------------------------------------------------------
-
-
-def preferences(user: Any) -> dict[str, list[str]]:
-    """What ``user`` muted: ``{"muted_categories": [...], "muted_levels": [...]}``, sorted."""
-    rows = Mute.objects.filter(user_id=_owner_id(user)).order_by("kind", "value")
-    result: dict[str, list[str]] = {"muted_categories": [], "muted_levels": []}
-    for kind, value in rows.values_list("kind", "value"):
-        result["muted_categories" if kind == Mute.Kind.CATEGORY else "muted_levels"].append(value)
-    return result
-
-
-def set_preferences(
-    user: Any, *, muted_categories: Iterable[str], muted_levels: Iterable[str]
-) -> dict[str, list[str]]:
-    """Replace what ``user`` muted. Raises ``ValueError`` (naming the field) for a category that
-    is no slug or that the project declared unmutable, or for an unknown level."""
-    user_id = _owner_id(user)
-    categories = _clean_list(muted_categories, "muted_categories")
-    levels = _clean_list(muted_levels, "muted_levels")
-    for category in categories:
-        if not category or not _CATEGORY.match(category) or len(category) > 64:
-            raise ValueError(f"muted_categories: {category!r} is not a category slug")
-        if category in app_settings.UNMUTABLE_CATEGORIES:
-            raise ValueError(f"muted_categories: {category!r} cannot be muted")
-    for level in levels:
-        if level not in Level.values:
-            raise ValueError(f"muted_levels: must be among {', '.join(Level.values)}")
-    with transaction.atomic():
-        Mute.objects.filter(user_id=user_id).delete()
-        Mute.objects.bulk_create(
-            [Mute(user_id=user_id, kind=Mute.Kind.CATEGORY, value=c) for c in categories]
-            + [Mute(user_id=user_id, kind=Mute.Kind.LEVEL, value=v) for v in levels]
-        )
-    return preferences(user_id)
-
-
-def _clean_list(values: Any, name: str) -> list[str]:
-    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
-        raise ValueError(f"{name}: must be a list of strings")
-    values = list(values)
-    if len(values) > 100 or not all(isinstance(value, str) for value in values):
-        raise ValueError(f"{name}: must be a list of at most 100 strings")
-    return sorted(set(values))

@@ -28,12 +28,12 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from . import protocol
+from .. import protocol
+from ..conf import app_settings
 from .budget import Budget, counted
-from .conf import app_settings
-from .registry import PROCESS, registry
+from .presence import PROCESS, registry
 
-logger = logging.getLogger("notifications.push")
+logger = logging.getLogger("notifications.realtime.broker")
 events = logging.getLogger("notifications.events")
 
 GROUP_PREFIX = "notifications.user."

@@ -17,11 +17,11 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
-from . import json_input, push, services
-from .auth import CREDENTIAL
-from .conf import app_settings
-from .models import Counts, Notification
-from .protocol import (  # noqa: F401 (the close codes are documented as importable from here)
+from .. import json_input, services
+from ..auth import CREDENTIAL
+from ..conf import app_settings
+from ..models import Counts, Notification
+from ..protocol import (  # noqa: F401 (the close codes are documented as importable from here)
     CLOSE_IDLE,
     CLOSE_INTERNAL_ERROR,
     CLOSE_RATE_LIMITED,
@@ -31,13 +31,14 @@ from .protocol import (  # noqa: F401 (the close codes are documented as importa
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
 )
-from .realtime.credentials import Credential
-from .realtime.gaps import RecentIds
-from .realtime.node import node
-from .registry import PROCESS, registry
-from .serializers import serialize
+from ..serializers import serialize
+from . import broker
+from .credentials import Credential
+from .gaps import RecentIds
+from .node import node
+from .presence import PROCESS, registry
 
-LAYER_FAILED = f"{push.EVENT_PREFIX}layer_failed"  # not from the layer: see channel_receive
+LAYER_FAILED = f"{broker.EVENT_PREFIX}layer_failed"  # not from the layer: see channel_receive
 # Processes' clocks differ: a revocation stamped this long before a socket's authentication
 # still makes it check its credentials.
 CLOCK_SKEW_SECONDS = 5.0
@@ -141,7 +142,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             # Channels closes stale database connections before every handler: a hop to the
             # database thread that cost 40 % of daphne's time per pushed event. Our channel-layer
             # events never touch the database, so they skip it; everything else keeps it.
-            if message["type"].startswith(push.EVENT_PREFIX):
+            if message["type"].startswith(broker.EVENT_PREFIX):
                 handler = getattr(self, get_handler_name(message), None)
                 if handler is not None:
                     await handler(message)
@@ -326,13 +327,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if not (changed.count if isinstance(changed, services.Change) else changed):
             counts = await self._counts()
             await self.send_json(
-                push.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
+                broker.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
             )
 
     # --- from the channel layer ------------------------------------------------------------
 
     async def notifications_created(self, event: dict[str, Any]) -> None:
-        # The frames arrive encoded (push.created_event): once per user, not once per socket.
+        # The frames arrive encoded (broker.created_event): once per user, not once per socket.
         for frame in event["frames"]:
             await self.send(text_data=frame)
         self.delivered.add(event.get("ids", ()))

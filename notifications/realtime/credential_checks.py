@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
-from .. import push
 from ..conf import app_settings
 from ..protocol import CLOSE_REAUTHENTICATE, CLOSE_UNAUTHENTICATED
+from . import broker
 from .credentials import verdicts
 
 if TYPE_CHECKING:
@@ -69,11 +69,11 @@ class Revocations:
         while self.node.sockets:
             try:
                 if channel is None:
-                    channel = await push.new_channel()
+                    channel = await broker.new_channel()
                     if channel is None:
                         return  # no channel layer
-                    await push.subscribe(push.REPLACED_SESSIONS_GROUP, channel)
-                self.replaced(await push.receive(channel))
+                    await broker.subscribe(broker.REPLACED_SESSIONS_GROUP, channel)
+                self.replaced(await broker.receive(channel))
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -82,7 +82,7 @@ class Revocations:
                 channel = None
                 await asyncio.sleep(app_settings.LAYER_CHECK_SECONDS)
         if channel is not None:
-            await push.unsubscribe(push.REPLACED_SESSIONS_GROUP, channel)
+            await broker.unsubscribe(broker.REPLACED_SESSIONS_GROUP, channel)
 
     def replaced(self, event: dict[str, Any]) -> None:
         """A login replaced a session: its sockets close, for good if another user signed in."""

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .models import Notification
+from ..models import Notification
 
 
 @dataclass(frozen=True)

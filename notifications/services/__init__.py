@@ -1,0 +1,46 @@
+"""The one way to write notifications: send them, and change their state.
+
+Everything here writes in the caller's transaction and announces what it did only after that
+transaction commits (``outbox``). It knows models and signals, and nothing of the channel
+layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
+
+``sending`` writes new notifications, ``state`` changes what users did with them,
+``preferences`` keeps what they muted; ``batch`` and ``outbox`` carry what was written to the
+commit. Import from here: the modules' other names are the package's own.
+"""
+
+from .batch import NotificationBatch
+from .outbox import Change
+from .preferences import preferences, set_preferences
+from .sending import anotify, audience, notify, validate_content, without_muted
+from .state import (
+    STATES,
+    archive,
+    clean_id,
+    clean_ids,
+    delete,
+    mark_all_read,
+    mark_read,
+    mark_seen,
+    mark_unread,
+    unarchive,
+)
+
+__all__ = [
+    "notify",
+    "anotify",
+    "validate_content",
+    "audience",
+    "preferences",
+    "set_preferences",
+    "mark_read",
+    "mark_all_read",
+    "mark_unread",
+    "mark_seen",
+    "archive",
+    "unarchive",
+    "delete",
+    "NotificationBatch",
+    "Change",
+]
+__all__ += ["STATES", "clean_id", "clean_ids", "without_muted"]  # the app's own callers
