@@ -5,8 +5,8 @@ remove it, or to close it with a code; nothing else keeps a list of sockets. Whi
 sockets it runs what the process does for all of them: the keep-alive sweep (sweep.py), the
 channel-layer watchdog (watchdog.py), gap detection (gaps.py), the credentials checks
 (credential_checks.py), the GC freezer (gcfreeze.py), and the goodbye when the server is told
-to stop (shutdown.py). Every background task it starts stays referenced until it finishes. One node per event loop: under daphne, one per process.
-docs/realtime.md walks through it.
+to stop (shutdown.py). Every background task it starts stays referenced until it finishes.
+One node per event loop: under daphne, one per process. docs/realtime.md walks through it.
 """
 
 from __future__ import annotations
