@@ -213,19 +213,6 @@ class Settings:
         "the most ids in one `mark_read`/`mark_unread` message or one call of the state-changing "
         "services; the admin's actions work in chunks of this size",
     )
-    PUSH_CONCURRENCY = Setting[int](
-        100,
-        positive(whole=True),
-        SENDING,
-        "channel-layer sends in flight at once while a batch fans out to its recipients' sockets",
-    )
-    SHARED_BUMP_ABOVE = Setting[int](
-        1000,
-        positive(whole=True),
-        SENDING,
-        "a send to more users than this makes every user's unread-count `ETag` stale with one "
-        "cache write instead of one per user (every poller then fetches once)",
-    )
     SEND_CONFIRM_ABOVE = Setting[int](
         1000,
         positive(whole=True),
@@ -270,14 +257,7 @@ class Settings:
         positive(whole=True, zero_means_off=True),
         SOCKETS,
         "open sockets one user may hold across all processes; one more is closed with 4409. "
-        "`0`: no limit",
-    )
-    SOCKET_STALE_SECONDS = Setting[float](
-        180,
-        positive(),
-        SOCKETS,
-        "a socket not heard of for this long no longer counts toward the limit (its process died "
-        "without saying goodbye); live sockets report every third of it",
+        "`0`: no limit. The sockets of a process that died stop counting within 15 s",
     )
     IDLE_TIMEOUT_SECONDS = Setting[float](
         0,
@@ -320,16 +300,6 @@ class Settings:
         "([deployment.md](deployment.md)); any other cache keeps the registry per process, and "
         "system check W006 says so",
     )
-    LAYER_CHECK_SECONDS = Setting[float](
-        1,
-        positive(),
-        PROCESSES,
-        "how often each process sends itself a numbered heartbeat through the channel layer, one "
-        "per Redis host of the layer. When one cannot be sent, or one never arrives, pushes to "
-        "the groups on that host may have been lost: the process closes those sockets with 4013 "
-        "so that clients reconnect and resume. A heartbeat that is merely late (a busy process) "
-        "is not a loss",
-    )
     GAP_CHECK_SECONDS = Setting[float](
         30,
         positive(),
@@ -358,15 +328,9 @@ class Settings:
         "collections stop traversing the long-lived consumers and connections. At 5,000 sockets "
         "a full collection otherwise pauses every socket of the process for about a second, "
         "several times per burst of pushes. `10` suits a process holding thousands of sockets "
-        "(`gc.freeze()` itself costs next to nothing); see [performance.md](performance.md)",
-    )
-    GC_THAW_SECONDS = Setting[float](
-        900,
-        positive(),
-        PROCESSES,
-        "with `GC_FREEZE_SECONDS` on, how often the process unfreezes for one full collection "
-        "(one pause) and freezes again: frozen objects that became cyclic garbage since (a "
-        "closed socket's cycles) are reclaimed then, not before",
+        "(`gc.freeze()` itself costs next to nothing). Every 15 minutes such a process unfreezes "
+        "for one full collection (one pause), to reclaim what was frozen and has since become "
+        "garbage; see [performance.md](performance.md)",
     )
     PUSH_TIMEOUT_SECONDS = Setting[float](
         1,
@@ -402,7 +366,13 @@ DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS
 
 # Keys that were settings once and are internal tuning now, with where each went: a project that
 # still sets one is warned (notifications.W007), not broken.
-REMOVED: dict[str, str] = {}
+REMOVED: dict[str, str] = {
+    "PUSH_CONCURRENCY": "notifications.realtime.broker.PUSH_CONCURRENCY",
+    "SHARED_BUMP_ABOVE": "notifications.versions.SHARED_BUMP_ABOVE",
+    "SOCKET_STALE_SECONDS": "notifications.realtime.presence.SOCKET_STALE_SECONDS",
+    "LAYER_CHECK_SECONDS": "notifications.realtime.watchdog.LAYER_CHECK_SECONDS",
+    "GC_THAW_SECONDS": "notifications.realtime.gcfreeze.GC_THAW_SECONDS",
+}
 
 
 def markdown_tables() -> dict[str, str]:

@@ -10,8 +10,10 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.checks import run_checks
+from django.utils.module_loading import import_string
 
 from notifications import checks
+from notifications.conf import REMOVED
 from notifications.routing import websocket_urlpatterns
 
 CHECKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
@@ -121,6 +123,16 @@ def test_an_unknown_key_is_an_error_with_a_suggestion(settings):
     [error] = [m for m in run_checks() if m.id.startswith("notifications.")]
     assert error.id == "notifications.E007"
     assert error.hint == "Did you mean 'PAGE_SIZE'?"
+
+
+@pytest.mark.parametrize("key", sorted(REMOVED))
+def test_a_key_that_is_no_longer_a_setting_warns_and_names_where_it_went(settings, key):
+    settings.NOTIFICATIONS = {key: 1}
+    [warning] = [m for m in run_checks() if m.id.startswith("notifications.")]
+    assert warning.id == "notifications.W007"
+    assert "no longer a setting" in warning.msg
+    import_string(REMOVED[key])  # the constant it became
+    assert REMOVED[key] in warning.hint
 
 
 def test_a_cache_alias_that_caches_lack(settings):
