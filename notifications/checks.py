@@ -5,15 +5,16 @@ Errors (``notifications.E00x``) stop ``runserver`` and ``migrate``; warnings (``
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, ZERO_MEANS_OFF
+from .conf import REMOVED, SETTINGS, Settings
 
 
 @register(Tags.compatibility)
@@ -34,85 +35,61 @@ def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     overrides = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(overrides, dict):
-        return [Error("settings.NOTIFICATIONS must be a dict.", id="notifications.E002")]
-    errors = []
-    for name, value in overrides.items():
-        if name not in DEFAULTS:
-            errors.append(
-                Error(
-                    f"settings.NOTIFICATIONS has an unknown key {name!r}.",
-                    hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-                    id="notifications.E002",
-                )
+        return [
+            Error(
+                f"settings.NOTIFICATIONS must be a dict (got {type(overrides).__name__}).",
+                hint='Write it as NOTIFICATIONS = {"PAGE_SIZE": 50, ...}, or leave it out.',
+                id="notifications.E006",
             )
-        else:
-            problem = _setting_problem(name, value)
+        ]
+    declared = {setting.key: setting for setting in SETTINGS}
+    messages: list[CheckMessage] = []
+    for key, value in overrides.items():
+        setting = declared.get(key)
+        if setting is not None:
+            problem = setting.rule(value)
             if problem:
-                errors.append(
+                messages.append(
                     Error(
-                        f"settings.NOTIFICATIONS[{name!r}] must be {problem} (got {value!r}).",
+                        f"settings.NOTIFICATIONS[{key!r}] must be {problem} (got {value!r}).",
+                        hint=f"Leave it out for the default, {setting.default!r}; "
+                        "see docs/settings.md.",
                         id="notifications.E002",
                     )
                 )
-    alias = overrides.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+        elif key in REMOVED:
+            messages.append(
+                Warning(
+                    f"settings.NOTIFICATIONS[{key!r}] is no longer a setting and is ignored.",
+                    hint=f"Remove it: it is internal tuning now ({REMOVED[key]}).",
+                    id="notifications.W007",
+                )
+            )
+        else:
+            close = difflib.get_close_matches(str(key), declared, n=1)
+            messages.append(
+                Error(
+                    f"settings.NOTIFICATIONS has an unknown key {key!r}.",
+                    hint=f"Did you mean {close[0]!r}?"
+                    if close
+                    else f"Known keys: {', '.join(sorted(declared))}.",
+                    id="notifications.E007",
+                )
+            )
+    alias = overrides.get("CACHE_ALIAS", Settings.CACHE_ALIAS.default)
     if isinstance(alias, str) and alias not in settings.CACHES:
-        errors.append(
+        messages.append(
             Error(
                 f"settings.NOTIFICATIONS['CACHE_ALIAS'] names a cache {alias!r} that CACHES lacks.",
-                id="notifications.E002",
+                hint=f"Use one of {', '.join(map(repr, settings.CACHES))}, or add {alias!r} to "
+                "CACHES.",
+                id="notifications.E008",
             )
         )
-    return errors
-
-
-def _setting_problem(name: str, value: Any) -> str | None:
-    """What is wrong with one setting's value, or None."""
-    default = DEFAULTS[name]
-    if name == "THROTTLE_RATES":
-        return _throttle_rates_problem(value)
-    if name == "WEBSOCKET_ORIGINS":
-        from .realtime.origins import parse_origin
-
-        ok = value is None or (
-            isinstance(value, list | tuple)
-            and all(isinstance(v, str) and parse_origin(v) is not None for v in value)
-        )
-        return None if ok else "None or a list of origins such as 'https://example.com:8443'"
-    if name == "METRICS_TOKEN":
-        ok = value is None or (isinstance(value, str) and len(value) >= 16)
-        return None if ok else "None or a string of at least 16 characters"
-    if name == "RETENTION_DAYS":
-        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
-        return None if ok else "None or a positive number of days"
-    if isinstance(default, list):
-        ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
-        return None if ok else "a list of non-empty strings"
-    if isinstance(default, str):
-        return None if isinstance(value, str) and value else "a non-empty string"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (value == 0 and name not in ZERO_MEANS_OFF)
-    ):
-        return "a positive number"
-    return None
-
-
-def _throttle_rates_problem(value: Any) -> str | None:
-    from .api.throttling import SCOPES, parse_rate
-
-    if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):
-        return f"a dict whose keys are among {', '.join(map(repr, SCOPES))}"
-    try:
-        for rate in value.values():
-            parse_rate(rate)
-    except ValueError:
-        return "a dict of rates: None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
-    return None
+    return messages
 
 
 @register(Tags.compatibility)

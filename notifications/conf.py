@@ -1,210 +1,390 @@
-"""The app's settings: one object over ``settings.NOTIFICATIONS``, read afresh on every access.
+"""The app's settings: every key of ``settings.NOTIFICATIONS`` declared once, on :class:`Settings`.
 
-Reading ``django.conf.settings`` each time (not caching) keeps ``override_settings`` working.
+A declaration (:class:`Setting`) holds the key's default, the rule its value must follow, and
+the line that explains it in docs/settings.md. From it ``app_settings.X`` reads the value,
+checks.py validates what a project sets, and tests/test_conf.py holds docs/settings.md's tables
+to it. A value is read from ``django.conf.settings`` on every access, never cached, so that
+``override_settings`` works.
+
+Settings are what a deploying user decides. Internal tuning is a constant next to the code it
+tunes; keys that were settings once are listed in :data:`REMOVED`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
 
-# Settings for which 0 means "off" rather than a mistake.
-ZERO_MEANS_OFF = frozenset({"MAX_SOCKETS_PER_USER", "IDLE_TIMEOUT_SECONDS", "GC_FREEZE_SECONDS"})
+T = TypeVar("T")
 
-DEFAULTS: dict[str, Any] = {
-    # preferences: categories users may not mute (security notices, say)
-    "UNMUTABLE_CATEGORIES": [],
-    # retention: prune_notifications deletes what is older than this many days; None: keep all
-    "RETENTION_DAYS": None,
-    # REST API
-    "PAGE_SIZE": 20,
-    "MAX_PAGE_SIZE": 100,
-    # resume / backlog
-    "BACKLOG_LIMIT": 100,
-    # Ids come from a sequence, but transactions commit in their own order: a row can become
-    # visible after a newer one was already shown. Resume reaches back this far (measured from the
-    # client's last id) so such a row is not skipped. It must exceed the longest transaction that
-    # sends a notification.
-    "RESUME_MARGIN_SECONDS": 60,
-    # polling: clients wait this many seconds between unread-count requests (X-Poll-Interval)
-    "POLL_INTERVAL_SECONDS": 15,
-    # WebSocket tickets for clients without cookies
-    "TICKET_TTL_SECONDS": 30,
-    # REST rate limits per user, shared by every process through the cache: "N/second|minute|
-    # hour|day", or None for no limit; a dict here replaces only the scopes it names
-    "THROTTLE_RATES": {"ticket": "30/minute", "write": "120/minute"},
-    # the cache holding per-user versions (ETags) and tickets; must be shared by all processes
-    "CACHE_ALIAS": "default",
-    # the origins allowed to open a WebSocket with the session cookie, exactly ("https://host"
-    # or "https://host:port"); None: any host of ALLOWED_HOSTS with the socket's own scheme and
-    # port (see realtime/origins.py)
-    "WEBSOCKET_ORIGINS": None,
-    # WebSocket limits
-    "MAX_SOCKETS_PER_USER": 20,  # 0: no limit
-    "SOCKET_STALE_SECONDS": 180,  # a socket not heard of this long no longer counts
-    "IDLE_TIMEOUT_SECONDS": 0,  # close sockets whose client sent nothing this long; 0: never
-    "MAX_MESSAGE_BYTES": 4096,
-    "MESSAGES_PER_SECOND": 10,
-    "MESSAGE_BURST": 20,
-    "MAX_IDS_PER_MESSAGE": 500,
-    # notify()
-    "MAX_BODY_CHARS": 10000,
-    "MAX_DATA_BYTES": 16384,
-    # a send to more users than this replaces one shared version token, not one per user
-    "SHARED_BUMP_ABOVE": 1000,
-    # how often each process checks that its channel layer delivers (see realtime/watchdog.py)
-    "LAYER_CHECK_SECONDS": 1,
-    # a notification whose push was lost reaches its user's open sockets within this long
-    # (see realtime/gaps.py): each process checks the table twice per period
-    "GAP_CHECK_SECONDS": 30,
-    # every socket's session or token is checked again this often, for what no signal tells
-    # (a session expired or flushed by other code); see realtime/credential_checks.py
-    "CREDENTIALS_CHECK_SECONDS": 60,
-    # processes holding sockets: freeze long-lived objects out of the garbage collector's reach
-    # this often (0: off), and thaw them for one full collection this often (see gcfreeze.py)
-    "GC_FREEZE_SECONDS": 0,
-    "GC_THAW_SECONDS": 900,
-    # push: how many group sends run concurrently while a batch fans out
-    "PUSH_CONCURRENCY": 100,
-    # the most a sender waits for Redis after its commit: version bump, who is online and the
-    # pushes together (see realtime/budget.py); what is cut is logged, and clients catch up
-    "PUSH_TIMEOUT_SECONDS": 1,
-    # metrics (api/notifications/metrics/): the bearer token a scraper sends; None: staff only
-    "METRICS_TOKEN": None,
-    # admin: a send to more recipients than this asks for confirmation first
-    "SEND_CONFIRM_ABOVE": 1000,
-}
+# What a value must be, when it is not that ("a positive number"); None when it is fine.
+Rule = Callable[[Any], str | None]
+
+# The tables of docs/settings.md, in their order there.
+API = "Inbox and REST API"
+SENDING = "Sending"
+RESUME = "Resume"
+SOCKETS = "WebSocket limits"
+PROCESSES = "Processes and Redis"
+
+
+def positive(*, whole: bool = False, zero_means_off: bool = False) -> Rule:
+    what = "a positive whole number" if whole else "a positive number"
+    if zero_means_off:
+        what += ", or 0 for off"
+    kinds = int if whole else (int, float)
+
+    def rule(value: Any) -> str | None:
+        ok = (
+            isinstance(value, kinds)
+            and not isinstance(value, bool)
+            and (value > 0 or (zero_means_off and value == 0))
+        )
+        return None if ok else what
+
+    return rule
+
+
+def optional(rule: Rule) -> Rule:
+    """None, or what ``rule`` accepts."""
+
+    def optional_rule(value: Any) -> str | None:
+        problem = None if value is None else rule(value)
+        return None if problem is None else f"None or {problem}"
+
+    return optional_rule
+
+
+def text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def texts(value: Any) -> str | None:
+    ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+    return None if ok else "a list of non-empty strings"
+
+
+def secret(value: Any) -> str | None:
+    return (
+        None
+        if isinstance(value, str) and len(value) >= 16
+        else "a string of at least 16 characters"
+    )
+
+
+def origins(value: Any) -> str | None:
+    from .realtime.origins import parse_origin
+
+    ok = isinstance(value, list | tuple) and all(
+        isinstance(v, str) and parse_origin(v) is not None for v in value
+    )
+    return None if ok else "a list of origins such as 'https://example.com:8443'"
+
+
+def rates(value: Any) -> str | None:
+    from .api.throttling import SCOPES, parse_rate
+
+    if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):
+        return f"a dict whose keys are among {', '.join(map(repr, SCOPES))}"
+    try:
+        for rate in value.values():
+            parse_rate(rate)
+    except ValueError:
+        return "a dict of rates: None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
+    return None
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+class Setting(Generic[T]):
+    """One key of ``settings.NOTIFICATIONS``, declared as an attribute of :class:`Settings`.
+
+    ``default`` is the value as a project would write it, ``rule`` says what a project may write,
+    ``doc`` is the key's row in the ``section`` table of docs/settings.md. ``convert`` turns the
+    value into what the attribute gives (seconds into a ``timedelta``, say); ``key`` is the
+    dict's key when it differs from the attribute's name.
+    """
+
+    def __init__(
+        self,
+        default: Any,
+        rule: Rule,
+        section: str,
+        doc: str,
+        *,
+        key: str | None = None,
+        convert: Callable[[Any], T] = _as_is,
+    ) -> None:
+        self.default = default
+        self.rule = rule
+        self.section = section
+        self.doc = doc
+        self.key = key or ""
+        self.convert = convert
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = self.key or name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Setting[T]: ...
+
+    @overload
+    def __get__(self, instance: Settings, owner: type) -> T: ...
+
+    def __get__(self, instance: Settings | None, owner: type) -> Setting[T] | T:
+        if instance is None:
+            return self
+        overrides = getattr(django_settings, "NOTIFICATIONS", None) or {}
+        return self.convert(overrides.get(self.key, self.default))
+
+
+_RATES = {"ticket": "30/minute", "write": "120/minute"}
 
 
 class Settings:
-    """Typed access to ``settings.NOTIFICATIONS`` over :data:`DEFAULTS`."""
+    """Typed access to ``settings.NOTIFICATIONS``: one :class:`Setting` per key."""
 
-    def _get(self, name: str) -> Any:
-        overrides = getattr(django_settings, "NOTIFICATIONS", {}) or {}
-        return overrides.get(name, DEFAULTS[name])
+    PAGE_SIZE = Setting[int](
+        20, positive(whole=True), API, "notifications in one page of `GET /api/notifications/`"
+    )
+    MAX_PAGE_SIZE = Setting[int](
+        100, positive(whole=True), API, "the most a client may ask for with `?page_size=`"
+    )
+    POLL_INTERVAL_SECONDS = Setting[float](
+        15,
+        positive(),
+        API,
+        "sent as `X-Poll-Interval`: how long a polling client (the widget without a WebSocket) "
+        "waits between two unread-count requests",
+    )
+    UNMUTABLE_CATEGORIES = Setting[list[str]](
+        [],
+        texts,
+        API,
+        "categories users may not mute (security notices, say): muting one through the "
+        "preferences API is a 400, and a send in such a category reaches every recipient: no "
+        "mute applies to it, neither of the category (recorded before it became unmutable) nor "
+        "of its level",
+        convert=list,
+    )
+    THROTTLE_RATES = Setting[dict[str, str | None]](
+        _RATES,
+        rates,
+        API,
+        "rate limits per user on the REST API: `ticket` for `POST ws-ticket/`, `write` for every "
+        "`POST`, `PUT` and `DELETE` (reads are not limited: the poll interval paces them). "
+        '`"N/second"`, `"N/minute"`, `"N/hour"` or `"N/day"`; `None` lifts a limit; a dict here '
+        "replaces only the scopes it names. Over the limit: `429` with `Retry-After` "
+        "([api.md](api.md#rate-limits)). Counted in the `CACHE_ALIAS` cache, so Redis makes it "
+        "one count across every process",
+        convert=lambda value: {**_RATES, **(value or {})},
+    )
+    RETENTION_DAYS = Setting[int | None](
+        None,
+        optional(positive(whole=True)),
+        API,
+        "how old a notification must be for `manage.py prune_notifications` (without "
+        "`--older-than`) to delete it; `None` keeps everything",
+    )
 
-    @property
-    def UNMUTABLE_CATEGORIES(self) -> list[str]:
-        return list(self._get("UNMUTABLE_CATEGORIES"))
+    MAX_BODY_CHARS = Setting[int](
+        10000,
+        positive(whole=True),
+        SENDING,
+        "the longest `body` `notify()` accepts, in characters; longer raises `ValueError` naming "
+        "`body` (the admin's send page shows it on the field). It bounds what one notification "
+        "weighs in the table, the REST list and every pushed frame",
+    )
+    MAX_DATA_BYTES = Setting[int](
+        16384,
+        positive(whole=True),
+        SENDING,
+        "the largest `data` dict `notify()` accepts, measured as JSON; larger raises `ValueError`",
+    )
+    MAX_IDS_PER_MESSAGE = Setting[int](
+        500,
+        positive(whole=True),
+        SENDING,
+        "the most ids in one `mark_read`/`mark_unread` message or one call of the state-changing "
+        "services; the admin's actions work in chunks of this size",
+    )
+    SEND_CONFIRM_ABOVE = Setting[int](
+        1000,
+        positive(whole=True),
+        SENDING,
+        "the admin's send page asks for confirmation before sending to more users than this "
+        "([admin.md](admin.md))",
+    )
 
-    @property
-    def RETENTION_DAYS(self) -> int | None:
-        return self._get("RETENTION_DAYS")
+    BACKLOG_LIMIT = Setting[int](
+        100,
+        positive(whole=True),
+        RESUME,
+        "the most notifications in one `backlog` answer to `resume`; beyond, `complete` is "
+        "`false` and the client resumes again (or pages the REST API)",
+    )
+    RESUME_MARGIN = Setting[timedelta](
+        60,
+        positive(),
+        RESUME,
+        "how far before the client's last id a resume reaches back, measured on the database's "
+        "own clock (`inserted_at`). Ids come from a sequence but transactions commit in their "
+        "own order, so a row can become visible after a newer one was shown; the margin catches "
+        "it (the client drops duplicates by id, and pages with `cursor`). It must exceed your "
+        "longest transaction that sends a notification. Gap detection uses the same margin",
+        key="RESUME_MARGIN_SECONDS",
+        convert=lambda seconds: timedelta(seconds=seconds),
+    )
 
-    @property
-    def PAGE_SIZE(self) -> int:
-        return self._get("PAGE_SIZE")
+    WEBSOCKET_ORIGINS = Setting[list[str] | None](
+        None,
+        optional(origins),
+        SOCKETS,
+        "the origins allowed to open a WebSocket with the session cookie, exactly: "
+        '`["https://example.com", "https://app.example.com:8443"]` (scheme, host and port; the '
+        "scheme's default port may be left out). `None`: any host of `ALLOWED_HOSTS`, with the "
+        "socket's own scheme and port ([security.md](security.md#origins)). Ticket sockets need "
+        "no origin",
+        convert=lambda value: None if value is None else list(value),
+    )
+    MAX_SOCKETS_PER_USER = Setting[int](
+        20,
+        positive(whole=True, zero_means_off=True),
+        SOCKETS,
+        "open sockets one user may hold across all processes; one more is closed with 4409. "
+        "`0`: no limit. The sockets of a process that died stop counting within 15 s",
+    )
+    IDLE_TIMEOUT_SECONDS = Setting[float](
+        0,
+        positive(zero_means_off=True),
+        SOCKETS,
+        "close a socket whose client sent nothing for this long, with 4408. `0`: never. The "
+        "widget pings while it is open, so it is never idle",
+    )
+    MAX_MESSAGE_BYTES = Setting[int](
+        4096,
+        positive(whole=True),
+        SOCKETS,
+        "a larger client message closes the socket with 4413",
+    )
+    MESSAGES_PER_SECOND = Setting[float](
+        10, positive(), SOCKETS, "client messages allowed per second on one socket, on average..."
+    )
+    MESSAGE_BURST = Setting[int](
+        20,
+        positive(whole=True),
+        SOCKETS,
+        "...and in a burst; beyond, the socket is closed with 4429",
+    )
+    TICKET_TTL_SECONDS = Setting[float](
+        30,
+        positive(),
+        SOCKETS,
+        "how long a ticket from `POST /api/notifications/ws-ticket/` stays valid (it is "
+        "single-use)",
+    )
 
-    @property
-    def MAX_PAGE_SIZE(self) -> int:
-        return self._get("MAX_PAGE_SIZE")
+    CACHE_ALIAS = Setting[str](
+        "default",
+        text,
+        PROCESSES,
+        "the cache (a key of `CACHES`) holding tickets, the per-user versions behind the `ETag`, "
+        "and, when it is a Redis cache (Django's `RedisCache` or django-redis's, Sentinel "
+        "included), the open-socket registry and counters that every process shares. With more "
+        "than one process it must be shared by all of them: Redis "
+        "([deployment.md](deployment.md)); any other cache keeps the registry per process, and "
+        "system check W006 says so",
+    )
+    GAP_CHECK_SECONDS = Setting[float](
+        30,
+        positive(),
+        PROCESSES,
+        "a notification whose push was lost (or that another program wrote) reaches its user's "
+        'open sockets within this long, as a `notification` frame with `"recovered": true`. '
+        "Each process checks the table for its connected users twice per period, in two queries "
+        "whatever the number of sockets ([realtime.md](realtime.md))",
+    )
+    CREDENTIALS_CHECK_SECONDS = Setting[float](
+        60,
+        positive(),
+        PROCESSES,
+        "how often each process checks every socket's session or token again, in a few queries "
+        "whatever their number, for what no signal tells: a session that expired or was flushed "
+        "by other code, a user changed behind the ORM's back. Sign-outs, user changes, token "
+        "deletions and logins replacing a session are told at once "
+        "([security.md](security.md#the-life-of-a-socket-after-its-credentials-change))",
+    )
+    GC_FREEZE_SECONDS = Setting[float](
+        0,
+        positive(zero_means_off=True),
+        PROCESSES,
+        "off (0), or: in a process holding sockets (daphne), move every live object into the "
+        "garbage collector's permanent generation this often (`gc.freeze()`), so that full "
+        "collections stop traversing the long-lived consumers and connections. At 5,000 sockets "
+        "a full collection otherwise pauses every socket of the process for about a second, "
+        "several times per burst of pushes. `10` suits a process holding thousands of sockets "
+        "(`gc.freeze()` itself costs next to nothing). Every 15 minutes such a process unfreezes "
+        "for one full collection (one pause), to reclaim what was frozen and has since become "
+        "garbage; see [performance.md](performance.md)",
+    )
+    PUSH_TIMEOUT_SECONDS = Setting[float](
+        1,
+        positive(),
+        PROCESSES,
+        "the most a sender waits for Redis after its commit, for the version bump, who is online "
+        "and the pushes together (the counts query between them is the database's and not "
+        "counted). A Redis that accepts connections but never answers costs each `notify()` "
+        "this much, not more; what was given up is named in one warning (logger "
+        "`notifications.realtime.broker`), and clients catch up from the database. The process's "
+        "push loop is replaced when its thread is gone, its event loop stopped, or a job given "
+        "to it did not even start while its sender waited (and the jobs it had not started go "
+        "out from the new loop). A push that outlasts it (publishing 10,000 pushes took 0.5 s "
+        "here, 50,000 took 3.5 s) is not cut off: the sender stops waiting and the push finishes "
+        "in the background, within 10 s at most",
+    )
+    METRICS_TOKEN = Setting[str | None](
+        None,
+        optional(secret),
+        PROCESSES,
+        "the bearer token a Prometheus scraper sends to `api/notifications/metrics/` "
+        "(`Authorization: Bearer ...`, at least 16 characters); `None`: only signed-in staff "
+        "users may read the metrics ([deployment.md](deployment.md#observing-it))",
+    )
 
-    @property
-    def BACKLOG_LIMIT(self) -> int:
-        return self._get("BACKLOG_LIMIT")
 
-    @property
-    def RESUME_MARGIN(self) -> timedelta:
-        return timedelta(seconds=self._get("RESUME_MARGIN_SECONDS"))
+SETTINGS: tuple[Setting[Any], ...] = tuple(
+    value for value in vars(Settings).values() if isinstance(value, Setting)
+)
 
-    @property
-    def POLL_INTERVAL_SECONDS(self) -> int:
-        return self._get("POLL_INTERVAL_SECONDS")
+# The defaults by key, as a project would write them.
+DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
 
-    @property
-    def TICKET_TTL_SECONDS(self) -> int:
-        return self._get("TICKET_TTL_SECONDS")
+# Keys that were settings once and are internal tuning now, with where each went: a project that
+# still sets one is warned (notifications.W007), not broken.
+REMOVED: dict[str, str] = {
+    "PUSH_CONCURRENCY": "notifications.realtime.broker.PUSH_CONCURRENCY",
+    "SHARED_BUMP_ABOVE": "notifications.versions.SHARED_BUMP_ABOVE",
+    "SOCKET_STALE_SECONDS": "notifications.realtime.presence.SOCKET_STALE_SECONDS",
+    "LAYER_CHECK_SECONDS": "notifications.realtime.watchdog.LAYER_CHECK_SECONDS",
+    "GC_THAW_SECONDS": "notifications.realtime.gcfreeze.GC_THAW_SECONDS",
+}
 
-    @property
-    def THROTTLE_RATES(self) -> dict[str, str | None]:
-        return {**DEFAULTS["THROTTLE_RATES"], **(self._get("THROTTLE_RATES") or {})}
 
-    @property
-    def CACHE_ALIAS(self) -> str:
-        return self._get("CACHE_ALIAS")
-
-    @property
-    def WEBSOCKET_ORIGINS(self) -> list[str] | None:
-        origins = self._get("WEBSOCKET_ORIGINS")
-        return None if origins is None else list(origins)
-
-    @property
-    def MAX_SOCKETS_PER_USER(self) -> int:
-        return self._get("MAX_SOCKETS_PER_USER")
-
-    @property
-    def SOCKET_STALE_SECONDS(self) -> float:
-        return self._get("SOCKET_STALE_SECONDS")
-
-    @property
-    def IDLE_TIMEOUT_SECONDS(self) -> float:
-        return self._get("IDLE_TIMEOUT_SECONDS")
-
-    @property
-    def MAX_MESSAGE_BYTES(self) -> int:
-        return self._get("MAX_MESSAGE_BYTES")
-
-    @property
-    def MESSAGES_PER_SECOND(self) -> float:
-        return self._get("MESSAGES_PER_SECOND")
-
-    @property
-    def MESSAGE_BURST(self) -> int:
-        return self._get("MESSAGE_BURST")
-
-    @property
-    def MAX_IDS_PER_MESSAGE(self) -> int:
-        return self._get("MAX_IDS_PER_MESSAGE")
-
-    @property
-    def MAX_BODY_CHARS(self) -> int:
-        return self._get("MAX_BODY_CHARS")
-
-    @property
-    def MAX_DATA_BYTES(self) -> int:
-        return self._get("MAX_DATA_BYTES")
-
-    @property
-    def SHARED_BUMP_ABOVE(self) -> int:
-        return self._get("SHARED_BUMP_ABOVE")
-
-    @property
-    def LAYER_CHECK_SECONDS(self) -> float:
-        return self._get("LAYER_CHECK_SECONDS")
-
-    @property
-    def GAP_CHECK_SECONDS(self) -> float:
-        return self._get("GAP_CHECK_SECONDS")
-
-    @property
-    def CREDENTIALS_CHECK_SECONDS(self) -> float:
-        return self._get("CREDENTIALS_CHECK_SECONDS")
-
-    @property
-    def GC_FREEZE_SECONDS(self) -> float:
-        return self._get("GC_FREEZE_SECONDS")
-
-    @property
-    def GC_THAW_SECONDS(self) -> float:
-        return self._get("GC_THAW_SECONDS")
-
-    @property
-    def PUSH_CONCURRENCY(self) -> int:
-        return self._get("PUSH_CONCURRENCY")
-
-    @property
-    def PUSH_TIMEOUT_SECONDS(self) -> float:
-        return self._get("PUSH_TIMEOUT_SECONDS")
-
-    @property
-    def METRICS_TOKEN(self) -> str | None:
-        return self._get("METRICS_TOKEN")
-
-    @property
-    def SEND_CONFIRM_ABOVE(self) -> int:
-        return self._get("SEND_CONFIRM_ABOVE")
+def markdown_tables() -> dict[str, str]:
+    """docs/settings.md's tables, by section heading, as the declarations render them."""
+    tables: dict[str, str] = {}
+    for setting in SETTINGS:
+        default = setting.default
+        shown = f'"{default}"' if isinstance(default, str) else repr(default)
+        row = f"| `{setting.key}` | `{shown}` | {setting.doc} |\n"
+        tables.setdefault(setting.section, "| key | default | what |\n|---|---|---|\n")
+        tables[setting.section] += row
+    return tables
 
 
 app_settings = Settings()

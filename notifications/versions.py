@@ -26,6 +26,9 @@ _SHARED = f"{_PREFIX}all"
 # A bump lost while the cache was unreachable would leave a stale version behind, answering 304
 # while there is news; tokens that expire bound that to this long.
 _TIMEOUT = 3600
+# A send to more users than this makes every user's version stale with one cache write (the
+# shared token) instead of one per user; every poller then fetches once.
+SHARED_BUMP_ABOVE = 1000
 
 
 def _key(user_id: int) -> str:
@@ -82,7 +85,7 @@ def bump(user_ids: Sequence[int]) -> None:
     """Make whatever version these users' clients hold stale."""
     token = secrets.token_hex(8)  # one per call: distinct per call is all an ETag needs
     try:
-        if len(user_ids) > app_settings.SHARED_BUMP_ABOVE:
+        if len(user_ids) > SHARED_BUMP_ABOVE:
             _cache().set(_SHARED, token, timeout=_TIMEOUT)
         else:
             _cache().set_many({_key(user_id): token for user_id in user_ids}, timeout=_TIMEOUT)

@@ -1,15 +1,22 @@
 """System checks catch a new user's mistakes at start-up."""
 
+import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.checks import run_checks
+from django.utils.module_loading import import_string
 
+from notifications import checks
+from notifications.conf import REMOVED
 from notifications.routing import websocket_urlpatterns
+
+CHECKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
 
 
 def ids(**kwargs):
@@ -60,27 +67,85 @@ def test_redis_core_layer_without_socket_timeout_warns(settings):
 @pytest.mark.parametrize(
     "value",
     [
-        ["not", "a", "dict"],
-        {"PAGE_SIZ": 5},
         {"PAGE_SIZE": 0},
         {"PAGE_SIZE": "20"},
         {"PAGE_SIZE": True},
+        {"PAGE_SIZE": 20.0},
+        {"POLL_INTERVAL_SECONDS": -1},
+        {"RETENTION_DAYS": 0},
+        {"UNMUTABLE_CATEGORIES": ["security", ""]},
+        {"CACHE_ALIAS": ""},
         {"METRICS_TOKEN": "short"},
         {"METRICS_TOKEN": 1234567890123456789},
         {"GC_FREEZE_SECONDS": -1},
+        {"WEBSOCKET_ORIGINS": ["example.com"]},
+        {"THROTTLE_RATES": {"read": "5/minute"}},
+        {"THROTTLE_RATES": {"ticket": "5 per minute"}},
     ],
 )
-def test_bad_settings(settings, value):
+def test_bad_values(settings, value):
     settings.NOTIFICATIONS = value
     assert "notifications.E002" in ids()
 
 
 @pytest.mark.parametrize(
-    "value", [{"METRICS_TOKEN": None}, {"METRICS_TOKEN": "a" * 16}, {"GC_FREEZE_SECONDS": 0}]
+    "value",
+    [
+        {"METRICS_TOKEN": None},
+        {"METRICS_TOKEN": "a" * 16},
+        {"GC_FREEZE_SECONDS": 0},
+        {"MAX_SOCKETS_PER_USER": 0},
+        {"RESUME_MARGIN_SECONDS": 2.5},
+        {"RETENTION_DAYS": None},
+        {"WEBSOCKET_ORIGINS": ("https://example.com", "http://localhost:8000")},
+        {"THROTTLE_RATES": {"ticket": None}},
+    ],
 )
-def test_good_settings(settings, value):
+def test_good_values(settings, value):
     settings.NOTIFICATIONS = value
-    assert "notifications.E002" not in ids()
+    assert ids() == []
+
+
+def test_a_bad_value_says_what_it_must_be(settings):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": -1}
+    [error] = [m for m in run_checks() if m.id == "notifications.E002"]
+    assert "'MAX_SOCKETS_PER_USER'] must be a positive whole number, or 0 for off" in error.msg
+    assert "20" in error.hint
+
+
+def test_notifications_must_be_a_dict(settings):
+    settings.NOTIFICATIONS = ["not", "a", "dict"]
+    assert ids() == ["notifications.E006"]
+
+
+def test_an_unknown_key_is_an_error_with_a_suggestion(settings):
+    settings.NOTIFICATIONS = {"PAGE_SIZ": 5}
+    [error] = [m for m in run_checks() if m.id.startswith("notifications.")]
+    assert error.id == "notifications.E007"
+    assert error.hint == "Did you mean 'PAGE_SIZE'?"
+
+
+@pytest.mark.parametrize("key", sorted(REMOVED))
+def test_a_key_that_is_no_longer_a_setting_warns_and_names_where_it_went(settings, key):
+    settings.NOTIFICATIONS = {key: 1}
+    [warning] = [m for m in run_checks() if m.id.startswith("notifications.")]
+    assert warning.id == "notifications.W007"
+    assert "no longer a setting" in warning.msg
+    import_string(REMOVED[key])  # the constant it became
+    assert REMOVED[key] in warning.hint
+
+
+def test_a_cache_alias_that_caches_lack(settings):
+    settings.NOTIFICATIONS = {"CACHE_ALIAS": "nowhere"}
+    assert ids() == ["notifications.E008"]
+
+
+def test_checks_md_lists_every_check_id():
+    documented = set(
+        re.findall(r"^\| `(notifications\.[EW]\d{3})` \|", CHECKS_DOC.read_text(), re.M)
+    )
+    raised = set(re.findall(r'id="(notifications\.[EW]\d{3})"', Path(checks.__file__).read_text()))
+    assert documented == raised
 
 
 def test_no_asgi_application_warns_routing_missing(settings):

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
 from notifications.protocol import CLOSE_REAUTHENTICATE, CLOSE_UNAUTHENTICATED
-from notifications.realtime import broker, credential_checks
+from notifications.realtime import broker, credential_checks, watchdog
 from notifications.realtime.credentials import digest
 from tests.test_consumers import open_socket, session_cookie
 
@@ -35,8 +35,8 @@ async def closed_with(communicator, within: float = 3) -> int | None:
 
 
 @pytest.fixture
-def replaced_sessions_are_heard(settings):
-    settings.NOTIFICATIONS = {"LAYER_CHECK_SECONDS": 0.05}
+def replaced_sessions_are_heard(monkeypatch):
+    monkeypatch.setattr(watchdog, "LAYER_CHECK_SECONDS", 0.05)
 
 
 async def test_a_session_the_same_user_replaced_asks_its_sockets_to_reauthenticate(

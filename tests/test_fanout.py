@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from notifications import services
+from notifications import services, versions
 from notifications.realtime import broker
 from tests.redis_keys import redis_cache
 from tests.test_consumers import signed_in
@@ -85,8 +85,8 @@ async def test_who_is_online_is_unknown_when_sockets_may_be_elsewhere(alice, bob
     assert await database_sync_to_async(broker.online)([alice.pk, bob.pk]) is None
 
 
-def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
-    settings.NOTIFICATIONS = {"SHARED_BUMP_ABOVE": 2}
+def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, monkeypatch):
+    monkeypatch.setattr(versions, "SHARED_BUMP_ABOVE", 2)
     carol = make_user("carol")
     clients = {}
     for user in (alice, bob, carol):
@@ -107,7 +107,6 @@ def test_a_large_send_bumps_the_shared_version(alice, bob, make_user, settings):
 
 @pytest.mark.parametrize("look_up_each_up_to", [500, 0], ids=["member by member", "whole set"])
 async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monkeypatch):
-    from notifications.conf import app_settings
     from notifications.realtime import presence as registry_module
 
     monkeypatch.setattr(registry_module, "_LOOK_UP_EACH_UP_TO", look_up_each_up_to)
@@ -115,7 +114,7 @@ async def test_who_is_online_in_redis(look_up_each_up_to, shared_registry, monke
     for user_id in (1, 2, 3):
         assert await registry.claim(user_id, f"channel-{user_id}")
     # user 3's process died long ago: its entry is stale
-    stale = registry_module.time.time() - app_settings.SOCKET_STALE_SECONDS * 2
+    stale = registry_module.time.time() - registry_module.SOCKET_STALE_SECONDS * 2
     await registry._client().zadd(registry.online_key, {"3": stale})
 
     online = database_sync_to_async(broker.online)

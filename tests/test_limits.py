@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
+from notifications.realtime import presence
 from notifications.realtime.presence import RedisRegistry, registry
 from tests.redis_keys import redis_cache
 from tests.test_consumers import open_socket, signed_in
@@ -47,8 +48,9 @@ async def test_no_limit_when_zero(alice, settings):
         await communicator.disconnect()
 
 
-async def test_sockets_of_a_dead_process_fall_out(registry_backend, alice, settings):
-    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1, "SOCKET_STALE_SECONDS": 1}
+async def test_sockets_of_a_dead_process_fall_out(registry_backend, alice, settings, monkeypatch):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1}
+    monkeypatch.setattr(presence, "SOCKET_STALE_SECONDS", 1)
     # A socket whose process died: registered, never released, never refreshed.
     assert await registry().claim(alice.pk, "gone.process!channel")
     blocked, _, _ = await open_socket(alice)
@@ -58,8 +60,11 @@ async def test_sockets_of_a_dead_process_fall_out(registry_backend, alice, setti
     await communicator.disconnect()
 
 
-async def test_open_sockets_stay_claimed_past_the_stale_time(registry_backend, alice, settings):
-    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1, "SOCKET_STALE_SECONDS": 0.6}
+async def test_open_sockets_stay_claimed_past_the_stale_time(
+    registry_backend, alice, settings, monkeypatch
+):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 1}
+    monkeypatch.setattr(presence, "SOCKET_STALE_SECONDS", 0.6)
     first, _ = await signed_in(alice)
     await asyncio.sleep(1.5)  # past the stale time: only the sweeps keep it claimed
     second, _, _ = await open_socket(alice)
@@ -67,10 +72,10 @@ async def test_open_sockets_stay_claimed_past_the_stale_time(registry_backend, a
     await first.disconnect()
 
 
-async def test_one_sweep_refreshes_every_socket_at_once(alice, bob, settings, monkeypatch):
+async def test_one_sweep_refreshes_every_socket_at_once(alice, bob, monkeypatch):
     from notifications.realtime.node import node
 
-    settings.NOTIFICATIONS = {"SOCKET_STALE_SECONDS": 3600}  # no sweep of its own in this test
+    monkeypatch.setattr(presence, "SOCKET_STALE_SECONDS", 3600)  # no sweep of its own here
     refreshed = []
 
     async def refresh(self, sockets, node_id):

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import redis
 
+from notifications.realtime import presence
 from notifications.realtime.presence import (
     EPOCH_GRACE_SECONDS,
     LocalRegistry,
@@ -81,8 +82,9 @@ def test_an_epoch_that_cannot_be_read_counts_as_new():
     assert 9 < _epoch_age(f"epoch:{time.time() - 10}") < 11
 
 
-async def test_the_per_process_registry_limits_and_forgets_stale_sockets(settings):
-    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 2, "SOCKET_STALE_SECONDS": 0.2}
+async def test_the_per_process_registry_limits_and_forgets_stale_sockets(settings, monkeypatch):
+    settings.NOTIFICATIONS = {"MAX_SOCKETS_PER_USER": 2}
+    monkeypatch.setattr(presence, "SOCKET_STALE_SECONDS", 0.2)
     local = LocalRegistry()
     assert await local.claim(1, "a") and await local.claim(1, "b")
     assert not await local.claim(1, "c")

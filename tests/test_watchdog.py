@@ -7,7 +7,7 @@ import json
 import pytest
 from channels.layers import get_channel_layer
 
-from notifications.realtime import broker
+from notifications.realtime import broker, watchdog
 from notifications.realtime.node import node
 from tests.test_consumers import open_socket, send, signed_in
 from tests.test_faults import RedisServer
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def fast(settings):
-    settings.NOTIFICATIONS = {"LAYER_CHECK_SECONDS": 0.05}
+def fast(settings, monkeypatch):
+    monkeypatch.setattr(watchdog, "LAYER_CHECK_SECONDS", 0.05)
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
@@ -180,7 +180,7 @@ def test_there_is_one_heartbeat_group_per_shard_and_it_lives_there(settings):
 
 
 @pytest.fixture(params=["pubsub", "core"])
-def two_redis_servers(request, tmp_path, settings):
+def two_redis_servers(request, tmp_path, settings, monkeypatch):
     servers = [RedisServer(tmp_path / name) for name in ("a", "b")]
     for server in servers:
         server.directory.mkdir()
@@ -198,7 +198,8 @@ def two_redis_servers(request, tmp_path, settings):
         }
     settings.CHANNEL_LAYERS = {"default": layer}
     # A push sent on a connection the restart broke fails: gap detection delivers it instead.
-    settings.NOTIFICATIONS = {"LAYER_CHECK_SECONDS": 0.1, "GAP_CHECK_SECONDS": 1}
+    monkeypatch.setattr(watchdog, "LAYER_CHECK_SECONDS", 0.1)
+    settings.NOTIFICATIONS = {"GAP_CHECK_SECONDS": 1}
     yield servers
     for server in servers:
         server.stop()

@@ -37,6 +37,8 @@ logger = logging.getLogger("notifications.realtime.broker")
 events = logging.getLogger("notifications.events")
 
 GROUP_PREFIX = "notifications.user."
+# Channel-layer sends in flight at once while a batch fans out to its recipients' sockets.
+PUSH_CONCURRENCY = 100
 
 # Event types, as consumer method names: "notifications.created" -> notifications_created().
 EVENT_PREFIX = "notifications."
@@ -184,7 +186,7 @@ async def asend(messages: Sequence[Message]) -> int:
 
 
 async def _send_each(layer: Any, messages: Sequence[Message], failures: list) -> None:
-    limit = asyncio.Semaphore(app_settings.PUSH_CONCURRENCY)
+    limit = asyncio.Semaphore(PUSH_CONCURRENCY)
 
     async def one(group: str, event: dict[str, Any]) -> None:
         async with limit:

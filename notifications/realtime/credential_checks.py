@@ -17,7 +17,7 @@ from django.db import DatabaseError
 
 from ..conf import app_settings
 from ..protocol import CLOSE_REAUTHENTICATE, CLOSE_UNAUTHENTICATED
-from . import broker
+from . import broker, watchdog
 from .credentials import verdicts
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Revocations:
                 # Missed meanwhile: the periodic check finds those sessions gone.
                 logger.warning("notifications: listening for replaced sessions failed: %r", error)
                 channel = None
-                await asyncio.sleep(app_settings.LAYER_CHECK_SECONDS)
+                await asyncio.sleep(watchdog.LAYER_CHECK_SECONDS)
         if channel is not None:
             await broker.unsubscribe(broker.REPLACED_SESSIONS_GROUP, channel)
 

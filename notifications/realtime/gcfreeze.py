@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 events = logging.getLogger("notifications.events")
 
+# How often a freezing process thaws for one full collection.
+GC_THAW_SECONDS = 900
+
 
 class Freezer:
     def __init__(self, node: Node) -> None:
@@ -43,7 +46,7 @@ class Freezer:
         try:
             while self.node.sockets and app_settings.GC_FREEZE_SECONDS:
                 await asyncio.sleep(app_settings.GC_FREEZE_SECONDS)
-                if time.monotonic() - self.thawed_at >= app_settings.GC_THAW_SECONDS:
+                if time.monotonic() - self.thawed_at >= GC_THAW_SECONDS:
                     self.thaw()
                 gc.freeze()
         finally:

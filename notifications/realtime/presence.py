@@ -47,6 +47,9 @@ PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 # How often a node says it is alive, and how long after its last beat its sockets stop counting.
 NODE_BEAT_SECONDS = 5.0
 NODE_STALE_SECONDS = 3 * NODE_BEAT_SECONDS
+# A socket not heard of this long no longer counts, whatever its node; live sockets are claimed
+# again every third of it (see realtime/sweep.py).
+SOCKET_STALE_SECONDS = 180
 # After the registry was created anew, how long it is taken to know nothing: every node beats
 # (and re-claims its sockets) within NODE_BEAT_SECONDS; the rest is slack for a busy process.
 EPOCH_GRACE_SECONDS = 3 * NODE_BEAT_SECONDS
@@ -131,9 +134,7 @@ class LocalRegistry:
     async def claim(self, user_id: int, channel: str, node: str = "") -> bool:
         now = time.monotonic()
         mine = self.sockets.setdefault(user_id, {})
-        for name in [
-            n for n, seen in mine.items() if seen < now - app_settings.SOCKET_STALE_SECONDS
-        ]:
+        for name in [n for n, seen in mine.items() if seen < now - SOCKET_STALE_SECONDS]:
             del mine[name]
         limit = app_settings.MAX_SOCKETS_PER_USER
         if channel not in mine and limit and len(mine) >= limit:
@@ -169,7 +170,7 @@ class LocalRegistry:
         process may hold their sockets: the channel layer is not the in-memory one)."""
         if not _in_memory_layer():
             return None
-        fresh = time.monotonic() - app_settings.SOCKET_STALE_SECONDS
+        fresh = time.monotonic() - SOCKET_STALE_SECONDS
         return {
             user_id
             for user_id in user_ids
@@ -265,7 +266,7 @@ class RedisRegistry:
             return None
 
     def _claim_args(self, user_id: int, channel: str, node: str) -> tuple[Any, ...]:
-        stale = app_settings.SOCKET_STALE_SECONDS
+        stale = SOCKET_STALE_SECONDS
         now = time.time()
         return (
             self.sockets_key(user_id),
@@ -341,7 +342,7 @@ class RedisRegistry:
         audience. A user whose last socket closed stays in it until stale: at worst a push that
         nobody receives.
         """
-        fresh = time.time() - app_settings.SOCKET_STALE_SECONDS
+        fresh = time.time() - SOCKET_STALE_SECONDS
         audience = list(dict.fromkeys(user_ids))
         client = self._sync()
         try:
@@ -392,7 +393,7 @@ class RedisRegistry:
             node.decode()
             for node in client.zrangebyscore(self.nodes_key, now - NODE_STALE_SECONDS, "+inf")
         }
-        stale_before = now - app_settings.SOCKET_STALE_SECONDS
+        stale_before = now - SOCKET_STALE_SECONDS
         open_sockets = 0
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.sockets_prefix) + "*"
         cursor = None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..conf import app_settings
 from ..protocol import CLOSE_IDLE
+from . import presence
 from .presence import NODE_BEAT_SECONDS, registry
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 def period() -> float:
     """How often a socket tells the registry it is alive, and idleness is checked."""
-    every = app_settings.SOCKET_STALE_SECONDS / 3
+    every = presence.SOCKET_STALE_SECONDS / 3
     idle = app_settings.IDLE_TIMEOUT_SECONDS
     return min(every, idle / 2) if idle else every
 

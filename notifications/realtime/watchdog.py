@@ -18,11 +18,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..conf import app_settings
 from . import broker
 
 if TYPE_CHECKING:
     from .node import Node
+
+# How often the node sends each shard a heartbeat.
+LAYER_CHECK_SECONDS = 1
 
 
 class Watchdog:
@@ -48,7 +50,7 @@ class Watchdog:
                 channel = await broker.new_channel()
             except Exception as error:
                 self._lose(None, f"the channel layer is unreachable ({error!r})")
-                await asyncio.sleep(app_settings.LAYER_CHECK_SECONDS)
+                await asyncio.sleep(LAYER_CHECK_SECONDS)
                 continue
             if channel is None:
                 return  # no channel layer: nothing to watch
@@ -62,7 +64,7 @@ class Watchdog:
         self.last_beat = [time.monotonic() for _ in shards]
         self.joined = set()
         listener = self.node.spawn(self._listen(channel))
-        period = app_settings.LAYER_CHECK_SECONDS
+        period = LAYER_CHECK_SECONDS
         try:
             while self.node.sockets:
                 for shard in shards:
@@ -102,7 +104,7 @@ class Watchdog:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                await asyncio.sleep(app_settings.LAYER_CHECK_SECONDS)
+                await asyncio.sleep(LAYER_CHECK_SECONDS)
                 continue
             shard, number = message.get("shard", 0), message.get("seq", 0)
             if not 0 <= shard < len(self.groups):

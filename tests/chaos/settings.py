@@ -45,7 +45,6 @@ CHAOS_NOTIFICATIONS = {
     # Small enough that sockets the chaos leaks show, large enough for a user's three clients,
     # their reconnects and the ghosts of one killed daphne.
     "MAX_SOCKETS_PER_USER": 8,
-    "LAYER_CHECK_SECONDS": 0.5,
     # Gap detection (issue 12), once the app has the setting.
     "GAP_CHECK_SECONDS": 2,
 }
