@@ -1,8 +1,8 @@
 """The unread count's polling: its ``ETag``, its headers, and the ``304`` answered before DRF runs.
 
-The ETag is ``"<user id>-<version>"``: the user it is for, and their version (``versions.py``).
-It names the user so that the ``304`` can read that user's version and credential notes in one
-cache round trip, before anything else is known about the request.
+The ETag is ``"<user id>-<own token>-<shared token>"``: the user it is for, and their version
+(``versions.py``). It names the user so that the ``304`` can read that user's version and
+credential notes in one cache round trip, before anything else is known about the request.
 
 ``GET unread-count/`` with an ``If-None-Match`` holding the current ETag is answered ``304`` by
 :class:`FastPath`, before DRF authenticates or throttles and without a database query, when the
@@ -27,8 +27,9 @@ from . import credentials
 _Response = TypeVar("_Response", bound=HttpResponseBase)
 
 
-def etag(user_id: int, version: str) -> str:
-    return f'"{user_id}-{version}"'
+def etag(user_id: int, version: versions.Version) -> str:
+    own, shared = version
+    return f'"{user_id}-{own}-{shared}"'
 
 
 def _sent(header: str) -> set[str]:
