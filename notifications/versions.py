@@ -1,10 +1,11 @@
-"""The version of a user's inbox, kept in the cache: the ETag of the unread count.
+"""The version of a user's inbox, kept in the cache: what the unread count's ETag is made of
+(``api/polling.py`` makes the ETag).
 
 A user's version is two tokens: their own, replaced by every send to them and every change of
 their state, and one shared by everybody, replaced instead of 100,000 own tokens when a send
 reaches more than ``SHARED_BUMP_ABOVE`` users (every poller then fetches once, which a send that
 large calls for anyway). Both are replaced after commit, in the step that pushes, so a poller
-whose ``If-None-Match`` equals the current version has nothing to learn and gets a 304 without a
+whose ``If-None-Match`` names the current version has nothing to learn and gets a 304 without a
 database query. A token lost from the cache is replaced by a new random one: the next poll
 fetches once, which is safe. With ``REDIS_URL`` the cache is Redis, shared by every process.
 """
@@ -20,6 +21,9 @@ from django.core.cache import caches
 from .conf import app_settings
 
 logger = logging.getLogger("notifications")
+
+# The user's own token, then the shared one.
+Version = tuple[str, str]
 
 _PREFIX = "notifications:v:"
 _SHARED = f"{_PREFIX}all"
@@ -39,7 +43,7 @@ def _cache():
     return caches[app_settings.CACHE_ALIAS]
 
 
-def current(user_id: int) -> str:
+def current(user_id: int) -> Version:
     """The user's version, creating its tokens if the cache has none (random ones, not stored,
     if the cache is unreachable: the client then simply fetches again next time)."""
     cache = _cache()
@@ -53,7 +57,8 @@ def current(user_id: int) -> str:
     except Exception as error:
         logger.warning("notifications: cache unreachable for versions: %r", error)
         found = {}
-    return "-".join(found.get(key) or secrets.token_hex(8) for key in keys)
+    own, shared = (found.get(key) or secrets.token_hex(8) for key in keys)
+    return own, shared
 
 
 def keys(user_id: int) -> tuple[str, str]:
@@ -62,15 +67,15 @@ def keys(user_id: int) -> tuple[str, str]:
     return (_key(user_id), _SHARED)
 
 
-def from_found(user_id: int, found: dict[str, str]) -> str | None:
+def from_found(user_id: int, found: dict[str, str]) -> Version | None:
     """The user's version from what a ``get_many`` of :func:`keys` found, None if incomplete."""
-    wanted = keys(user_id)
-    if any(key not in found for key in wanted):
+    own_key, shared_key = keys(user_id)
+    if own_key not in found or shared_key not in found:
         return None
-    return "-".join(found[key] for key in wanted)
+    return found[own_key], found[shared_key]
 
 
-def peek(user_id: int) -> str | None:
+def peek(user_id: int) -> Version | None:
     """The user's version if the cache holds it, in one round trip; the 304 path must not
     create one."""
     try:

@@ -1,7 +1,7 @@
 """The credentials the unread count's ``304`` trusts without a database query, and their revocation.
 
 ``GET unread-count/`` answers ``304 Not Modified`` before DRF runs when the client's ``ETag`` is
-current (views.py). Who asks must then be known without loading the user, so the full path (a
+current (polling.py). Who asks must then be known without loading the user, so the full path (a
 ``200``, after DRF authenticated the request against the database) leaves a note in the cache:
 
 - per user, ``notifications:auth:user:<id>``: the user's session auth hash (what

@@ -1,4 +1,5 @@
-"""The REST API: an adapter from HTTP to the services and QuerySets, and the polling fallback.
+"""The REST API: an adapter from HTTP to the services and QuerySets, and the polling fallback
+(whose 304 is answered before DRF runs: polling.py).
 
 Every view sees only the requesting user's notifications (``get_queryset``), so another user's id
 is a 404 by construction. State changes go through ``notifications.services``, the same code the
@@ -7,12 +8,11 @@ WebSocket uses, so every open socket of the user hears of them.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponseNotModified
-from django.http.response import HttpResponseBase
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -24,13 +24,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .. import services, versions
+from .. import services
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
 from ..realtime import tickets
 from ..realtime.credentials import Credential
 from ..serializers import NotificationSerializer
-from . import credentials, throttling
+from . import polling, throttling
 from .pagination import NotificationCursorPagination
 from .parsers import JSONParser, api_exception, parser_classes
 from .schema import NotificationsAutoSchema
@@ -58,23 +58,8 @@ def authentication_classes() -> list[type]:
     return classes
 
 
-_Response = TypeVar("_Response", bound=HttpResponseBase)
-
-
-def _etag(user_id: int, version: str) -> str:
-    return f'"{user_id}-{version}"'
-
-
-def _claimed_user(etags: set[str]) -> int | None:
-    """The one user id these ETags (as :func:`_etag` makes them) name, if they name one."""
-    claimed = {tag.strip('"').partition("-")[0] for tag in etags}
-    if len(claimed) != 1:
-        return None
-    raw = claimed.pop()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-
-
 class NotificationViewSet(
+    polling.FastPath,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
@@ -225,17 +210,7 @@ class NotificationViewSet(
             }
         )
 
-    # --- polling -------------------------------------------------------------------------------
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if self.action_map.get(cast(str, request.method).lower()) == "unread_count":
-            # Nothing changed since the client's ETag: answer 304 before DRF runs, without a
-            # database query, for credentials the cache vouches for (credentials.py).
-            etag = self._unchanged_etag(request)
-            if etag is not None:
-                response = self._poll_headers(HttpResponseNotModified(), etag)
-                return response
-        return super().dispatch(request, *args, **kwargs)
+    # --- polling (its 304 never gets here: polling.FastPath) ----------------------------------
 
     @extend_schema(
         responses={200: CountsSerializer, 304: OpenApiResponse(description="Not modified")},
@@ -247,39 +222,9 @@ class NotificationViewSet(
     def unread_count(self, request: Request) -> Response:
         """The badge's counts and the newest id. Send the ``ETag`` back as ``If-None-Match``:
         a 304 means nothing changed. Wait ``X-Poll-Interval`` seconds between requests."""
-        user_id = cast(int, request.user.pk)
-        credentials.remember(request)
-        etag = _etag(user_id, versions.current(user_id))  # read before the counts: never newer
-        counts = Notification.objects.for_user(user_id).counts()
-        return self._poll_headers(Response(counts), etag)
-
-    def _poll_headers(self, response: _Response, etag: str) -> _Response:
-        response["ETag"] = etag
-        response["X-Poll-Interval"] = str(app_settings.POLL_INTERVAL_SECONDS)
-        response["Cache-Control"] = "private, no-cache"
-        response["Vary"] = "Cookie, Authorization"
-        return response
-
-    def _unchanged_etag(self, request: HttpRequest) -> str | None:
-        """The current ETag if the client already holds it and its credentials are trusted
-        without a database query (see ``credentials``), else None: then DRF decides."""
-        header = request.headers.get("If-None-Match")
-        if not header:
-            return None
-        sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-        # The user the client's ETag names: their credential note and version are read in one
-        # round trip, and trusted only if the credentials turn out to be that user's.
-        claimed = _claimed_user(sent)
-        if claimed is None:
-            return None
-        found = credentials.trusted(
-            request, authentication_classes(), claimed, versions.keys(claimed)
-        )
-        version = versions.from_found(claimed, found) if found is not None else None
-        if version is None:
-            return None
-        etag = _etag(claimed, version)
-        return etag if etag in sent else None
+        etag = polling.fresh_etag(request)
+        counts = Notification.objects.for_user(request.user).counts()
+        return polling.with_headers(Response(counts), etag)
 
     # --- WebSocket tickets --------------------------------------------------------------------
 
