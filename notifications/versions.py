@@ -75,17 +75,6 @@ def from_found(user_id: int, found: dict[str, str]) -> Version | None:
     return found[own_key], found[shared_key]
 
 
-def peek(user_id: int) -> Version | None:
-    """The user's version if the cache holds it, in one round trip; the 304 path must not
-    create one."""
-    try:
-        found = _cache().get_many(keys(user_id))
-    except Exception as error:
-        logger.warning("notifications: cache unreachable for versions: %r", error)
-        return None
-    return from_found(user_id, found)
-
-
 def bump(user_ids: Sequence[int]) -> None:
     """Make whatever version these users' clients hold stale."""
     token = secrets.token_hex(8)  # one per call: distinct per call is all an ETag needs

@@ -1,22 +1,30 @@
-"""versions.peek(): the 304 path reads a version only if the cache holds one, and never fails."""
+"""A user's version as the 304 path reads it (``keys()``, then ``from_found()``): never created."""
 
 import secrets
-from unittest import mock
+
+from django.core.cache import caches
 
 from notifications import versions
+from notifications.conf import app_settings
 
 
-def test_peek_is_none_until_the_version_exists_then_agrees_with_current():
+def read(user_id):
+    found = caches[app_settings.CACHE_ALIAS].get_many(versions.keys(user_id))
+    return versions.from_found(user_id, found)
+
+
+def test_a_version_is_none_until_it_exists_then_agrees_with_current_until_a_bump():
     user_id = 10**9 + secrets.randbelow(10**9)  # no version yet, in whatever cache this is
-    assert versions.peek(user_id) is None
+    assert read(user_id) is None
+    assert read(user_id) is None  # reading did not create it
     version = versions.current(user_id)
-    assert versions.peek(user_id) == version
+    assert read(user_id) == version
     versions.bump([user_id])
-    assert versions.peek(user_id) not in (None, version)
+    assert read(user_id) not in (None, version)
 
 
-def test_peek_is_none_when_the_cache_is_unreachable(caplog):
-    broken = mock.Mock(get_many=mock.Mock(side_effect=ConnectionError("down")))
-    with mock.patch.object(versions, "_cache", return_value=broken):
-        assert versions.peek(7) is None
-    assert "cache unreachable" in caplog.text
+def test_half_a_version_is_none():
+    own_key, shared_key = versions.keys(5)
+    assert versions.from_found(5, {own_key: "a"}) is None
+    assert versions.from_found(5, {shared_key: "b"}) is None
+    assert versions.from_found(5, {own_key: "a", shared_key: "b"}) == ("a", "b")
