@@ -1,13 +1,37 @@
-"""The fixed parts of the socket protocol: close codes, and the frames built outside a consumer.
+"""The wire protocol, all of it: what the REST API and the WebSocket at ``/ws/notifications/`` send
+and accept. docs/websocket.md describes it, and the widget (static/notifications/widget/sync.js,
+socket.js) speaks it; both name this module as their one source.
 
-docs/websocket.md documents all of it. Daphne only sends close codes 1000 and 3000-4999, so the
-standard 1011, 1012 and 1013 become 4500, 4012 and 4013.
+- the notification as JSON, one shape for both transports (``serialize``, and
+  ``NotificationSerializer`` for the API and its schema);
+- ids: the largest (``MAX_ID``), how a message's ids are read (``clean_id``, ``clean_ids``), and
+  how a REST parameter's are (``IdField``);
+- how deeply JSON a client sent may nest (``MAX_JSON_DEPTH``), for REST bodies and socket frames;
+- the socket's close codes, and the frames built outside a consumer.
+
+It builds and reads messages and nothing else: no socket, no channel layer, no request (shaping a
+notification reads only what its row and its prefetched relations hold). The consumer
+(realtime/consumer.py) carries these messages over the socket and the REST views over HTTP;
+neither names a field of its own. The events processes send each other through the channel
+layer are not part of it (realtime/broker.py): no client ever sees one.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+from django.contrib.contenttypes.models import ContentType
+from rest_framework import serializers
+
+from .conf import app_settings
+from .models import Notification
+
+# --- close codes ----------------------------------------------------------------------------
+# Daphne only sends 1000 and 3000-4999, so the standard 1011, 1012 and 1013 become 4500, 4012 and
+# 4013.
 
 CLOSE_SERVICE_RESTART = 4012  # the server is shutting down: reconnect soon and resume
 CLOSE_TRY_AGAIN = 4013  # Redis or the database is unreachable, or pushes may have been lost
@@ -39,3 +63,162 @@ def notification_frame(
     if recovered:
         frame["recovered"] = True
     return encode(frame)
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+MAX_ID = 2**63 - 1  # the largest a bigint column holds
+
+
+def clean_id(value: Any, name: str = "id") -> int:
+    """An id given as a number (JSON, or Python): an int from 0 to ``MAX_ID``, never a bool."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ValueError(f"{name}: must be an integer from 0 to 2**63-1")
+    return value
+
+
+def clean_ids(values: Any, name: str = "ids") -> list[int]:
+    """A list of ids, each as ``clean_id`` reads it, at most ``MAX_IDS_PER_MESSAGE`` of them."""
+    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
+        raise ValueError(f"{name}: must be a list of integers")
+    ids = [clean_id(value, name) for value in values]
+    if len(ids) > app_settings.MAX_IDS_PER_MESSAGE:
+        raise ValueError(f"{name}: at most {app_settings.MAX_IDS_PER_MESSAGE} ids at a time")
+    return ids
+
+
+class IdField(serializers.IntegerField):
+    """An id in a REST query string or body: from 0 to ``MAX_ID``, with DRF's messages. Sent as
+    text, only ASCII digits: Python's int() would read "٣" (an Arabic-Indic three) as 3, and no
+    client means that."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_ID, **kwargs)
+
+    def to_internal_value(self, data: float | int | str) -> int:
+        if isinstance(data, str) and not data.isascii():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# --- JSON input ----------------------------------------------------------------------------------
+# Python's JSON decoder recurses once per nesting level: before Python 3.12 a few thousand
+# brackets raised RecursionError, since then they parse. No message of the API or the socket
+# nests deeper than two levels, so anything deeper than MAX_JSON_DEPTH is refused, on every
+# Python, before a serializer or a handler sees it: REST bodies (api/parsers.py) and socket
+# frames (realtime/consumer.py) alike.
+
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def too_deep(value: Any) -> bool:
+    """Whether ``value`` (decoded JSON) nests lists and objects deeper than ``MAX_JSON_DEPTH``."""
+    return json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), counted up to ``limit + 1``.
+
+    Iterative, so that measuring a deep document cannot itself exhaust the stack.
+    """
+    deepest = 0
+    pending = [(value, 1)]
+    while pending and deepest <= limit:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+# --- the notification as JSON ------------------------------------------------------------------
+# One shape for the REST API and the WebSocket alike. The serializer's declared fields document it
+# (and feed the OpenAPI schema); ``serialize`` builds the same dict directly, because the push
+# path shapes every row of a large fan-out and DRF's field-by-field machinery would dominate it.
+# Everything it returns is JSON-native.
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def object_ref(content_type_id: int | None, object_id: str, obj: Any) -> dict[str, str] | None:
+    """An actor or target: ``{"type": "app_label.model", "id": "...", "display": "..."}``."""
+    if content_type_id is None:
+        return None
+    try:
+        content_type = ContentType.objects.get_for_id(content_type_id)  # cached after the first
+    except ContentType.DoesNotExist:  # deleted behind the ORM's back: nothing left to name
+        return None
+    return {
+        "type": f"{content_type.app_label}.{content_type.model}",
+        "id": str(object_id),
+        "display": "" if obj is None else str(obj),
+    }
+
+
+class ObjectRefSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="app_label.model of the object")
+    id = serializers.CharField(help_text="its primary key, as text")
+    display = serializers.CharField(help_text="str() of the object, empty if it is gone")
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    body = serializers.CharField(read_only=True)
+    level = serializers.ChoiceField(
+        choices=cast(Any, Notification._meta.get_field("level").choices)
+    )
+    category = serializers.CharField(read_only=True)
+    url = serializers.CharField(read_only=True)
+    actor = ObjectRefSerializer(read_only=True, allow_null=True)
+    target = ObjectRefSerializer(read_only=True, allow_null=True)
+    # The serializer's metaclass moves declared fields aside: .data stays DRF's property.
+    data = serializers.DictField(read_only=True)  # type: ignore[assignment]
+    created_at = serializers.DateTimeField(read_only=True)
+    read_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    seen_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    group_key = serializers.CharField(read_only=True, help_text="empty unless grouped")
+    group_count = serializers.IntegerField(
+        read_only=True, help_text="how many notifications this one stands for (1 unless grouped)"
+    )
+    actors = ObjectRefSerializer(
+        many=True, read_only=True, help_text="grouped: the latest five actors, newest first"
+    )
+
+    def to_representation(self, instance: Notification) -> dict[str, Any]:
+        return serialize(instance)
+
+
+def serialize(notification: Notification) -> dict[str, Any]:
+    """A notification as the contract's JSON object (a plain dict of JSON-native values)."""
+    return {
+        "id": notification.pk,
+        "title": notification.title,
+        "body": notification.body,
+        "level": notification.level,
+        "category": notification.category,
+        "url": notification.url,
+        "actor": object_ref(
+            notification.actor_content_type_id, notification.actor_object_id, notification.actor
+        ),
+        "target": object_ref(
+            notification.target_content_type_id, notification.target_object_id, notification.target
+        ),
+        "data": notification.data,
+        "created_at": _timestamp(notification.created_at),
+        "read_at": _timestamp(notification.read_at),
+        "seen_at": _timestamp(notification.seen_at),
+        "archived_at": _timestamp(notification.archived_at),
+        "group_key": notification.group_key,
+        "group_count": notification.group_count,
+        "actors": notification.actors,
+    }

@@ -17,7 +17,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
-from .. import json_input, services
+from .. import protocol, services
 from ..auth import CREDENTIAL
 from ..conf import app_settings
 from ..models import Counts, Notification
@@ -30,8 +30,8 @@ from ..protocol import (  # noqa: F401 (the close codes are documented as import
     CLOSE_TOO_MANY_SOCKETS,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
+    serialize,
 )
-from ..serializers import serialize
 from . import broker
 from .credentials import Credential
 from .gaps import RecentIds
@@ -268,8 +268,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(reply)
 
     async def on_resume(self, content: dict[str, Any]) -> None:
-        after = _field(content, "after", services.clean_id)
-        cursor = _field(content, "cursor", services.clean_id, required=False)
+        after = _field(content, "after", protocol.clean_id)
+        cursor = _field(content, "cursor", protocol.clean_id, required=False)
         notifications, complete = await self._backlog(after, cursor)
         self.delivered.add(notification["id"] for notification in notifications)
         await registry().count("resumes")
@@ -294,19 +294,19 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(message)
 
     async def on_mark_read(self, content: dict[str, Any]) -> None:
-        await self._apply("read", services.mark_read, _field(content, "ids", services.clean_ids))
+        await self._apply("read", services.mark_read, _field(content, "ids", protocol.clean_ids))
 
     async def on_mark_unread(self, content: dict[str, Any]) -> None:
         await self._apply(
-            "unread", services.mark_unread, _field(content, "ids", services.clean_ids)
+            "unread", services.mark_unread, _field(content, "ids", protocol.clean_ids)
         )
 
     async def on_mark_all_read(self, content: dict[str, Any]) -> None:
-        up_to = _field(content, "up_to", services.clean_id, required=False)
+        up_to = _field(content, "up_to", protocol.clean_id, required=False)
         await self._apply("read", lambda user_id: services.mark_all_read(user_id, up_to=up_to))
 
     async def on_mark_seen(self, content: dict[str, Any]) -> None:
-        up_to = _field(content, "up_to", services.clean_id)
+        up_to = _field(content, "up_to", protocol.clean_id)
         await self._apply("seen", lambda user_id: services.mark_seen(user_id, up_to=up_to))
 
     handlers: dict[str, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
@@ -382,8 +382,8 @@ def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         content = json.loads(text_data or "")
     except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
         raise BadMessage("invalid_json", "The message is not valid JSON.") from None
-    if json_input.too_deep(content):
-        raise BadMessage("invalid_json", f"The message is {json_input.TOO_DEEP}.")
+    if protocol.too_deep(content):
+        raise BadMessage("invalid_json", f"The message is {protocol.TOO_DEEP}.")
     if not isinstance(content, dict) or not isinstance(content.get("type"), str):
         raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
     return content

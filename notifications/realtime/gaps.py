@@ -27,8 +27,7 @@ from django.db import DatabaseError
 
 from ..conf import app_settings
 from ..models import Notification, database_now, id_list
-from ..protocol import notification_frame
-from ..serializers import serialize
+from ..protocol import notification_frame, serialize
 from .presence import PROCESS
 
 if TYPE_CHECKING:
