@@ -7,7 +7,8 @@ socket.js) speaks it; both name this module as their one source.
 - ids: the largest (``MAX_ID``), how a message's ids are read (``clean_id``, ``clean_ids``), and
   how a REST parameter's are (``IdField``);
 - how deeply JSON a client sent may nest (``MAX_JSON_DEPTH``), for REST bodies and socket frames;
-- the socket's close codes, and the frames built outside a consumer.
+- the socket: its close codes, the frames the server sends, the messages a client sends and how
+  they are read (``parse``), and the error codes of ``error`` frames.
 
 It builds and reads messages and nothing else: no socket, no channel layer, no request (shaping a
 notification reads only what its row and its prefetched relations hold). The consumer
@@ -19,9 +20,10 @@ layer are not part of it (realtime/broker.py): no client ever sees one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
@@ -45,25 +47,242 @@ CLOSE_RATE_LIMITED = 4429  # more messages than MESSAGES_PER_SECOND allows
 CLOSE_REAUTHENTICATE = 4440
 CLOSE_INTERNAL_ERROR = 4500  # the server failed on this socket: reconnect and resume
 
+# --- message types ---------------------------------------------------------------------------
+
+# Server to client.
+HELLO = "hello"
+NOTIFICATION = "notification"
+CHANGED = "changed"
+BACKLOG = "backlog"
+PONG = "pong"
+ERROR = "error"
+SERVER_FRAMES = (HELLO, NOTIFICATION, CHANGED, BACKLOG, PONG, ERROR)
+
+# Client to server.
+RESUME = "resume"
+MARK_READ = "mark_read"
+MARK_UNREAD = "mark_unread"
+MARK_ALL_READ = "mark_all_read"
+MARK_SEEN = "mark_seen"
+PING = "ping"
+CLIENT_MESSAGES = (RESUME, MARK_READ, MARK_UNREAD, MARK_ALL_READ, MARK_SEEN, PING)
+
+# What a ``changed`` frame says the notifications now are.
+STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
+
+# The ``code`` of an ``error`` frame. The socket stays open after every one of them.
+INVALID_JSON = "invalid_json"  # not JSON, or nested deeper than MAX_JSON_DEPTH
+INVALID_MESSAGE = "invalid_message"  # not an object, or no string "type"
+UNKNOWN_TYPE = "unknown_type"
+INVALID_FIELD = "invalid_field"  # missing, wrong type or out of range; the detail names it
+BINARY_NOT_SUPPORTED = "binary_not_supported"
+UNAVAILABLE = "unavailable"  # the server cannot reach its database: try again
+ERROR_CODES = (
+    INVALID_JSON,
+    INVALID_MESSAGE,
+    UNKNOWN_TYPE,
+    INVALID_FIELD,
+    BINARY_NOT_SUPPORTED,
+    UNAVAILABLE,
+)
+UNAVAILABLE_DETAIL = "The server cannot reach its database; try again shortly."
+
+# --- server to client ------------------------------------------------------------------------
+
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame)  # as AsyncJsonWebsocketConsumer.send_json() would
+    """A frame as the text the socket sends (as ``AsyncJsonWebsocketConsumer.send_json()``)."""
+    return json.dumps(frame)
+
+
+def hello_frame(unread: int, unseen: int, last_id: int | None) -> dict[str, Any]:
+    """The first frame of every socket: the counts, and the user's newest id (None: none)."""
+    return {"type": HELLO, "unread_count": unread, "unseen_count": unseen, "last_id": last_id}
 
 
 def notification_frame(
     notification: dict[str, Any], unread: int, unseen: int, *, recovered: bool = False
-) -> str:
-    """A ``notification`` frame; ``recovered`` marks one that gap detection found missing."""
+) -> dict[str, Any]:
+    """A new notification (as ``serialize`` shapes it) and the counts with it; ``recovered``
+    marks one that gap detection found this socket had missed."""
     frame: dict[str, Any] = {
-        "type": "notification",
+        "type": NOTIFICATION,
         "notification": notification,
         "unread_count": unread,
         "unseen_count": unseen,
     }
     if recovered:
         frame["recovered"] = True
-    return encode(frame)
+    return frame
 
+
+def changed_frame(
+    ids: list[int],
+    state: str,
+    unread: int,
+    unseen: int,
+    *,
+    up_to: int | None = None,
+    count: int | None = None,
+) -> dict[str, Any]:
+    """Notifications of the user are now in ``state`` (one of ``STATES``). ``up_to`` set means
+    every one of them up to that id is (``ids`` then lists them only when few)."""
+    return {
+        "type": CHANGED,
+        "ids": ids,
+        "state": state,
+        "up_to": up_to,
+        "count": len(ids) if count is None else count,
+        "unread_count": unread,
+        "unseen_count": unseen,
+    }
+
+
+def backlog_frame(notifications: Sequence[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """A page of the answer to ``resume``, oldest first. An incomplete one carries the
+    ``cursor`` to send with the same ``after`` for the next page: the last id of this one."""
+    frame: dict[str, Any] = {
+        "type": BACKLOG,
+        "notifications": notifications,
+        "complete": complete,
+    }
+    if not complete:
+        frame["cursor"] = notifications[-1]["id"]
+    return frame
+
+
+def pong_frame(ping_id: str | int | None = None) -> dict[str, Any]:
+    """The answer to ``ping``: its ``id`` echoed, if it had one."""
+    return {"type": PONG} if ping_id is None else {"type": PONG, "id": ping_id}
+
+
+def error_frame(code: str, detail: str) -> dict[str, Any]:
+    return {"type": ERROR, "code": code, "detail": detail}
+
+
+# --- client to server ------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """A message the server will not act on: answered with an ``error`` frame of ``code``."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+    def frame(self) -> dict[str, Any]:
+        return error_frame(self.code, self.detail)
+
+
+# One class per client message, its fields as ``parse`` checked them, its ``type`` on the class.
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A backlog of what is newer than ``after`` (and what committed late just before it);
+    ``cursor``: the page after the one that handed it out."""
+
+    type: ClassVar[str] = RESUME
+    after: int
+    cursor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    type: ClassVar[str] = MARK_READ
+    ids: list[int]  # at most MAX_IDS_PER_MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class MarkUnread:
+    type: ClassVar[str] = MARK_UNREAD
+    ids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAllRead:
+    type: ClassVar[str] = MARK_ALL_READ
+    up_to: int | None = None  # None: everything unread; else only what existed up to this id
+
+
+@dataclass(frozen=True, slots=True)
+class MarkSeen:
+    type: ClassVar[str] = MARK_SEEN
+    up_to: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    type: ClassVar[str] = PING
+    id: str | int | None = None  # echoed in the pong; None: the ping had none
+
+
+ClientMessage = Resume | MarkRead | MarkUnread | MarkAllRead | MarkSeen | Ping
+
+MAX_PING_ID_LENGTH = 64
+
+
+def parse(text_data: str | None, bytes_data: bytes | None = None) -> ClientMessage:
+    """One message from a client (a text frame, or a binary one), read and checked; raises
+    ``ProtocolError`` for anything else. Its size and rate are the consumer's to check."""
+    content = decode(text_data, bytes_data)
+    read = _READERS.get(content["type"])
+    if read is None:
+        raise ProtocolError(UNKNOWN_TYPE, f"Unknown message type {content['type'][:50]!r}.")
+    return read(content)
+
+
+def decode(text_data: str | None, bytes_data: bytes | None = None) -> dict[str, Any]:
+    """A frame as a JSON object with a string ``type``, or ``ProtocolError``."""
+    if bytes_data is not None:
+        raise ProtocolError(BINARY_NOT_SUPPORTED, "Send JSON text frames.")
+    try:
+        content = json.loads(text_data or "")
+    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
+        raise ProtocolError(INVALID_JSON, "The message is not valid JSON.") from None
+    if too_deep(content):
+        raise ProtocolError(INVALID_JSON, f"The message is {TOO_DEEP}.")
+    if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+        raise ProtocolError(INVALID_MESSAGE, 'A message is a JSON object with a "type".')
+    return content
+
+
+def _field(content: dict[str, Any], name: str, clean: Any, required: bool = True) -> Any:
+    """``content[name]`` as ``clean`` reads it; null counts as absent."""
+    if content.get(name) is None:
+        if required:
+            raise ProtocolError(INVALID_FIELD, f"{name}: this field is required.")
+        return None
+    try:
+        return clean(content[name], name)
+    except ValueError as error:
+        raise ProtocolError(INVALID_FIELD, str(error)) from None
+
+
+def _ping_id(content: dict[str, Any]) -> str | int | None:
+    if "id" not in content:
+        return None
+    ping_id = content["id"]
+    if not (isinstance(ping_id, str | int) and not isinstance(ping_id, bool)) or (
+        isinstance(ping_id, str) and len(ping_id) > MAX_PING_ID_LENGTH
+    ):
+        raise ProtocolError(
+            INVALID_FIELD, f"id: a string of at most {MAX_PING_ID_LENGTH} characters or an integer."
+        )
+    return ping_id
+
+
+_READERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
+    RESUME: lambda content: Resume(
+        _field(content, "after", clean_id), _field(content, "cursor", clean_id, required=False)
+    ),
+    MARK_READ: lambda content: MarkRead(_field(content, "ids", clean_ids)),
+    MARK_UNREAD: lambda content: MarkUnread(_field(content, "ids", clean_ids)),
+    MARK_ALL_READ: lambda content: MarkAllRead(_field(content, "up_to", clean_id, required=False)),
+    MARK_SEEN: lambda content: MarkSeen(_field(content, "up_to", clean_id)),
+    PING: lambda content: Ping(_ping_id(content)),
+}
 
 # --- ids ---------------------------------------------------------------------------------------
 
@@ -106,7 +325,7 @@ class IdField(serializers.IntegerField):
 # brackets raised RecursionError, since then they parse. No message of the API or the socket
 # nests deeper than two levels, so anything deeper than MAX_JSON_DEPTH is refused, on every
 # Python, before a serializer or a handler sees it: REST bodies (api/parsers.py) and socket
-# frames (realtime/consumer.py) alike.
+# frames (``decode``) alike.
 
 MAX_JSON_DEPTH = 32
 TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"

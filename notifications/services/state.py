@@ -14,8 +14,6 @@ from ..protocol import clean_id, clean_ids
 from . import outbox
 from .outbox import Change
 
-STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
-
 # A change "up to an id" works through the user's rows this many at a time: each of its
 # statements reads or writes at most this many rows, however many the user has
 # (bench/mark_all.py measures 200,000 unread rows).
