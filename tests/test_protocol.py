@@ -2,6 +2,8 @@
 how client messages are read and refused, ids, and that the consumer speaks all of it."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from rest_framework.exceptions import ValidationError
@@ -170,3 +172,47 @@ def test_every_client_message_is_read_and_handled():
 def test_close_codes_are_distinct_and_ones_daphne_sends():
     codes = [value for name, value in vars(protocol).items() if name.startswith("CLOSE_")]
     assert len(codes) == len(set(codes)) and all(4000 <= code < 5000 for code in codes)
+
+
+# --- the widget speaks this protocol -----------------------------------------------------------
+
+WIDGET = Path(protocol.__file__).parent / "static" / "notifications" / "widget"
+# What the widget passes around besides the server's frames: counts and a fresh first page, both
+# from polling (sync.js says so).
+WIDGET_OWN = {"counts", "refresh"}
+
+
+def widget(name: str) -> str:
+    return (WIDGET / name).read_text()
+
+
+def method(source: str, opening: str) -> str:
+    """The body of the class method that starts with ``opening`` (two-space indented)."""
+    start = source.index(f"\n  {opening}")
+    return source[start : source.index("\n  }\n", start)]
+
+
+def test_the_widget_names_protocol_py_as_its_one_source():
+    for name in ("sync.js", "socket.js", "controller.js"):
+        header = widget(name).split("\nimport ")[0].split("\nexport ")[0]
+        assert "notifications/protocol.py" in header, name
+
+
+def test_the_widgets_close_code_is_protocol_pys():
+    named = re.findall(r"^const (CLOSE_\w+) = (\d+);", widget("sync.js"), re.MULTILINE)
+    assert named == [("CLOSE_UNAUTHENTICATED", "4401")]
+    for name, value in named:
+        assert int(value) == getattr(protocol, name)
+
+
+def test_the_widget_handles_every_server_frame_and_sends_only_client_messages():
+    sync, socket = widget("sync.js"), widget("socket.js")
+    handled = set(re.findall(r'case "(\w+)":', method(sync, "received(message)")))
+    handled |= set(re.findall(r'message\?\.type !== "(\w+)"', socket))  # pong, answered there
+    assert handled == set(protocol.SERVER_FRAMES)
+    sent = set(re.findall(r'send\(\{ type: "(\w+)"', sync + socket))
+    assert sent == {protocol.RESUME, protocol.PING}
+    applied = set(re.findall(r'case "(\w+)":', method(widget("controller.js"), "apply(message")))
+    assert applied - WIDGET_OWN <= set(protocol.SERVER_FRAMES) and protocol.CHANGED in applied
+    delivered = set(re.findall(r'deliver\(\{ type: "(\w+)"', sync))
+    assert delivered - WIDGET_OWN <= set(protocol.SERVER_FRAMES)
