@@ -216,3 +216,23 @@ def test_the_widget_handles_every_server_frame_and_sends_only_client_messages():
     assert applied - WIDGET_OWN <= set(protocol.SERVER_FRAMES) and protocol.CHANGED in applied
     delivered = set(re.findall(r'deliver\(\{ type: "(\w+)"', sync))
     assert delivered - WIDGET_OWN <= set(protocol.SERVER_FRAMES)
+
+
+def test_docs_websocket_md_documents_every_frame_message_error_and_close_code():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "websocket.md").read_text()
+    section = dict(re.findall(r"^## (.+?)\n(.*?)(?=^## |\Z)", docs, re.M | re.S))
+    first_column = r"^\| `(\w+)` \|"
+    assert re.findall(first_column, section["Server to client"], re.M) == list(
+        protocol.SERVER_FRAMES
+    )
+    # mark_read and mark_unread share a row.
+    client = re.findall(r"^\| `(\w+)`(?: / `(\w+)`)? \|", section["Client to server"], re.M)
+    assert {name for row in client for name in row if name} == set(protocol.CLIENT_MESSAGES)
+    errors = re.findall(first_column, section["Errors (`error.code`)"], re.M)
+    assert errors == list(protocol.ERROR_CODES)
+    documented = dict(re.findall(r"^\| (\d{4}) \| `(CLOSE_\w+)` \|", section["Close codes"], re.M))
+    close_codes = {
+        str(value): name for name, value in vars(protocol).items() if name.startswith("CLOSE_")
+    }
+    assert documented == close_codes
+    assert "`notifications/protocol.py` is the one source of this protocol" in docs
