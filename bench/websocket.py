@@ -602,7 +602,7 @@ SENDER_FRAMES = (
     ("after commit: outbox flush (receivers)", "flush", "notifications/outbox"),
     ("  per-user counts (counts_by_recipient)", "counts_by_recipient", "notifications/models"),
     ("  version bump (versions.bump)", "bump", "notifications/versions"),
-    ("  payloads (serialize)", "serialize", "notifications/serializers"),
+    ("  payloads (serialize)", "serialize", "notifications/protocol"),
     ("  who is online (push.online)", "online", "notifications/push"),
     ("  push.send (hands the batch to the push loop, waits)", "send", "notifications/push"),
     ("    pipelined PUBLISH (push._Publisher.publish)", "publish", "notifications/push"),

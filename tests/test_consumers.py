@@ -112,7 +112,7 @@ async def test_payload_matches_the_serializer_including_actor(channel_layer, ali
     await send(alice, "Bob waved", actor=bob, target=bob, data={"n": 1})
     message = await communicator.receive_json_from(timeout=3)
     stored = await sync_to_async(Notification.objects.get)()
-    from notifications.serializers import serialize
+    from notifications.protocol import serialize
 
     assert message["notification"] == await sync_to_async(serialize)(stored)
     assert message["notification"]["actor"] == {

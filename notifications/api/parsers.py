@@ -1,7 +1,7 @@
 """The API's request parsers, and the answers to bodies that cannot be read at all.
 
 A 10 KB body of ``[[[[...`` raised ``RecursionError`` through DRF's parser (a 500): bodies that
-nest deeper than ``MAX_JSON_DEPTH`` are refused before a serializer sees them (json_input.py).
+nest deeper than ``MAX_JSON_DEPTH`` are refused before a serializer sees them (protocol.py).
 Django's own limits on a body (``DATA_UPLOAD_MAX_MEMORY_SIZE``,
 ``DATA_UPLOAD_MAX_NUMBER_FIELDS``...) raise exceptions that DRF leaves to Django, which answers
 them with an HTML page: :func:`api_exception` turns them into JSON answers like every other
@@ -22,9 +22,9 @@ from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.settings import api_settings
 
-from .. import json_input
+from .. import protocol
 
-TOO_DEEP = f"JSON parse error - {json_input.TOO_DEEP}."
+TOO_DEEP = f"JSON parse error - {protocol.TOO_DEEP}."
 
 
 class JSONParser(parsers.JSONParser):
@@ -33,7 +33,7 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(TOO_DEEP) from None
-        if json_input.too_deep(data):
+        if protocol.too_deep(data):
             raise ParseError(TOO_DEEP)
         return data
 

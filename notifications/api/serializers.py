@@ -1,26 +1,11 @@
-"""Input and output shapes of the REST API besides the notification itself
-(``notifications.serializers.NotificationSerializer``, shared with the WebSocket)."""
-
-from typing import Any
+"""Input and output shapes of the REST API besides the notification itself and its ids
+(``notifications.protocol``: ``NotificationSerializer``, shared with the WebSocket, and
+``IdField``)."""
 
 from rest_framework import serializers
 
 from ..models import Level
-
-MAX_ID = 2**63 - 1
-
-
-class IdField(serializers.IntegerField):
-    """An id from 0 to 2**63-1. Sent as text, only ASCII digits: Python's int() would read
-    "٣" (an Arabic-Indic three) as 3, and no client means that."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(min_value=0, max_value=MAX_ID, **kwargs)
-
-    def to_internal_value(self, data: float | int | str) -> int:
-        if isinstance(data, str) and not data.isascii():
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from ..protocol import IdField
 
 
 class ListFiltersSerializer(serializers.Serializer):

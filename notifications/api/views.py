@@ -27,9 +27,9 @@ from rest_framework.settings import api_settings
 from .. import services
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet
+from ..protocol import NotificationSerializer
 from ..realtime import tickets
 from ..realtime.credentials import Credential
-from ..serializers import NotificationSerializer
 from . import polling, throttling
 from .pagination import NotificationCursorPagination
 from .parsers import JSONParser, api_exception, parser_classes

@@ -1,5 +1,8 @@
 """The only module that talks to the channel layer: group names, event payloads, sending.
 
+The events are this app's own, between its processes, and never reach a client: what a socket
+sends is a frame of the wire protocol (``protocol.py``), which an event may carry ready-encoded.
+
 A push is a hint; the database is the truth. So nothing here raises to its caller when the
 layer is down: it logs a warning, and clients catch up by resuming from the last id they saw.
 Payloads hold JSON-native values only (msgpack, the Redis layers' format, refuses datetimes).
@@ -60,38 +63,15 @@ def user_group(user_id: int) -> str:
 
 
 def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int) -> dict[str, Any]:
-    """The WebSocket frames for new notifications, encoded here, once per user: each socket of
-    the user sends them as they are (docs/websocket.md has their shape), and remembers their
-    ids for gap detection."""
+    """The ``notification`` frames for new notifications, encoded here, once per user: each
+    socket of the user sends them as they are, and remembers their ids for gap detection."""
     return {
         "type": CREATED,
         "ids": [notification["id"] for notification in notifications],
         "frames": [
-            protocol.notification_frame(notification, unread, unseen)
+            protocol.encode(protocol.notification_frame(notification, unread, unseen))
             for notification in notifications
         ],
-    }
-
-
-def changed_frame(
-    ids: list[int],
-    state: str,
-    unread: int,
-    unseen: int,
-    *,
-    up_to: int | None = None,
-    count: int | None = None,
-) -> dict[str, Any]:
-    """The ``changed`` frame (docs/websocket.md): ``up_to`` set means every notification of the
-    user up to that id is now in ``state`` (``ids`` then lists them only when few)."""
-    return {
-        "type": "changed",
-        "ids": ids,
-        "state": state,
-        "up_to": up_to,
-        "count": len(ids) if count is None else count,
-        "unread_count": unread,
-        "unseen_count": unseen,
     }
 
 
@@ -105,12 +85,8 @@ def changed_event(
     count: int | None = None,
 ) -> dict[str, Any]:
     """One ``changed`` frame, encoded once for every socket of the user."""
-    frame = changed_frame(ids, state, unread, unseen, up_to=up_to, count=count)
-    return {"type": CHANGED, "frame": _encode(frame)}
-
-
-def _encode(frame: dict[str, Any]) -> str:
-    return protocol.encode(frame)
+    frame = protocol.changed_frame(ids, state, unread, unseen, up_to=up_to, count=count)
+    return {"type": CHANGED, "frame": protocol.encode(frame)}
 
 
 def revoke_event(credential: str | None = None) -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""The WebSocket consumer at ``/ws/notifications/``: an adapter from the socket protocol to
-services and QuerySets. The protocol and its close codes are documented in docs/websocket.md."""
+"""The WebSocket consumer at ``/ws/notifications/``: an adapter from the socket to the wire
+protocol (``protocol.py``: every frame, message, error and close code) and from there to services
+and QuerySets. docs/websocket.md describes the protocol."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,21 +17,19 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
-from .. import json_input, services
+from .. import protocol, services
 from ..auth import CREDENTIAL
 from ..conf import app_settings
 from ..models import Counts, Notification
-from ..protocol import (  # noqa: F401 (the close codes are documented as importable from here)
-    CLOSE_IDLE,
+from ..protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
     CLOSE_TOO_LARGE,
-    CLOSE_TOO_MANY_SOCKETS,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
+    serialize,
 )
-from ..serializers import serialize
 from . import broker
 from .credentials import Credential
 from .gaps import RecentIds
@@ -46,13 +44,6 @@ CLOCK_SKEW_SECONDS = 5.0
 # One line per event, as key=value pairs: connect, auth_failure, resume, drop, disconnect, error.
 events = logging.getLogger("notifications.events")
 logger = logging.getLogger("notifications")
-
-
-class BadMessage(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 class TokenBucket:
@@ -191,7 +182,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             events.warning("event=database_error process=%s error=%r", PROCESS, error)
             await node().close(self, CLOSE_TRY_AGAIN, "database_unavailable")
             return
-        await self.send_json({"type": "hello", **counts})
+        await self.send_frame(
+            protocol.hello_frame(counts["unread_count"], counts["unseen_count"], counts["last_id"])
+        )
         # From here on gap detection looks after it: what committed before, its resume brings.
         self.greeted_at = time.monotonic()
         await registry().count("connects")
@@ -218,58 +211,41 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if size > app_settings.MAX_MESSAGE_BYTES:
             await node().close(self, CLOSE_TOO_LARGE, "message_too_large")
             return
-        content: dict[str, Any] | None = None
-        failure: BadMessage | None = None
+        message: protocol.ClientMessage | protocol.ProtocolError
         try:
-            content = _parse(text_data, bytes_data)
-        except BadMessage as error:
-            failure = error
-        if not (content and self._is_next_page(content)) and not self.bucket.take():
+            message = protocol.parse(text_data, bytes_data)
+        except protocol.ProtocolError as error:
+            message = error  # answered once the message has been counted
+        if not self._is_next_page(message) and not self.bucket.take():
             await node().close(self, CLOSE_RATE_LIMITED, "rate_limited")
             return
+        if isinstance(message, protocol.ProtocolError):
+            await self.send_frame(message.frame())
+            return
         try:
-            if failure is not None:
-                raise failure
-            assert content is not None
-            handler = self.handlers.get(content["type"])
-            if handler is None:
-                raise BadMessage("unknown_type", f"Unknown message type {content['type'][:50]!r}.")
-            await handler(self, content)
-        except BadMessage as error:
-            await self.send_json({"type": "error", "code": error.code, "detail": error.detail})
+            await self.handlers[message.type](self, message)
         except DatabaseError as error:
             # The database restarting must not kill the socket: the client may try again.
             events.warning("event=database_error process=%s error=%r", PROCESS, error)
-            await self.send_json(
-                {
-                    "type": "error",
-                    "code": "unavailable",
-                    "detail": "The server cannot reach its database; try again shortly.",
-                }
+            await self.send_frame(
+                protocol.error_frame(protocol.UNAVAILABLE, protocol.UNAVAILABLE_DETAIL)
             )
 
-    def _is_next_page(self, content: dict[str, Any]) -> bool:
-        if content.get("type") != "resume" or self.next_page is None:
-            return False
-        page = (content.get("after"), content.get("cursor"))
-        return all(type(value) is int for value in page) and page == self.next_page
+    def _is_next_page(self, message: object) -> bool:
+        return (
+            isinstance(message, protocol.Resume)
+            and self.next_page is not None
+            and (message.after, message.cursor) == self.next_page
+        )
 
-    async def on_ping(self, content: dict[str, Any]) -> None:
-        reply: dict[str, Any] = {"type": "pong"}
-        if "id" in content:
-            ping_id = content["id"]
-            if not (isinstance(ping_id, str | int) and not isinstance(ping_id, bool)) or (
-                isinstance(ping_id, str) and len(ping_id) > 64
-            ):
-                raise BadMessage(
-                    "invalid_field", "id: a string of at most 64 characters or an integer."
-                )
-            reply["id"] = ping_id
-        await self.send_json(reply)
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=protocol.encode(frame))
 
-    async def on_resume(self, content: dict[str, Any]) -> None:
-        after = _field(content, "after", services.clean_id)
-        cursor = _field(content, "cursor", services.clean_id, required=False)
+    async def on_ping(self, message: protocol.Ping) -> None:
+        await self.send_frame(protocol.pong_frame(message.id))
+
+    async def on_resume(self, message: protocol.Resume) -> None:
+        after, cursor = message.after, message.cursor
         notifications, complete = await self._backlog(after, cursor)
         self.delivered.add(notification["id"] for notification in notifications)
         await registry().count("resumes")
@@ -282,40 +258,31 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             len(notifications),
             complete,
         )
-        message: dict[str, Any] = {
-            "type": "backlog",
-            "notifications": notifications,
-            "complete": complete,
-        }
-        self.next_page = None
-        if not complete:
-            message["cursor"] = notifications[-1]["id"]
-            self.next_page = (after, message["cursor"])
-        await self.send_json(message)
+        frame = protocol.backlog_frame(notifications, complete)
+        self.next_page = None if complete else (after, frame["cursor"])
+        await self.send_frame(frame)
 
-    async def on_mark_read(self, content: dict[str, Any]) -> None:
-        await self._apply("read", services.mark_read, _field(content, "ids", services.clean_ids))
+    async def on_mark_read(self, message: protocol.MarkRead) -> None:
+        await self._apply("read", services.mark_read, message.ids)
 
-    async def on_mark_unread(self, content: dict[str, Any]) -> None:
-        await self._apply(
-            "unread", services.mark_unread, _field(content, "ids", services.clean_ids)
-        )
+    async def on_mark_unread(self, message: protocol.MarkUnread) -> None:
+        await self._apply("unread", services.mark_unread, message.ids)
 
-    async def on_mark_all_read(self, content: dict[str, Any]) -> None:
-        up_to = _field(content, "up_to", services.clean_id, required=False)
+    async def on_mark_all_read(self, message: protocol.MarkAllRead) -> None:
+        up_to = message.up_to
         await self._apply("read", lambda user_id: services.mark_all_read(user_id, up_to=up_to))
 
-    async def on_mark_seen(self, content: dict[str, Any]) -> None:
-        up_to = _field(content, "up_to", services.clean_id)
+    async def on_mark_seen(self, message: protocol.MarkSeen) -> None:
+        up_to = message.up_to
         await self._apply("seen", lambda user_id: services.mark_seen(user_id, up_to=up_to))
 
-    handlers: dict[str, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
-        "ping": on_ping,
-        "resume": on_resume,
-        "mark_read": on_mark_read,
-        "mark_unread": on_mark_unread,
-        "mark_all_read": on_mark_all_read,
-        "mark_seen": on_mark_seen,
+    handlers: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
+        protocol.PING: on_ping,
+        protocol.RESUME: on_resume,
+        protocol.MARK_READ: on_mark_read,
+        protocol.MARK_UNREAD: on_mark_unread,
+        protocol.MARK_ALL_READ: on_mark_all_read,
+        protocol.MARK_SEEN: on_mark_seen,
     }
 
     async def _apply(
@@ -326,8 +293,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         changed = await database_sync_to_async(change)(self.user_id, *args)
         if not (changed.count if isinstance(changed, services.Change) else changed):
             counts = await self._counts()
-            await self.send_json(
-                broker.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
+            await self.send_frame(
+                protocol.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
             )
 
     # --- from the channel layer ------------------------------------------------------------
@@ -360,33 +327,6 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     def _backlog(self, after: int, cursor: int | None) -> tuple[list[dict[str, Any]], bool]:
         rows, complete = Notification.objects.for_user(self.user_id).backlog(after, cursor=cursor)
         return [serialize(row) for row in rows], complete
-
-
-def _field(
-    content: dict[str, Any], name: str, clean: Callable[..., Any], required: bool = True
-) -> Any:
-    if name not in content or content[name] is None:
-        if required:
-            raise BadMessage("invalid_field", f"{name}: this field is required.")
-        return None
-    try:
-        return clean(content[name], name)
-    except ValueError as error:
-        raise BadMessage("invalid_field", str(error)) from None
-
-
-def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
-    if bytes_data is not None:
-        raise BadMessage("binary_not_supported", "Send JSON text frames.")
-    try:
-        content = json.loads(text_data or "")
-    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
-        raise BadMessage("invalid_json", "The message is not valid JSON.") from None
-    if json_input.too_deep(content):
-        raise BadMessage("invalid_json", f"The message is {json_input.TOO_DEEP}.")
-    if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-        raise BadMessage("invalid_message", 'A message is a JSON object with a "type".')
-    return content
 
 
 def _credential_of(scope: dict[str, Any]) -> Credential | None:

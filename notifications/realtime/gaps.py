@@ -27,8 +27,7 @@ from django.db import DatabaseError
 
 from ..conf import app_settings
 from ..models import Notification, database_now, id_list
-from ..protocol import notification_frame
-from ..serializers import serialize
+from ..protocol import encode, notification_frame, serialize
 from .presence import PROCESS
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ class GapDetector:
         for socket, nids in missing.items():
             unread, unseen = counts.get(socket.user_id or 0, (0, 0))
             frames = [
-                notification_frame(shapes[nid], unread, unseen, recovered=True)
+                encode(notification_frame(shapes[nid], unread, unseen, recovered=True))
                 for nid in sorted(nids)
                 if nid in shapes  # deleted or expired since
             ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import versions
 from ..models import Notification
-from ..serializers import serialize
+from ..protocol import serialize
 from ..services.batch import NotificationBatch
 from . import broker
 from .budget import Budget, counted

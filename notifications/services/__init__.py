@@ -9,15 +9,13 @@ layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
 commit. Import from here: the modules' other names are the package's own.
 """
 
+from ..protocol import STATES, clean_id, clean_ids
 from .batch import NotificationBatch
 from .outbox import Change
 from .preferences import preferences, set_preferences
 from .sending import anotify, audience, notify, validate_content, without_muted
 from .state import (
-    STATES,
     archive,
-    clean_id,
-    clean_ids,
     delete,
     mark_all_read,
     mark_read,

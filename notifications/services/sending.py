@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import Level, Mute, Notification, id_list
-from ..serializers import object_ref
+from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
 from .batch import NotificationBatch

@@ -10,10 +10,9 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import Notification, NotificationQuerySet, id_list
+from ..protocol import clean_id, clean_ids
 from . import outbox
 from .outbox import Change
-
-STATES = ("read", "unread", "seen", "archived", "unarchived", "deleted")
 
 # A change "up to an id" works through the user's rows this many at a time: each of its
 # statements reads or writes at most this many rows, however many the user has
@@ -159,21 +158,3 @@ def owner_id(user: Any) -> int:
     if not isinstance(user_id, int) or isinstance(user_id, bool):
         raise ValueError("user: a saved user or a user id is required")
     return user_id
-
-
-MAX_ID = 2**63 - 1
-
-
-def clean_id(value: Any, name: str = "id") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise ValueError(f"{name}: must be an integer from 0 to 2**63-1")
-    return value
-
-
-def clean_ids(values: Any, name: str = "ids") -> list[int]:
-    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
-        raise ValueError(f"{name}: must be a list of integers")
-    ids = [clean_id(value, name) for value in values]
-    if len(ids) > app_settings.MAX_IDS_PER_MESSAGE:
-        raise ValueError(f"{name}: at most {app_settings.MAX_IDS_PER_MESSAGE} ids at a time")
-    return ids

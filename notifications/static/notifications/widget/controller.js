@@ -1,5 +1,6 @@
 // One widget: the inbox, its view, the link to the server (in the leader tab) and the relay
-// between tabs, behind the small public API documented in docs/widget.md.
+// between tabs, behind the small public API documented in docs/widget.md. The frames it applies
+// are the socket protocol's, whose one source is notifications/protocol.py.
 
 import { NotificationsApi } from "./api.js";
 import { DesktopNotifications } from "./desktop.js";

@@ -1,6 +1,9 @@
 // One WebSocket connection that proves it is alive: a ping every `heartbeatMs`, and a socket that
 // has said nothing for `timeoutMs` after a ping is taken for dead (a dropped network often sends
 // no close at all). Reconnecting is the caller's business.
+//
+// `ping` and `pong` are notifications/protocol.py's, the socket protocol's one source
+// (tests/test_protocol.py checks them); HEARTBEAT_TIMEOUT is the widget's own, not the server's.
 
 export const HEARTBEAT_TIMEOUT = 4000; // our own close code for a socket that stopped answering
 

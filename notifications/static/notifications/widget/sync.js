@@ -4,14 +4,18 @@
 // socket was down is lost; reconnects wait with full-jitter backoff (1 s doubling to 30 s).
 // After `failuresBeforePolling` attempts in a row that never reached `hello`, it polls the REST
 // API meanwhile, and stops as soon as a socket says hello again. Close code 4401 (signed out)
-// ends it all. Messages go to `deliver` in the socket protocol's shapes (docs/websocket.md),
-// plus `counts` and `refresh` (a fresh first page) from polling.
+// ends it all. Messages go to `deliver` in the socket protocol's shapes, plus `counts` and
+// `refresh` (a fresh first page) from polling.
+//
+// The socket protocol's one source is notifications/protocol.py (docs/websocket.md describes
+// it): the frame and message types and the close code named here are its own, and
+// tests/test_protocol.py checks that they still are.
 
 import { Backoff } from "./backoff.js";
 import { Poller } from "./poller.js";
 import { HeartbeatSocket } from "./socket.js";
 
-const SIGNED_OUT = 4401;
+const CLOSE_UNAUTHENTICATED = 4401; // signed out: never reconnect
 
 export class Sync {
   constructor({
@@ -139,7 +143,7 @@ export class Sync {
   closed(code) {
     this.socket = null;
     if (this.stopped) return;
-    if (code === SIGNED_OUT) {
+    if (code === CLOSE_UNAUTHENTICATED) {
       this.signedOut();
       return;
     }
