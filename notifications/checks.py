@@ -15,6 +15,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from .conf import REMOVED, SETTINGS, Settings
+from .realtime.broker import in_memory
 
 
 @register(Tags.compatibility)
@@ -110,7 +111,7 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         ]
     backend = default.get("BACKEND", "")
     messages: list[Error | Warning] = []
-    if backend.endswith("InMemoryChannelLayer") and not settings.DEBUG:
+    if in_memory() and not settings.DEBUG:
         messages.append(
             Warning(
                 "The in-memory channel layer only reaches sockets of the process that sends: "
@@ -285,7 +286,7 @@ def check_shared_registry(app_configs: Any = None, **kwargs: Any) -> list[Warnin
     backend = layer.get("BACKEND", "")
     overrides = getattr(settings, "NOTIFICATIONS", None)
     alias = overrides.get("CACHE_ALIAS", "default") if isinstance(overrides, dict) else "default"
-    if not backend or backend.endswith("InMemoryChannelLayer") or alias not in settings.CACHES:
+    if not backend or in_memory() or alias not in settings.CACHES:
         return []  # one process, or E002/E001 say what is wrong
     if shared(alias):
         return []

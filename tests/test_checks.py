@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from channels.auth import AuthMiddlewareStack
+from channels.layers import InMemoryChannelLayer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.checks import run_checks
@@ -14,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from notifications import checks
 from notifications.conf import REMOVED
+from notifications.realtime import broker
 from notifications.routing import websocket_urlpatterns
 
 CHECKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
@@ -50,6 +52,23 @@ def test_in_memory_layer_in_production_warns(settings):
     settings.DEBUG = False
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert "notifications.W003" in ids()
+
+
+class ProjectLayer(InMemoryChannelLayer):
+    """A project's own in-memory layer, under a name of its own."""
+
+
+def test_the_app_asks_one_question_about_the_in_memory_layer(settings):
+    for backend, expected in [
+        ("channels.layers.InMemoryChannelLayer", True),
+        (f"{__name__}.ProjectLayer", True),  # a subclass, whatever its name
+        ("channels_redis.pubsub.RedisPubSubChannelLayer", False),
+        ("no.such.InMemoryChannelLayer", False),
+    ]:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend}}
+        assert broker.in_memory() is expected, backend
+    settings.CHANNEL_LAYERS = {}
+    assert broker.in_memory() is False
 
 
 def test_redis_core_layer_without_socket_timeout_warns(settings):

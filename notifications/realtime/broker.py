@@ -30,11 +30,12 @@ from typing import Any, cast
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .. import protocol
 from ..conf import app_settings
 from .budget import Budget, counted
-from .presence import PROCESS, registry
+from .presence import PROCESS, LocalRegistry, registry
 
 logger = logging.getLogger("notifications.realtime.broker")
 events = logging.getLogger("notifications.events")
@@ -55,6 +56,18 @@ REPLACED = "notifications.replaced"
 REPLACED_SESSIONS_GROUP = "notifications.replaced-sessions"
 
 Message = tuple[str, dict[str, Any]]  # (group, event)
+
+
+def in_memory() -> bool:
+    """Whether the default channel layer is channels' in-memory one (or a subclass of it): its
+    groups live in one process's memory, so it reaches only the sockets of the process that
+    sends. Every part of the app that cares asks here, the system checks included."""
+    config = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
+    try:
+        backend = import_string(config.get("BACKEND", ""))
+    except ImportError:
+        return False
+    return isinstance(backend, type) and issubclass(backend, InMemoryChannelLayer)
 
 
 def user_group(user_id: int) -> str:
@@ -119,8 +132,7 @@ def send(messages: Sequence[Message], budget: Budget | None = None) -> None:
         with Budget() as own:
             send(messages, own)
         return
-    layer = get_channel_layer()
-    if isinstance(layer, InMemoryChannelLayer):
+    if in_memory():
         # Its queues belong to the server's loop, which async_to_sync reaches from the
         # server's sync threads; it serves one process only anyway.
         delivered = async_to_sync(asend)(messages)
@@ -444,7 +456,10 @@ def _run_on_push_loop(
 def online(user_ids: Sequence[int]) -> set[int] | None:
     """Which of these users have an open socket in any process; None when that cannot be known
     (then push to all)."""
-    return registry().online(list(user_ids))
+    current = registry()
+    if isinstance(current, LocalRegistry) and not in_memory():
+        return None  # this process's registry, while other processes hold sockets too
+    return current.online(list(user_ids))
 
 
 async def join(user_id: int, channel_name: str, attempts: int = 3) -> bool:
@@ -484,7 +499,7 @@ def _shard_naming() -> tuple[int, Callable[[str], str]]:
     group's host (channels_redis: the pub/sub layer hashes the group's Redis channel, the core
     layer the group's name). Any other layer is one shard."""
     layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
+    if layer is None or in_memory():
         return 1, str
     from channels_redis.utils import decode_hosts
 

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -114,11 +113,6 @@ return epoch
 COUNTERS = ("connects", "auth_failures", "pushes", "resumes", "drops")
 
 
-def _in_memory_layer() -> bool:
-    layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {})
-    return layer.get("BACKEND", "").endswith("InMemoryChannelLayer")
-
-
 # Up to this many recipients, ask about each; above it, read every online user at once.
 _LOOK_UP_EACH_UP_TO = 500
 
@@ -165,11 +159,9 @@ class LocalRegistry:
         at = self.revocations.get(user_id)
         return at if at is not None and at > time.time() - REVOCATION_MEMORY_SECONDS else None
 
-    def online(self, user_ids: Sequence[int]) -> set[int] | None:
-        """Which of these users have a socket here; None if this process cannot know (another
-        process may hold their sockets: the channel layer is not the in-memory one)."""
-        if not _in_memory_layer():
-            return None
+    def online(self, user_ids: Sequence[int]) -> set[int]:
+        """Which of these users have a socket here (the whole answer only when no other process
+        holds sockets: ``broker.online`` asks only then)."""
         fresh = time.monotonic() - SOCKET_STALE_SECONDS
         return {
             user_id
