@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from django.core.cache import caches
 
+from .cache import VERSIONS
 from .conf import app_settings
 
 logger = logging.getLogger("notifications")
@@ -25,8 +26,7 @@ logger = logging.getLogger("notifications")
 # The user's own token, then the shared one.
 Version = tuple[str, str]
 
-_PREFIX = "notifications:v:"
-_SHARED = f"{_PREFIX}all"
+_SHARED = f"{VERSIONS}all"
 # A bump lost while the cache was unreachable would leave a stale version behind, answering 304
 # while there is news; tokens that expire bound that to this long.
 _TIMEOUT = 3600
@@ -36,7 +36,7 @@ SHARED_BUMP_ABOVE = 1000
 
 
 def _key(user_id: int) -> str:
-    return f"{_PREFIX}{int(user_id)}"
+    return f"{VERSIONS}{int(user_id)}"
 
 
 def _cache():

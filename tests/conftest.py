@@ -35,12 +35,13 @@ def per_user_cache_keys_of_this_test_alone(monkeypatch):
     """Rate limits and credential notes are cached per user id, and user ids repeat from test to
     test (and from run to run in Redis): each test gets keys of its own, so that one test's
     writes do not throttle the next one's, nor its saved users block the next one's 304s."""
+    from notifications import cache
     from notifications.api import credentials, throttling
 
     test = uuid.uuid4().hex
-    monkeypatch.setattr(throttling, "_PREFIX", f"{throttling._PREFIX}{test}:")
-    monkeypatch.setattr(credentials, "_USER", f"{credentials._USER}{test}:")
-    monkeypatch.setattr(credentials, "_TOKEN", f"{credentials._TOKEN}{test}:")
+    monkeypatch.setattr(throttling, "THROTTLES", f"{cache.THROTTLES}{test}:")
+    monkeypatch.setattr(credentials, "AUTH_USERS", f"{cache.AUTH_USERS}{test}:")
+    monkeypatch.setattr(credentials, "AUTH_TOKENS", f"{cache.AUTH_TOKENS}{test}:")
 
 
 @pytest.fixture

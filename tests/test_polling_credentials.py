@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from notifications import services
+from notifications import cache, services
 from notifications.api import credentials
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,8 +143,8 @@ async def test_revocations_reach_every_process(
 
     from tests.sockets import session_of
 
-    for name in ("_USER", "_TOKEN"):  # the keys daphne uses
-        monkeypatch.setattr(credentials, name, getattr(credentials, name).rsplit(":", 2)[0] + ":")
+    for name in ("AUTH_USERS", "AUTH_TOKENS"):  # the keys daphne uses
+        monkeypatch.setattr(credentials, name, getattr(cache, name))
     session = await session_of(alice)
     token = await database_sync_to_async(Token.objects.create)(user=bob)
 

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import BaseThrottle
 
-from notifications import services
+from notifications import cache, services
 from notifications.api import throttling
 from notifications.api.throttling import window
 from notifications.api.views import NotificationViewSet
@@ -157,7 +157,7 @@ async def test_one_budget_across_processes(server, alice, same_redis_as_server, 
     count in the same Redis: the 31st is refused wherever it is asked for."""
     from channels.db import database_sync_to_async
 
-    monkeypatch.setattr(throttling, "_PREFIX", "notifications:throttle:")  # as daphne counts
+    monkeypatch.setattr(throttling, "THROTTLES", cache.THROTTLES)  # as daphne counts
     token = await database_sync_to_async(Token.objects.create)(user=alice)
     here = APIClient()
     here.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")

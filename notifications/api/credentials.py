@@ -40,12 +40,11 @@ from django.utils.crypto import constant_time_compare
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
+from ..cache import AUTH_TOKENS, AUTH_USERS
 from ..conf import app_settings
 
 logger = logging.getLogger("notifications")
 
-_USER = "notifications:auth:user:"
-_TOKEN = "notifications:auth:token:"
 _REVOKED = "!revoked"
 # How long a note vouches for a user or a token without being seen to change.
 TRUST_SECONDS = 300
@@ -54,11 +53,11 @@ REVOKED_SECONDS = 60
 
 
 def user_key(user_id: Any) -> str:
-    return f"{_USER}{user_id}"
+    return f"{AUTH_USERS}{user_id}"
 
 
 def token_key(token: str) -> str:
-    return _TOKEN + hashlib.sha256(token.encode()).hexdigest()
+    return AUTH_TOKENS + hashlib.sha256(token.encode()).hexdigest()
 
 
 def _cache() -> Any:

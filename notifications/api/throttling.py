@@ -25,12 +25,12 @@ from django.core.cache import caches
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from ..cache import THROTTLES
 from ..conf import app_settings
 
 logger = logging.getLogger("notifications")
 
 SCOPES = ("ticket", "write")
-_PREFIX = "notifications:throttle:"
 _RATE = re.compile(r"^([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)\Z")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -78,7 +78,7 @@ class NotificationsThrottle(BaseThrottle):
             return True
         allowed, period = limit
         number, self.remaining = window(self.scope, user_id, period, time.time())
-        key = f"{_PREFIX}{self.scope}:{user_id}:{number}"
+        key = f"{THROTTLES}{self.scope}:{user_id}:{number}"
         cache = caches[app_settings.CACHE_ALIAS]
         try:
             cache.add(key, 0, timeout=period + 1)

@@ -37,6 +37,14 @@ from typing import Any
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
+from ..cache import (
+    REGISTRY_NODES,
+    REGISTRY_ONLINE,
+    REGISTRY_REVOKED,
+    REGISTRY_SOCKETS,
+    REGISTRY_STATS,
+    ROOT,
+)
 from ..conf import app_settings
 
 logger = logging.getLogger("notifications")
@@ -198,16 +206,16 @@ class RedisRegistry:
     """Sockets and counters shared by every process, in the cache's Redis, under the cache's own
     key prefix and version (``namespace``), so that projects sharing a Redis stay apart."""
 
-    def __init__(self, url: str, namespace: str = "notifications", sync_client: Any = None) -> None:
+    def __init__(self, url: str, namespace: str = ROOT, sync_client: Any = None) -> None:
         self.url = url
-        self.stats_key = f"{namespace}:stats"
+        self.stats_key = f"{namespace}{REGISTRY_STATS}"
         # Every user with a live socket, scored by when one of them last said so (who is online,
         # in one read whatever the size of an audience), and the registry's epoch, scored +inf.
-        self.online_key = f"{namespace}:online"
-        self.sockets_prefix = f"{namespace}:sockets:"
+        self.online_key = f"{namespace}{REGISTRY_ONLINE}"
+        self.sockets_prefix = f"{namespace}{REGISTRY_SOCKETS}"
         # Every node (process) holding sockets, scored by its last beat.
-        self.nodes_key = f"{namespace}:nodes"
-        self.revoked_prefix = f"{namespace}:revoked:"
+        self.nodes_key = f"{namespace}{REGISTRY_NODES}"
+        self.revoked_prefix = f"{namespace}{REGISTRY_REVOKED}"
         # The consumers' calls use an asyncio client of their (long-lived) event loop; calls from
         # sync code (the after-commit step of a send) use one thread-safe sync client. An asyncio
         # client there would be made for each async_to_sync's short-lived loop, and leak.
@@ -409,7 +417,7 @@ def registry() -> LocalRegistry | RedisRegistry:
     cache = caches[app_settings.CACHE_ALIAS]
     if isinstance(cache, RedisCache):
         url = cache._servers[0]  # type: ignore[attr-defined]  # private, but stable since 4.0
-        namespace = cache.make_key("notifications")  # KEY_PREFIX and VERSION, as cache keys
+        namespace = cache.make_key(ROOT)  # KEY_PREFIX and VERSION, as cache keys
         key = f"redis:{url}:{namespace}"
         if key not in _registries:
             _registries[key] = RedisRegistry(url, namespace)
@@ -417,7 +425,7 @@ def registry() -> LocalRegistry | RedisRegistry:
         # Django makes cache objects per thread and request; django-redis shares its pools
         # between them, so the first one's client serves every later call.
         location = cache._server  # type: ignore[attr-defined]
-        namespace = cache.make_key("notifications")
+        namespace = cache.make_key(ROOT)
         key = f"django-redis:{location!r}:{namespace}"
         if key not in _registries:
             client = cache.client.get_client(write=True)  # type: ignore[attr-defined]

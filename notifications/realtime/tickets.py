@@ -14,14 +14,13 @@ import secrets
 
 from django.core.cache import caches
 
+from ..cache import TICKETS
 from ..conf import app_settings
 from .credentials import Credential
 
-_PREFIX = "notifications:ticket:"
-
 
 def _key(ticket: str) -> str:
-    return _PREFIX + hashlib.sha256(ticket.encode()).hexdigest()
+    return TICKETS + hashlib.sha256(ticket.encode()).hexdigest()
 
 
 def issue(user_id: int, credential: Credential | None = None) -> str:
