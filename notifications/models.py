@@ -40,10 +40,6 @@ class Counts(TypedDict):
     last_id: int | None
 
 
-UNREAD = Q(read_at__isnull=True, archived_at__isnull=True)
-UNSEEN = Q(seen_at__isnull=True, archived_at__isnull=True)
-
-
 def id_list(ids: Sequence[int], using: str = "default") -> RawSQL | list[int]:
     """The given ids as something ``__in`` accepts, in one query parameter where the database can.
 
@@ -90,14 +86,25 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
     def expired(self) -> NotificationQuerySet:
         return self.filter(expires_at__lte=timezone.now())
 
+    # The states, each stated here only: everything else (services, API, admin) asks for them.
     def unread(self) -> NotificationQuerySet:
-        return self.filter(UNREAD)
+        """Unread and not archived: what the badge counts."""
+        return self.not_read().unarchived()
+
+    def not_read(self) -> NotificationQuerySet:
+        """Not read, archived or not."""
+        return self.filter(read_at__isnull=True)
 
     def read(self) -> NotificationQuerySet:
         return self.filter(read_at__isnull=False)
 
     def unseen(self) -> NotificationQuerySet:
-        return self.filter(UNSEEN)
+        """Unseen and not archived: what the badge counts."""
+        return self.not_seen().unarchived()
+
+    def not_seen(self) -> NotificationQuerySet:
+        """Not seen, archived or not."""
+        return self.filter(seen_at__isnull=True)
 
     def archived(self) -> NotificationQuerySet:
         return self.filter(archived_at__isnull=False)
@@ -115,19 +122,19 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     # State changes: one UPDATE each, returning how many rows changed.
     def mark_read(self) -> int:
-        return self.filter(read_at__isnull=True).update(read_at=timezone.now())
+        return self.not_read().update(read_at=timezone.now())
 
     def mark_unread(self) -> int:
-        return self.filter(read_at__isnull=False).update(read_at=None)
+        return self.read().update(read_at=None)
 
     def mark_seen(self) -> int:
-        return self.filter(seen_at__isnull=True).update(seen_at=timezone.now())
+        return self.not_seen().update(seen_at=timezone.now())
 
     def archive(self) -> int:
-        return self.filter(archived_at__isnull=True).update(archived_at=timezone.now())
+        return self.unarchived().update(archived_at=timezone.now())
 
     def unarchive(self) -> int:
-        return self.filter(archived_at__isnull=False).update(archived_at=None)
+        return self.archived().update(archived_at=None)
 
     def since(self, after: int) -> NotificationQuerySet:
         """What a client that has shown everything up to ``after`` may have missed.

@@ -202,3 +202,14 @@ def test_an_object_whose_model_is_gone_reads_as_missing_one_by_one_and_prefetche
     assert Notification.objects.get(pk=nid).actor is None
     [row] = Notification.objects.filter(pk=nid).with_related()
     assert row.actor is None and row.target is None
+
+
+def test_the_badge_leaves_archived_ones_out_and_the_state_filters_do_not(alice):
+    first = make(alice, "first")
+    make(alice, "second")
+    Notification.objects.filter(pk=first.pk).archive()
+    mine = Notification.objects.for_user(alice)
+    assert (mine.unread().count(), mine.unseen().count()) == (1, 1)
+    assert (mine.not_read().count(), mine.not_seen().count()) == (2, 2)
+    assert mine.mark_seen() == 2
+    assert (mine.unseen().count(), mine.not_seen().count(), mine.unread().count()) == (0, 0, 1)

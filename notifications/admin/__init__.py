@@ -36,7 +36,7 @@ from django.utils.translation import ngettext
 
 from .. import services
 from ..conf import app_settings
-from ..models import Mute, Notification
+from ..models import Mute, Notification, NotificationQuerySet
 from . import forms
 from .changelist import CheckedChangelistAdmin
 from .forms import CONTENT_FIELDS, SendNotificationForm
@@ -98,10 +98,11 @@ class ReadStateFilter(admin.SimpleListFilter):
         return [("no", _("Unread")), ("yes", _("Read"))]
 
     def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        notifications = cast(NotificationQuerySet, queryset)
         if self.value() == "no":
-            return queryset.filter(read_at__isnull=True)
+            return notifications.not_read()
         if self.value() == "yes":
-            return queryset.filter(read_at__isnull=False)
+            return notifications.read()
         return queryset
 
 

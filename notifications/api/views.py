@@ -110,7 +110,7 @@ class NotificationViewSet(
             queryset = queryset.since(options["after"])
         queryset = queryset.archived() if options["archived"] else queryset.unarchived()
         if options["unread"] is True:
-            queryset = queryset.filter(read_at__isnull=True)
+            queryset = queryset.not_read()
         elif options["unread"] is False:
             queryset = queryset.read()
         if "category" in options:

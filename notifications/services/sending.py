@@ -126,7 +126,8 @@ def _fold(prototype: Notification, audience: models.QuerySet, using: str) -> lis
     previous = list(
         Notification.objects.using(using)
         .live()
-        .filter(group_key=prototype.group_key, read_at__isnull=True, archived_at__isnull=True)
+        .unread()
+        .filter(group_key=prototype.group_key)
         .filter(recipient_id__in=audience.values("pk"))
         .order_by("recipient_id", "-id")
         .values_list("id", "recipient_id", "group_count", "actors")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from django.db import transaction
@@ -75,13 +75,13 @@ def delete(user: Any, ids: Iterable[int], *, expired_too: bool = False) -> list[
 
 # The rows a change would change: the others are already in that state. Stated positively (not
 # as an exclude()) so that the "unread"/"unseen" partial indexes serve the "up to id" changes.
-_PENDING = {
-    "read": {"read_at__isnull": True},
-    "unread": {"read_at__isnull": False},
-    "seen": {"seen_at__isnull": True},
-    "archived": {"archived_at__isnull": True},
-    "unarchived": {"archived_at__isnull": False},
-    "deleted": {},
+_PENDING: dict[str, Callable[[NotificationQuerySet], NotificationQuerySet]] = {
+    "read": NotificationQuerySet.not_read,
+    "unread": NotificationQuerySet.read,
+    "seen": NotificationQuerySet.not_seen,
+    "archived": NotificationQuerySet.unarchived,
+    "unarchived": NotificationQuerySet.archived,
+    "deleted": NotificationQuerySet.all,
 }
 # The column a change "up to an id" stamps.
 _STAMPED = {"read": "read_at", "seen": "seen_at"}
@@ -102,7 +102,7 @@ def _change(
     queryset = queryset.filter(id__in=clean_ids(ids))
     if up_to is not None:
         queryset = queryset.up_to(clean_id(up_to, "up_to"))
-    queryset = queryset.filter(**_PENDING[state])
+    queryset = _PENDING[state](queryset)
     with transaction.atomic():
         changed = list(queryset.order_by("id").values_list("id", flat=True))
         if changed:
@@ -118,7 +118,7 @@ def _change_range(user: Any, state: str, up_to: int | None) -> Change:
     ids (in id order, so that two concurrent changes lock in the same order), then an UPDATE of
     those ids. Only the batch's ids are held in memory; only a few are announced."""
     user_id = owner_id(user)
-    pending = Notification.objects.for_user(user_id).filter(**_PENDING[state])
+    pending = _PENDING[state](Notification.objects.for_user(user_id))
     if up_to is not None:
         pending = pending.up_to(clean_id(up_to, "up_to"))
     column = _STAMPED[state]
@@ -136,7 +136,7 @@ def _change_range(user: Any, state: str, up_to: int | None) -> Change:
             if not batch:
                 break
             count += (
-                Notification.objects.filter(id__in=id_list(batch), **_PENDING[state])
+                _PENDING[state](Notification.objects.filter(id__in=id_list(batch)))
                 .order_by()
                 .update(**{column: now})
             )

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from notifications.conf import app_settings
@@ -41,13 +40,12 @@ class Command(BaseCommand):
         days = options["older_than"] or app_settings.RETENTION_DAYS
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        doomed = Q(expires_at__lte=timezone.now())
+        queryset = Notification.objects.expired()
         if days is not None:
-            old = Q(created_at__lt=timezone.now() - timedelta(days=days))
-            doomed |= old & Q(read_at__isnull=False) if options["read_only"] else old
+            old = Notification.objects.filter(created_at__lt=timezone.now() - timedelta(days=days))
+            queryset |= old.read() if options["read_only"] else old
         elif options["read_only"]:
             raise CommandError("--read-only needs --older-than (or the RETENTION_DAYS setting)")
-        queryset = Notification.objects.filter(doomed)
         what = (
             f"older than {days} days{' and read' if options['read_only'] else ''}, or expired"
             if days is not None
