@@ -7,6 +7,7 @@ Knows nothing of sockets or HTTP. Views, consumers and services say
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict
@@ -32,6 +33,20 @@ class Level(models.TextChoices):
     SUCCESS = "success", _("Success")
     WARNING = "warning", _("Warning")
     ERROR = "error", _("Error")
+
+
+CATEGORY_MAX_LENGTH = 64
+_CATEGORY = re.compile(r"[-a-zA-Z0-9_]*\Z")
+
+
+def is_category(value: Any) -> bool:
+    """Whether ``value`` can be a notification's category: a slug (ASCII letters, digits, hyphens
+    and underscores) of at most ``CATEGORY_MAX_LENGTH`` characters, or "" for none."""
+    return (
+        isinstance(value, str)
+        and len(value) <= CATEGORY_MAX_LENGTH
+        and _CATEGORY.match(value) is not None
+    )
 
 
 class Counts(TypedDict):
@@ -323,7 +338,7 @@ class Notification(models.Model):
     body = models.TextField(_("body"), blank=True, default="")
     level = models.CharField(_("level"), max_length=16, choices=Level.choices, default=Level.INFO)
     category = models.SlugField(
-        _("category"), max_length=64, blank=True, default="", db_index=False
+        _("category"), max_length=CATEGORY_MAX_LENGTH, blank=True, default="", db_index=False
     )
     url = models.CharField(_("url"), max_length=2000, blank=True, default="")
 
@@ -424,7 +439,7 @@ class Mute(models.Model):
         verbose_name=_("user"),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    value = models.CharField(_("value"), max_length=64)
+    value = models.CharField(_("value"), max_length=CATEGORY_MAX_LENGTH)
 
     class Meta:
         verbose_name = _("muted category or level")

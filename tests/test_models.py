@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import services
-from notifications.models import Notification
+from notifications.models import Notification, is_category
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +213,12 @@ def test_the_badge_leaves_archived_ones_out_and_the_state_filters_do_not(alice):
     assert (mine.not_read().count(), mine.not_seen().count()) == (2, 2)
     assert mine.mark_seen() == 2
     assert (mine.unseen().count(), mine.not_seen().count(), mine.unread().count()) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", True), ("billing", True), ("a-b_C9", True), ("x" * 64, True), ("x" * 65, False)]
+    + [("a b", False), ("a\n", False), ("é", False), ("a.b", False), (None, False), (3, False)],
+)
+def test_what_a_category_is_is_said_once(value, expected):
+    assert is_category(value) is expected

@@ -4,7 +4,7 @@
 
 from rest_framework import serializers
 
-from ..models import Level
+from ..models import CATEGORY_MAX_LENGTH, Level
 from ..protocol import IdField
 
 
@@ -18,7 +18,7 @@ class ListFiltersSerializer(serializers.Serializer):
     archived = serializers.BooleanField(
         required=False, default=False, help_text="true: only archived; false (default): the inbox"
     )
-    category = serializers.SlugField(required=False, max_length=64)
+    category = serializers.SlugField(required=False, max_length=CATEGORY_MAX_LENGTH)
     level = serializers.ChoiceField(choices=Level.choices, required=False)
     after = IdField(
         required=False,
@@ -76,7 +76,9 @@ class StrictSlugField(serializers.SlugField):
 
 class PreferencesSerializer(serializers.Serializer):
     muted_categories = serializers.ListField(
-        child=StrictSlugField(max_length=64), max_length=100, help_text="category slugs"
+        child=StrictSlugField(max_length=CATEGORY_MAX_LENGTH),
+        max_length=100,
+        help_text="category slugs",
     )
     muted_levels = serializers.ListField(
         child=serializers.ChoiceField(choices=Level.choices), max_length=4

@@ -8,8 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from ..conf import app_settings
-from ..models import Level, Mute
-from .sending import _CATEGORY
+from ..models import Level, Mute, is_category
 from .state import owner_id
 
 
@@ -31,7 +30,7 @@ def set_preferences(
     categories = _clean_list(muted_categories, "muted_categories")
     levels = _clean_list(muted_levels, "muted_levels")
     for category in categories:
-        if not category or not _CATEGORY.match(category) or len(category) > 64:
+        if not category or not is_category(category):
             raise ValueError(f"muted_categories: {category!r} is not a category slug")
         if category in app_settings.UNMUTABLE_CATEGORIES:
             raise ValueError(f"muted_categories: {category!r} cannot be muted")

@@ -20,13 +20,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..models import Level, Mute, Notification, id_list
+from ..models import Level, Mute, Notification, id_list, is_category
 from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
 from .batch import NotificationBatch
 
-_CATEGORY = re.compile(r"^[-a-zA-Z0-9_]*\Z")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
 
@@ -242,7 +241,7 @@ def validate_content(
         raise ValueError(f"level: must be one of {', '.join(Level.values)} (got {level!r:.40})")
     if isinstance(category, str):
         _check_text("category", category)
-    if not isinstance(category, str) or not _CATEGORY.match(category) or len(category) > 64:
+    if not is_category(category):
         raise ValueError(
             "category: a slug of at most 64 letters, digits, hyphens and underscores is required"
         )

@@ -8,7 +8,6 @@ page needs no inline script or style and runs under a strict Content-Security-Po
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,13 +19,12 @@ from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import get_language, gettext, ngettext, pgettext
 
-from ..models import Level
+from ..models import Level, is_category
 
 register = template.Library()
 
 SOCKET_PATH = "/ws/notifications/"
 BADGES = ("unread", "unseen")
-CATEGORY = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # as notify() accepts them
 
 # The browser picks a plural category with Intl.PluralRules; gettext picks a form with the
 # catalog's own formula. Rendering each plural message for these counts lets the script find,
@@ -115,7 +113,7 @@ def _categories(categories: str | Iterable[str] | None) -> str:
             "notifications_widget: categories must be a comma-separated string or a list"
         )
     names = list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-    bad = [name for name in names if not CATEGORY.match(name)]
+    bad = [name for name in names if not is_category(name)]  # none is empty
     if bad:
         raise template.TemplateSyntaxError(
             f"notifications_widget: categories must be slugs (letters, digits, - and _, at most "

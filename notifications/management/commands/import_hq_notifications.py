@@ -32,7 +32,7 @@ from django.utils.translation import gettext
 
 from notifications import versions
 from notifications.management.arguments import positive_int
-from notifications.models import Level, Notification, id_list
+from notifications.models import Level, Notification, id_list, is_category
 
 DEFAULT_TABLE = "notifications_notification_hq"
 DEFAULT_CATEGORY = "imported"
@@ -63,7 +63,6 @@ COLUMNS = (
 ROLES = ("actor", "target", "action_object")
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?\Z")
-_CATEGORY = re.compile(r"[-a-zA-Z0-9_]*\Z")
 _TITLE_LENGTH = cast(int, Notification._meta.get_field("title").max_length)
 _LEVELS = frozenset(Level.values)
 
@@ -456,7 +455,7 @@ class Command(BaseCommand):
                 f"(have: {', '.join(connections)})"
             )
         category = options["category"]
-        if not _CATEGORY.match(category) or len(category) > 64:
+        if not is_category(category):
             raise CommandError(
                 "--category: a slug of at most 64 letters, digits, hyphens and underscores"
             )
