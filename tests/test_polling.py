@@ -28,6 +28,13 @@ def test_the_etag_names_the_user_and_their_version(client, alice):
     assert polling._claimed_user(polling._sent(etag)) == alice.pk
 
 
+def test_an_etag_names_a_user_by_an_id_up_to_the_largest():
+    for raw, expected in [("7", 7), (str(2**63 - 1), 2**63 - 1), (str(2**63), None)]:
+        assert polling._claimed_user({f'"{raw}-a-b"'}) == expected
+    for raw in ("", "-1", "1.0", "\u0663", "9" * 5000):
+        assert polling._claimed_user({f'"{raw}-a-b"'}) is None
+
+
 @pytest.mark.parametrize("method", ["get", "head"])
 def test_the_200_and_the_304_carry_the_same_headers(client, settings, method):
     settings.NOTIFICATIONS = {"POLL_INTERVAL_SECONDS": 9}

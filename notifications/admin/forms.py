@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import services
 from ..conf import app_settings
 from ..models import Level, Notification, id_list
+from ..protocol import MAX_ID
 from ..users import active_users
 
 USERS = "users"
@@ -61,7 +62,7 @@ def is_primary_key(model: type[models.Model], value: Any) -> bool:
                 field.get_internal_type()
             )
         except KeyError:  # an integer field of a type of its own: a 64-bit column, say
-            low, high = -(2**63), 2**63 - 1
+            low, high = -MAX_ID - 1, MAX_ID
         return low <= int(value) <= high
     if "\x00" in str(value):
         return False

@@ -22,6 +22,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from .. import versions
 from ..conf import app_settings
+from ..protocol import MAX_ID
 from . import credentials
 
 _Response = TypeVar("_Response", bound=HttpResponseBase)
@@ -43,7 +44,9 @@ def _claimed_user(etags: set[str]) -> int | None:
     if len(claimed) != 1:
         return None
     raw = claimed.pop()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
+        return None
+    return int(raw) if int(raw) <= MAX_ID else None
 
 
 def with_headers(response: _Response, etag: str) -> _Response:
