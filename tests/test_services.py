@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services, signals
+from notifications import protocol, services, signals
 from notifications.models import Notification
 from notifications.services import state as state_changes
 
@@ -513,3 +513,7 @@ def test_a_small_change_up_to_an_id_still_lists_its_ids(
     nothing = services.mark_all_read(alice)
     assert (nothing.ids, nothing.up_to, nothing.count) == ([], None, 0)
     assert len(changed) == 1  # nothing changed: nothing announced
+
+
+def test_every_state_of_the_protocol_is_a_change_the_services_know():
+    assert set(state_changes._PENDING) == set(protocol.STATES)

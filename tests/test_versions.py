@@ -1,6 +1,7 @@
 """A user's version as the 304 path reads it (``keys()``, then ``from_found()``): never created."""
 
 import secrets
+from unittest import mock
 
 from django.core.cache import caches
 
@@ -28,3 +29,15 @@ def test_half_a_version_is_none():
     assert versions.from_found(5, {own_key: "a"}) is None
     assert versions.from_found(5, {shared_key: "b"}) is None
     assert versions.from_found(5, {own_key: "a", shared_key: "b"}) == ("a", "b")
+
+
+def test_a_cache_that_is_down_gives_a_fresh_version_each_time_and_bumps_nothing(caplog):
+    broken = mock.Mock(
+        get_many=mock.Mock(side_effect=ConnectionError("down")),
+        set_many=mock.Mock(side_effect=ConnectionError("down")),
+    )
+    with mock.patch.object(versions, "_cache", return_value=broken):
+        assert versions.current(7) != versions.current(7)
+        versions.bump([7])
+    assert "cache unreachable" in caplog.text
+    assert "could not bump" in caplog.text

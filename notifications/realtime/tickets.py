@@ -44,7 +44,5 @@ def redeem(ticket: str) -> tuple[int, Credential | None] | None:
     value = cache.get(key)
     if value is None or not cache.delete(key):
         return None
-    if isinstance(value, int):  # issued before tickets named their credential
-        return value, None
     credential = Credential(str(value["kind"]), str(value["key"])) if "kind" in value else None
     return int(value["user"]), credential

@@ -9,7 +9,6 @@ layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
 commit. Import from here: the modules' other names are the package's own.
 """
 
-from ..protocol import STATES, clean_id, clean_ids
 from .batch import NotificationBatch
 from .outbox import Change
 from .preferences import preferences, set_preferences
@@ -41,4 +40,4 @@ __all__ = [
     "NotificationBatch",
     "Change",
 ]
-__all__ += ["STATES", "clean_id", "clean_ids", "without_muted"]  # the app's own callers
+__all__ += ["without_muted"]  # the app's own callers
