@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from . import signals
+
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
@@ -8,7 +10,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals
+        # Here, not above: these import models, which the app registry loads after this module.
+        from . import checks
         from .api import credentials
         from .realtime import receivers, revocation
 

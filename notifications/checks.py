@@ -9,13 +9,18 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
+from channels.auth import AuthMiddleware
+from channels.security.websocket import OriginValidator
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
+from .auth import TicketAuthMiddleware
 from .conf import REMOVED, SETTINGS, Settings
 from .realtime.broker import in_memory
+from .realtime.consumer import NotificationConsumer
+from .realtime.presence import shared
 
 
 @register(Tags.compatibility)
@@ -157,11 +162,6 @@ def check_websocket_origins(app_configs: Any = None, **kwargs: Any) -> list[Warn
 
 @register(Tags.compatibility)
 def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
-    from channels.auth import AuthMiddleware
-    from channels.security.websocket import OriginValidator
-
-    from .realtime.consumer import NotificationConsumer
-
     path = getattr(settings, "ASGI_APPLICATION", None)
     not_wired = Warning(
         "The notifications WebSocket consumer is not routed: clients can only poll the REST API.",
@@ -181,8 +181,6 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
                 id="notifications.E005",
             )
         ]
-    from .auth import TicketAuthMiddleware
-
     chains = [
         chain
         for chain in _paths(application, ())
@@ -228,8 +226,6 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
 
 def _consumer_routed() -> bool:
     """Whether the ASGI application routes the notifications consumer (False when unknown)."""
-    from .realtime.consumer import NotificationConsumer
-
     path = getattr(settings, "ASGI_APPLICATION", None)
     try:
         application = import_string(path) if path else None
@@ -280,8 +276,6 @@ def _paths(node: Any, chain: tuple[Any, ...], depth: int = 0) -> Iterator[tuple[
 
 @register(Tags.caches)
 def check_shared_registry(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    from .realtime.presence import shared
-
     layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
     backend = layer.get("BACKEND", "")
     overrides = getattr(settings, "NOTIFICATIONS", None)

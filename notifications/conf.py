@@ -76,6 +76,7 @@ def secret(value: Any) -> str | None:
 
 
 def origins(value: Any) -> str | None:
+    # Here: realtime/origins.py imports this module.
     from .realtime.origins import parse_origin
 
     ok = isinstance(value, list | tuple) and all(
@@ -85,6 +86,7 @@ def origins(value: Any) -> str | None:
 
 
 def rates(value: Any) -> str | None:
+    # Here: api/throttling.py imports this module.
     from .api.throttling import SCOPES, parse_rate
 
     if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):

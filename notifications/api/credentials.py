@@ -186,6 +186,7 @@ def connect_receivers() -> None:
     post_save.connect(user_changed, sender=user_model, dispatch_uid="notifications.auth.user")
     post_delete.connect(user_deleted, sender=user_model, dispatch_uid="notifications.auth.user")
     if apps.is_installed("rest_framework.authtoken"):
+        # Here: importing the model of an app that is not installed raises.
         from rest_framework.authtoken.models import Token
 
         for signal in (post_save, post_delete):

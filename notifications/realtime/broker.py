@@ -29,8 +29,12 @@ from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import _consistent_hash, create_pool, decode_hosts
 from django.conf import settings
 from django.utils.module_loading import import_string
+from redis import asyncio as aioredis
 
 from .. import protocol
 from ..conf import app_settings
@@ -190,14 +194,10 @@ async def _send_each(layer: Any, messages: Sequence[Message], failures: list) ->
 
 
 def _is_core(layer: Any) -> bool:
-    from channels_redis.core import RedisChannelLayer
-
     return isinstance(layer, RedisChannelLayer)
 
 
 def _is_pubsub(layer: Any) -> bool:
-    from channels_redis.pubsub import RedisPubSubChannelLayer
-
     return isinstance(layer, RedisPubSubChannelLayer)
 
 
@@ -209,9 +209,6 @@ class _Publisher:
     what the installed channels_redis receives."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from channels_redis.utils import create_pool, decode_hosts
-        from redis import asyncio as aioredis
-
         self.prefix = config.get("prefix", "asgi")
         self.clients = [
             aioredis.Redis(connection_pool=create_pool(host))
@@ -226,8 +223,6 @@ class _Publisher:
             await client.connection_pool.disconnect()
 
     async def publish(self, layer: Any, messages: Sequence[Message], failures: list) -> None:
-        from channels_redis.utils import _consistent_hash
-
         by_client: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
         for group, event in messages:
             channel = self.channel(group)
@@ -501,8 +496,6 @@ def _shard_naming() -> tuple[int, Callable[[str], str]]:
     layer = get_channel_layer()
     if layer is None or in_memory():
         return 1, str
-    from channels_redis.utils import decode_hosts
-
     config = cast("dict[str, Any]", settings.CHANNEL_LAYERS["default"].get("CONFIG", {}))
     if _is_pubsub(layer):
         prefix = config.get("prefix", "asgi")
@@ -514,8 +507,6 @@ def _shard_naming() -> tuple[int, Callable[[str], str]]:
 
 def shard_of(group: str) -> int:
     """The index of the Redis host that carries ``group``'s messages."""
-    from channels_redis.utils import _consistent_hash
-
     count, name = _shard_naming()
     return _consistent_hash(name(group), count)
 
@@ -532,8 +523,6 @@ def receiving_shard(channel: str) -> int | None:
 
 def heartbeat_groups(process_token: str) -> list[str]:
     """One heartbeat group per shard of the layer, the one at index ``i`` living on host ``i``."""
-    from channels_redis.utils import _consistent_hash
-
     count, name = _shard_naming()
     groups: dict[int, str] = {}
     suffix = 0

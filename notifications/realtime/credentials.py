@@ -138,6 +138,7 @@ def _tokens(keys: Iterable[str]) -> dict[str, int]:
     keys = list(dict.fromkeys(keys))
     if not keys or not apps.is_installed("rest_framework.authtoken"):
         return {}
+    # Here: importing the model of an app that is not installed raises.
     from rest_framework.authtoken.models import Token
 
     return dict(Token.objects.filter(key__in=keys).values_list("key", "user_id"))

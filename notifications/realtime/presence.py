@@ -34,6 +34,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
+import redis.asyncio
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -46,6 +48,13 @@ from ..cache import (
     ROOT,
 )
 from ..conf import app_settings
+
+try:
+    from django_redis.cache import RedisCache as DjangoRedisCache
+except ImportError:  # django-redis is optional
+    _DJANGO_REDIS: tuple[type, ...] = ()
+else:
+    _DJANGO_REDIS = (DjangoRedisCache,)
 
 logger = logging.getLogger("notifications")
 
@@ -227,8 +236,6 @@ class RedisRegistry:
         self._threaded = sync_client is not None
 
     def _sync(self) -> Any:
-        import redis
-
         if self._sync_client is None:
             self._sync_client = redis.Redis.from_url(
                 self.url, socket_connect_timeout=1, socket_timeout=2
@@ -236,8 +243,6 @@ class RedisRegistry:
         return self._sync_client
 
     def _client(self) -> Any:
-        import redis.asyncio
-
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -438,11 +443,7 @@ def registry() -> LocalRegistry | RedisRegistry:
 
 def is_django_redis(cache: Any) -> bool:
     """Whether ``cache`` is django-redis's ``RedisCache`` (not installed: no)."""
-    try:
-        from django_redis.cache import RedisCache as DjangoRedisCache
-    except ImportError:
-        return False
-    return isinstance(cache, DjangoRedisCache)
+    return isinstance(cache, _DJANGO_REDIS)
 
 
 def shared(alias: str) -> bool:

@@ -29,8 +29,13 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.core import signals as request_signals
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 from . import broker
 from .budget import Budget
@@ -158,21 +163,15 @@ def token_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def connect_receivers() -> None:
     """Called from ``AppConfig.ready()``."""
-    from django.apps import apps
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.signals import user_logged_in, user_logged_out
-    from django.core.signals import request_finished as finished
-    from django.core.signals import request_started as started
-    from django.db.models.signals import post_delete, post_save
-
     uid = "notifications.realtime.revocation"
-    started.connect(request_started, dispatch_uid=uid)
-    finished.connect(request_finished, dispatch_uid=uid)
+    request_signals.request_started.connect(request_started, dispatch_uid=uid)
+    request_signals.request_finished.connect(request_finished, dispatch_uid=uid)
     user_logged_out.connect(logged_out, dispatch_uid=uid)
     user_logged_in.connect(logged_in, dispatch_uid=uid)
     post_save.connect(user_saved, sender=get_user_model(), dispatch_uid=uid)
     post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid=uid)
     if apps.is_installed("rest_framework.authtoken"):
+        # Here: importing the model of an app that is not installed raises.
         from rest_framework.authtoken.models import Token
 
         post_delete.connect(token_deleted, sender=Token, dispatch_uid=uid)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from .. import signals
 from ..models import Notification
-
-if TYPE_CHECKING:
-    from .batch import NotificationBatch
+from .batch import NotificationBatch
 
 logger = logging.getLogger("notifications")
 
@@ -70,8 +68,6 @@ class _Outbox:
         sent, changes = self.sent, self.changes
         self.sent, self.changes = [], []  # a second run (see _enqueue) announces nothing twice
         if sent:
-            from .batch import NotificationBatch
-
             merged = NotificationBatch.merge(sent)
             signals.notification_sent.send_robust(sender=Notification, batch=merged)
         for change in changes:
