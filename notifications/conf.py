@@ -342,7 +342,7 @@ class Settings:
         "and the pushes together (the counts query between them is the database's and not "
         "counted). A Redis that accepts connections but never answers costs each `notify()` "
         "this much, not more; what was given up is named in one warning (logger "
-        "`notifications.realtime.broker`), and clients catch up from the database. The process's "
+        "`notifications.push`), and clients catch up from the database. The process's "
         "push loop is replaced when its thread is gone, its event loop stopped, or a job given "
         "to it did not even start while its sender waited (and the jobs it had not started go "
         "out from the new loop). A push that outlasts it (publishing 10,000 pushes took 0.5 s "

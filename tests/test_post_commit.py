@@ -40,7 +40,7 @@ def given_up(caplog) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "notifications.realtime.broker" and GIVEN_UP in record.getMessage()
+        if record.name == "notifications.push" and GIVEN_UP in record.getMessage()
     ]
 
 

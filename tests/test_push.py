@@ -104,13 +104,13 @@ class StuckLayer:
 def test_a_stuck_layer_costs_the_sender_a_bounded_wait_and_no_exception(settings, caplog):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.test_push.StuckLayer"}}
     settings.NOTIFICATIONS = {"PUSH_TIMEOUT_SECONDS": 0.2}
-    with caplog.at_level(logging.WARNING, logger="notifications.realtime.broker"):
+    with caplog.at_level(logging.WARNING, logger="notifications.push"):
         broker.send([(broker.user_group(1), broker.revoke_event())])
     assert "gave up waiting for: 1 push." in caplog.text
 
 
 def test_a_layer_that_refuses_connections_is_logged_not_raised(settings, caplog):
     settings.CHANNEL_LAYERS = {"default": pubsub_layer("redis://127.0.0.1:1/0")}
-    with caplog.at_level(logging.WARNING, logger="notifications.realtime.broker"):
+    with caplog.at_level(logging.WARNING, logger="notifications.push"):
         broker.send([(broker.user_group(1), broker.revoke_event())] * 3)
     assert "3 of 3 pushes failed" in caplog.text

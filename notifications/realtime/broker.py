@@ -41,7 +41,7 @@ from ..conf import app_settings
 from .budget import Budget, counted
 from .presence import PROCESS, LocalRegistry, registry
 
-logger = logging.getLogger("notifications.realtime.broker")
+logger = logging.getLogger("notifications.push")  # the name docs/settings.md gives it
 events = logging.getLogger("notifications.events")
 
 GROUP_PREFIX = "notifications.user."

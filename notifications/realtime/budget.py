@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from ..conf import app_settings
 
-logger = logging.getLogger("notifications.realtime.broker")
+logger = logging.getLogger("notifications.push")
 
 T = TypeVar("T")
 
