@@ -12,11 +12,14 @@ tunes; keys that were settings once are listed in :data:`REMOVED`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
+from django.http.request import split_domain_port
 
 T = TypeVar("T")
 
@@ -58,6 +61,56 @@ def optional(rule: Rule) -> Rule:
     return optional_rule
 
 
+# --- what a rate and an origin are: read by the checks here, by the throttle and the Origin check
+
+SCOPES = ("ticket", "write")
+_RATE = re.compile(r"^([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)\Z")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: Any) -> tuple[int, int] | None:
+    """``"30/minute"`` -> (30, 60); None for no limit. Raises ``ValueError`` for anything else."""
+    if rate is None:
+        return None
+    match = _RATE.match(rate) if isinstance(rate, str) else None
+    if match is None:
+        raise ValueError(
+            f"{rate!r} is not a rate: use None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
+        )
+    return int(match.group(1)), _SECONDS[match.group(2)[0]]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]  # (scheme, host, port): ("https", "example.com", 443)
+
+
+def parse_origin(value: str) -> Origin | None:
+    """An ``Origin`` value (or a setting's entry) as (scheme, host, port); None unless it is
+    exactly ``http(s)://host[:port]``."""
+    try:
+        parts = urlsplit(value)
+        explicit_port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.netloc
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "?" in value
+        or "#" in value
+    ):
+        return None
+    host, _ = split_domain_port(parts.netloc)
+    if not host:
+        return None
+    return scheme, host, _DEFAULT_PORTS[scheme] if explicit_port is None else explicit_port
+
+
 def text(value: Any) -> str | None:
     return None if isinstance(value, str) and value else "a non-empty string"
 
@@ -76,9 +129,6 @@ def secret(value: Any) -> str | None:
 
 
 def origins(value: Any) -> str | None:
-    # Here: realtime/origins.py imports this module.
-    from .realtime.origins import parse_origin
-
     ok = isinstance(value, list | tuple) and all(
         isinstance(v, str) and parse_origin(v) is not None for v in value
     )
@@ -86,9 +136,6 @@ def origins(value: Any) -> str | None:
 
 
 def rates(value: Any) -> str | None:
-    # Here: api/throttling.py imports this module.
-    from .api.throttling import SCOPES, parse_rate
-
     if not isinstance(value, dict) or any(scope not in SCOPES for scope in value):
         return f"a dict whose keys are among {', '.join(map(repr, SCOPES))}"
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 import zlib
 from typing import Any
@@ -26,25 +25,9 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from ..cache import THROTTLES
-from ..conf import app_settings
+from ..conf import app_settings, parse_rate
 
 logger = logging.getLogger("notifications")
-
-SCOPES = ("ticket", "write")
-_RATE = re.compile(r"^([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)\Z")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: Any) -> tuple[int, int] | None:
-    """``"30/minute"`` -> (30, 60); None for no limit. Raises ``ValueError`` for anything else."""
-    if rate is None:
-        return None
-    match = _RATE.match(rate) if isinstance(rate, str) else None
-    if match is None:
-        raise ValueError(
-            f"{rate!r} is not a rate: use None or 'N/second', 'N/minute', 'N/hour' or 'N/day'"
-        )
-    return int(match.group(1)), _SECONDS[match.group(2)[0]]
 
 
 def scope_of(action: str | None, method: str | None) -> str | None:

@@ -25,46 +25,15 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.security.websocket import OriginValidator as ChannelsOriginValidator
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
+from django.http.request import validate_host
 
-from ..conf import app_settings
+from ..conf import Origin, app_settings, parse_origin
 
 events = logging.getLogger("notifications.events")
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-Origin = tuple[str, str, int]  # (scheme, host, port): ("https", "example.com", 443)
-
-
-def parse_origin(value: str) -> Origin | None:
-    """An ``Origin`` value (or a setting's entry) as (scheme, host, port); None unless it is
-    exactly ``http(s)://host[:port]``."""
-    try:
-        parts = urlsplit(value)
-        explicit_port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if (
-        scheme not in _DEFAULT_PORTS
-        or not parts.netloc
-        or "@" in parts.netloc
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or "?" in value
-        or "#" in value
-    ):
-        return None
-    host, _ = split_domain_port(parts.netloc)
-    if not host:
-        return None
-    return scheme, host, _DEFAULT_PORTS[scheme] if explicit_port is None else explicit_port
 
 
 def explicit_origins() -> set[Origin] | None:
