@@ -129,7 +129,7 @@ def post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
     sent: list[Any] = []
     original = push.send
-    push.send = lambda messages: sent.extend(messages)  # type: ignore[assignment]
+    push.send = lambda messages, budget=None: sent.extend(messages)  # type: ignore[assignment]
     statements = Statements()
     try:
         started = time.perf_counter()
