@@ -35,6 +35,7 @@ def kind(statement: Statement) -> str:
 
 
 def seed(rows: int) -> tuple[Any, int]:
+    # Written an hour ago: rows written lately, the socket's gap detection would send it.
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -46,8 +47,9 @@ def seed(rows: int) -> tuple[Any, int]:
             cursor.execute(
                 f"INSERT INTO {Notification._meta.db_table} (recipient_id, title, body, level,"
                 " category, url, actor_object_id, target_object_id, data, created_at, group_key,"
-                " group_count, actors) SELECT %s, 'Notification ' || n, 'Something happened.',"
-                " 'info', '', '', '', '', '{}', now() - (%s - n) * interval '1 second', '', 1, '[]'"
+                " group_count, actors, inserted_at) SELECT %s, 'Notification ' || n, 'Something"
+                " happened.', 'info', '', '', '', '', '{}', now() - (%s - n) * interval '1 second',"
+                " '', 1, '[]', now() - interval '1 hour'"
                 " FROM generate_series(1, %s) AS n",
                 [user.pk, count, count],
             )
