@@ -274,8 +274,8 @@ async def profile(run: Run, server: Server) -> str:
         slug = f"{server.name}-" + scenario.split(",")[-1].split("(")[0].strip().replace(" ", "-")
         raw = {who: RESULTS / f"profile-websocket-{slug}-{who}.txt" for who in ("daphne", "sender")}
         run.say(f"profiling {server.name} / {scenario}: py-spy on daphne {server.pid} and sender")
-        spied = [(server.pid, raw["daphne"], "--gil")]
-        spied.append((server.trigger.pid, raw["sender"], "--idle"))
+        spied = [(server.pid, raw["daphne"], "--gil --nonblocking")]
+        spied.append((server.trigger.pid, raw["sender"], "--idle --nonblocking"))
         deliveries: list[Any] = []
         async with profiling.sampled(spied, args.profile_seconds, rate=250):
             deadline = time.monotonic() + args.profile_seconds

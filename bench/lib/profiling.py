@@ -12,15 +12,15 @@ from bench.lib.processes import BIN, ROOT, BenchError
 
 @contextlib.asynccontextmanager
 async def sampled(targets: Sequence[tuple], seconds: float, rate: int = 200) -> AsyncIterator[None]:
-    """py-spy on each ``(pid, raw output, --gil or --idle)`` for ``seconds``, while the block runs
-    (at least that long); raw stacks in the collapsed format, for speedscope or flamegraph.pl."""
+    """py-spy on each ``(pid, raw output, its flags)`` for ``seconds``, while the block runs (at
+    least that long); raw stacks in the collapsed format, for speedscope or flamegraph.pl."""
     py_spy = BIN / "py-spy"
     if not py_spy.exists():
         raise BenchError(f"py-spy is missing: {BIN / 'pip'} install py-spy")
     spies = []
     for pid, raw, mode in targets:
         command = f"record --pid {pid} --duration {int(seconds)} --rate {rate} --format raw"
-        command += f" --nonblocking --threads {mode} -o {raw}"
+        command += f" --threads {mode} -o {raw}"
         spies.append(await asyncio.create_subprocess_exec(str(py_spy), *command.split()))
     try:
         await asyncio.sleep(0.5)  # py-spy attaches
