@@ -48,7 +48,7 @@ def summarise(raw: Path, key_frames: Sequence[tuple], threads: Callable | None =
         parts = stack.split(";")
         # py-spy: "thread (0x7F01ABCD): ThreadPoolExecutor-56_0", then "function (file:line)"
         thread = next((p.partition(": ")[2] for p in parts if p.startswith("thread (")), "?")
-        frames = [re.match(r"(.*) \((.*?)(?::\d+)?\)$", p) for p in parts]  # not the thread
+        frames = [re.match(r"(.*) \((.*?)(?::\d+)?\)$", p) for p in parts if p[:7] != "thread "]
         located = [("/" + f[2], f[1]) for f in frames if f]
         if not count.isdigit() or not located:
             continue
