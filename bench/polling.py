@@ -41,7 +41,7 @@ KEY_FRAMES = (  # as bench.lib.profiling.summarise has them, but found anywhere 
     ("DRF finalize_response + rendering", "finalize_response", "rest_framework/"),
     ("authentication (DRF authenticators)", "_authenticate", "rest_framework/"),
     ("  of which: the token's database query", "authenticate_credentials", "rest_framework/"),
-    ("the 304 check (_unchanged_*)", "_unchanged_", "notifications/"),
+    ("the 304 check (not_modified)", "not_modified", "notifications/"),
     ("Django cache calls (RedisCache.*)", r"RedisCache\.", "django/core/cache/"),
     ("  of which: a new Redis connection (get_connection)", "get_connection", "redis/"),
     ("  of which: redis-py version lookup (importlib.metadata)", "version", "importlib/metadata"),

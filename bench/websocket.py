@@ -245,7 +245,7 @@ SENDER_FRAMES = (
     ("after commit: outbox flush (receivers)", "flush", "notifications/"),
     ("  per-user counts (counts_by_recipient)", "counts_by_recipient", "notifications/"),
     ("  version bump (versions.bump)", "bump", "notifications/versions"),
-    ("  payloads (serialize)", "serialize", "notifications/serializers"),
+    ("  payloads (serialize)", "serialize", "notifications/"),
     ("  who is online (online)", "online", "notifications/"),
     ("  the push: send (hands the batch to the push loop, waits)", "send", "notifications/"),
     ("    pipelined PUBLISH (publish)", "publish", "notifications/"),
