@@ -7,11 +7,8 @@ from project.urls import urlpatterns as project_urlpatterns
 
 
 def trivial(request: HttpRequest) -> JsonResponse:
-    """A tiny JSON answer: no database, no cache, no authentication.
-
-    Synchronous like the DRF viewset, so both pay the same hop from daphne's event loop to
-    Django's sync thread; the difference between them is the view's own work.
-    """
+    """No database, cache or authentication; synchronous like the DRF viewset, so that both
+    pay the same hop from daphne's event loop to Django's sync thread."""
     return JsonResponse({"ok": True})
 
 

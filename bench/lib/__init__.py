@@ -1,0 +1,1 @@
+"""What every benchmark shares: processes, databases, load, profiling, timing and reports."""
