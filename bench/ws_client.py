@@ -104,7 +104,7 @@ class Target:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reached.wait(), timeout)
         answer = {"received": self.total, "first": self.first, "last": self.last}
-        answer |= {"stale": self.stale, "latencies": self.latencies, "close_codes": self.codes}
+        answer |= {"stale": self.stale, "latencies": self.latencies, "close_codes": {**self.codes}}
         answer |= {"lost_sockets": self.codes.total(), "cpu": time.process_time() - self.cpu}
         if self.lost:  # opened again, so that the next delivery has them all
             lost, self.lost, started = sorted(self.lost), set(), time.monotonic()
