@@ -6,7 +6,8 @@ session). ``burst``: ``rounds`` transactions of one ``notify()`` per user of ``s
 ``interval`` s. ``data.t`` is the clock before ``notify()``, ``data.b`` the delivery's tag.
 """
 
-import asyncio
+import json
+import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,6 @@ import django
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
@@ -23,7 +23,6 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from bench.lib.databases import sign_in  # noqa: E402
-from bench.lib.processes import serve_commands  # noqa: E402
 from bench.ws_reference import CONTENT  # noqa: E402
 from notifications.models import Notification  # noqa: E402
 from notifications.services import notify  # noqa: E402
@@ -85,6 +84,7 @@ def handle(command: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    # Django's database calls on a thread of their own, not on the event loop's.
-    ready = {"ready": True, "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"]}
-    asyncio.run(serve_commands(lambda command: asyncio.to_thread(handle, command), ready))
+    # A plain loop: notify() on the main thread, as a view calls it (the profile's main thread).
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:  # an error ends the process: the run stops with its log
+        print(json.dumps(handle(json.loads(line))), flush=True)
