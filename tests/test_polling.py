@@ -77,3 +77,19 @@ def test_news_is_a_200_with_a_new_etag(client, alice):
     services.notify(alice, "news")
     response = client.get(COUNT, HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 200 and response["ETag"] != etag
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        '"\u0663-a-b"',
+        '"1\x00-a-b"',
+        '"' + "9" * 5000 + '-a-b"',
+        ", ".join(['"1-a-b"'] * 2000),
+        "W/",
+    ],
+    ids=["arabic-indic-digit", "nul", "5000-digits", "2000-etags", "empty-weak"],
+)
+def test_an_if_none_match_that_names_no_one_is_answered_in_full(client, sent):
+    response = client.get(COUNT, HTTP_IF_NONE_MATCH=sent)
+    assert response.status_code == 200 and "unread_count" in response.json()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -67,11 +68,18 @@ def in_memory() -> bool:
     groups live in one process's memory, so it reaches only the sockets of the process that
     sends. Every part of the app that cares asks here, the system checks included."""
     config = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
-    try:
-        backend = import_string(config.get("BACKEND", ""))
-    except ImportError:
-        return False
+    backend = _layer_class(config.get("BACKEND", ""))
     return isinstance(backend, type) and issubclass(backend, InMemoryChannelLayer)
+
+
+@functools.cache
+def _layer_class(path: str) -> Any:
+    """The class a ``BACKEND`` path names, imported once per path (node.lose_shard asks for every
+    socket); None when it cannot be imported."""
+    try:
+        return import_string(path)
+    except ImportError:
+        return None
 
 
 def user_group(user_id: int) -> str:
