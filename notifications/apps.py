@@ -13,6 +13,7 @@ class NotificationsConfig(AppConfig):
         # Here, not above: these import models, which the app registry loads after this module.
         from . import checks
         from .api import credentials
+        from .email import tasks as email_tasks
         from .realtime import receivers, revocation
 
         del checks  # imported for its @register side effect
@@ -23,4 +24,7 @@ class NotificationsConfig(AppConfig):
         )
         signals.notifications_changed.connect(
             receivers.push_changed, dispatch_uid="notifications.push_changed"
+        )
+        signals.notification_sent.connect(
+            email_tasks.schedule_sent, dispatch_uid="notifications.email_scheduled"
         )

@@ -31,6 +31,7 @@ AUTH_USERS = f"{ROOT}:auth:user:"  # api/credentials.py: a user's session auth h
 AUTH_TOKENS = f"{ROOT}:auth:token:"  # api/credentials.py: a DRF token's user, by the key's sha256
 THROTTLES = f"{ROOT}:throttle:"  # api/throttling.py: a rate window's count, by scope and user
 TICKETS = f"{ROOT}:ticket:"  # realtime/tickets.py: a WebSocket ticket, by its sha256
+EMAIL_SCHEDULE = f"{ROOT}:email:next"  # email/tasks.py: when the next email task is due to run
 # Straight in the cache's Redis (realtime/presence.py, the socket registry), each after what the
 # cache's make_key(ROOT) gives, so under its KEY_PREFIX and VERSION too:
 REGISTRY_STATS = ":stats"  # the app's counters

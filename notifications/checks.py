@@ -14,6 +14,7 @@ from channels.security.websocket import OriginValidator
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from .auth import TicketAuthMiddleware
@@ -294,3 +295,50 @@ def check_shared_registry(app_configs: Any = None, **kwargs: Any) -> list[Warnin
             id="notifications.W006",
         )
     ]
+
+
+@register()
+def check_email(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """What email digests need, once a project turns them on."""
+    from .conf import app_settings
+    from .email.tasks import deferring_problem
+
+    try:
+        enabled = app_settings.EMAIL_DIGESTS is True
+    except Exception:  # a NOTIFICATIONS that is no dict: E006 says so
+        return []
+    if not enabled:
+        return []
+    errors = []
+    if not app_settings.BASE_URL:
+        errors.append(
+            Error(
+                "EMAIL_DIGESTS is on but NOTIFICATIONS['BASE_URL'] is not set: the links in "
+                "emails need the site's address.",
+                hint="Set NOTIFICATIONS['BASE_URL'] = 'https://your.site'.",
+                id="notifications.E009",
+            )
+        )
+    problem = deferring_problem()
+    if problem:
+        errors.append(
+            Error(
+                f"EMAIL_DIGESTS is on but {problem}: digests are sent by a task that runs later.",
+                hint="Use the database backend: TASKS = {'default': {'BACKEND': "
+                "'django_tasks_db.DatabaseBackend'}}, add 'django_tasks_db' to INSTALLED_APPS "
+                "and run manage.py db_worker (or use RQ or another backend that can defer).",
+                id="notifications.E010",
+            )
+        )
+    try:
+        reverse("notifications-api:email-open", args=["x"])
+    except NoReverseMatch:
+        errors.append(
+            Error(
+                "EMAIL_DIGESTS is on but the links emails carry are not routed.",
+                hint='Include notifications.api.urls: path("api/notifications/", '
+                'include("notifications.api.urls")).',
+                id="notifications.E011",
+            )
+        )
+    return errors

@@ -32,6 +32,7 @@ SENDING = "Sending"
 RESUME = "Resume"
 SOCKETS = "WebSocket limits"
 PROCESSES = "Processes and Redis"
+EMAIL = "Email"
 
 
 def positive(*, whole: bool = False, zero_means_off: bool = False) -> Rule:
@@ -109,6 +110,39 @@ def parse_origin(value: str) -> Origin | None:
     if not host:
         return None
     return scheme, host, _DEFAULT_PORTS[scheme] if explicit_port is None else explicit_port
+
+
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "True or False"
+
+
+def base_url(value: Any) -> str | None:
+    ok = isinstance(value, str) and (
+        value == "" or parse_origin(value.rstrip("/")) is not None or _is_site_url(value)
+    )
+    return None if ok else "an http(s) URL such as 'https://example.com' (or '' for none)"
+
+
+def _is_site_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query
+
+
+def dotted_path(value: Any) -> str | None:
+    ok = value is None or isinstance(value, str) and re.fullmatch(r"[\w.]+\.\w+", value)
+    return None if ok else "None or the dotted path of a callable"
+
+
+def site_path(value: Any) -> str | None:
+    ok = isinstance(value, str) and value.startswith("/") and not value.startswith("//")
+    return None if ok else "a path on the site, starting with a single /"
+
+
+def levels(value: Any) -> str | None:
+    from .models import Level  # the models read these settings: import when checked
+
+    ok = isinstance(value, list | tuple) and all(level in Level.values for level in value)
+    return None if ok else f"a list of levels among {', '.join(Level.values)}"
 
 
 def text(value: Any) -> str | None:
@@ -403,6 +437,81 @@ class Settings:
         "the bearer token a Prometheus scraper sends to `api/notifications/metrics/` "
         "(`Authorization: Bearer ...`, at least 16 characters); `None`: only signed-in staff "
         "users may read the metrics ([deployment.md](deployment.md#observing-it))",
+    )
+
+    EMAIL_DIGESTS = Setting[bool](
+        False,
+        boolean,
+        EMAIL,
+        "email what users have not seen ([email.md](email.md)): needs `BASE_URL`, a `TASKS` "
+        "backend that can run a task later (the database backend and `manage.py db_worker`, or "
+        "RQ) and Django's email settings",
+    )
+    EMAIL_AFTER = Setting[timedelta](
+        900,
+        positive(),
+        EMAIL,
+        "seconds a notification must stay unseen (not seen in any tab, read or archived) "
+        "before it goes into an email digest",
+        key="EMAIL_AFTER_SECONDS",
+        convert=lambda seconds: timedelta(seconds=seconds),
+    )
+    EMAIL_DIGEST_WINDOW = Setting[timedelta](
+        3600,
+        positive(),
+        EMAIL,
+        "at most one digest per user in this many seconds (emails sent at once do not count)",
+        key="EMAIL_DIGEST_SECONDS",
+        convert=lambda seconds: timedelta(seconds=seconds),
+    )
+    EMAIL_NOW_LEVELS = Setting[list[str]](
+        [],
+        levels,
+        EMAIL,
+        'levels emailed at once instead of waiting for a digest (`["error"]`, say)',
+        convert=list,
+    )
+    EMAIL_NOW_CATEGORIES = Setting[list[str]](
+        [],
+        texts,
+        EMAIL,
+        'categories emailed at once instead of waiting for a digest (`["security"]`, say)',
+        convert=list,
+    )
+    BASE_URL = Setting[str](
+        "",
+        base_url,
+        EMAIL,
+        "the site's address (`https://example.com`), which the links in emails start with",
+        convert=lambda value: value.rstrip("/"),
+    )
+    PREFERENCES_PATH = Setting[str](
+        "/#notifications-preferences",
+        site_path,
+        EMAIL,
+        "where an email's preferences link points, after `BASE_URL`: by default any page with "
+        "the widget, which opens its preferences at this fragment",
+    )
+    EMAIL_FROM = Setting[str | None](
+        None,
+        optional(text),
+        EMAIL,
+        "the digests' `From`; `None`: `DEFAULT_FROM_EMAIL`",
+    )
+    EMAIL_LANGUAGE = Setting[str | None](
+        None,
+        dotted_path,
+        EMAIL,
+        "the dotted path of a function `(user) -> language code or None` that says which "
+        "language a user's emails are written in; `None`: the user's `language` attribute if it "
+        "has one among `LANGUAGES`, else `LANGUAGE_CODE`",
+    )
+    EMAIL_BATCH_SIZE = Setting[int](
+        100,
+        positive(whole=True),
+        EMAIL,
+        "emails one task claims and sends over one connection to the mail server; more due "
+        "users than this start another task at once, which another worker can take",
     )
 
 

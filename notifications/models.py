@@ -49,6 +49,21 @@ def is_category(value: Any) -> bool:
     )
 
 
+class Email(models.TextChoices):
+    """Whether and how a notification goes out by email (see notifications/email/)."""
+
+    NONE = "", _("in-app only")
+    DIGEST = "digest", _("in a digest, if still unseen")
+    NOW = "now", _("at once")
+
+
+class Channel(models.TextChoices):
+    """Where a notification reaches its user: what a mute applies to."""
+
+    IN_APP = "in_app", _("in-app")
+    EMAIL = "email", _("email")
+
+
 class Counts(TypedDict):
     unread_count: int
     unseen_count: int
@@ -126,6 +141,12 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     def unarchived(self) -> NotificationQuerySet:
         return self.filter(archived_at__isnull=True)
+
+    def awaiting_email(self) -> NotificationQuerySet:
+        """Meant for email, in no digest yet, and still unseen, unread and unarchived: what a
+        digest would carry (the ``notif_email_due`` index holds exactly these)."""
+        pending = self.filter(email_due_at__isnull=False, digest__isnull=True)
+        return pending.not_seen().not_read().unarchived().live()
 
     def up_to(self, last_id: int | None) -> NotificationQuerySet:
         """Only what existed up to ``last_id``: makes "mark all" race-safe against new arrivals."""
@@ -373,6 +394,20 @@ class Notification(models.Model):
     group_key = models.CharField(_("group key"), max_length=200, blank=True, default="")
     group_count = models.PositiveIntegerField(_("group count"), default=1)
     actors = models.JSONField(_("latest actors"), default=list, blank=True)
+    # Email: how it goes out, from when (null: never), and the digest that carried it (null: not
+    # yet). A digest's claim sets ``digest`` in one UPDATE that only matches rows without one.
+    email = models.CharField(
+        _("email"), max_length=8, choices=Email.choices, blank=True, default=Email.NONE
+    )
+    email_due_at = models.DateTimeField(_("email due at"), null=True, blank=True)
+    digest = models.ForeignKey(
+        "Digest",
+        on_delete=models.RESTRICT,  # a digest goes only with its user (and so its rows)
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("email"),
+    )
 
     objects = NotificationQuerySet.as_manager()
 
@@ -411,6 +446,19 @@ class Notification(models.Model):
             models.Index(
                 fields=["expires_at"], condition=Q(expires_at__isnull=False), name="notif_expiry"
             ),
+            # Email: what waits for a digest, by when it is due. Seen, read or archived rows
+            # leave it, as do rows a digest carried.
+            models.Index(
+                fields=["email_due_at", "recipient"],
+                condition=Q(
+                    email_due_at__isnull=False,
+                    digest__isnull=True,
+                    seen_at__isnull=True,
+                    read_at__isnull=True,
+                    archived_at__isnull=True,
+                ),
+                name="notif_email_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -422,7 +470,8 @@ class Notification(models.Model):
 
 
 class Mute(models.Model):
-    """One thing a user chose not to be notified of: a category or a level.
+    """One thing a user chose not to be notified of on one channel: a category, a level, or
+    (``ALL``, email only) everything.
 
     A row per muted value (not a list in a JSON column) so that notify() can leave muted users
     out of its INSERT ... SELECT with a plain, indexed NOT IN on every database.
@@ -431,6 +480,7 @@ class Mute(models.Model):
     class Kind(models.TextChoices):
         CATEGORY = "category", _("category")
         LEVEL = "level", _("level")
+        ALL = "all", _("everything")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -439,15 +489,72 @@ class Mute(models.Model):
         verbose_name=_("user"),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    value = models.CharField(_("value"), max_length=CATEGORY_MAX_LENGTH)
+    value = models.CharField(_("value"), max_length=CATEGORY_MAX_LENGTH, blank=True)
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, default=Channel.IN_APP
+    )
 
     class Meta:
         verbose_name = _("muted category or level")
         verbose_name_plural = _("muted categories and levels")
         constraints = [
-            models.UniqueConstraint(fields=["user", "kind", "value"], name="notif_mute_unique")
+            models.UniqueConstraint(
+                fields=["user", "channel", "kind", "value"], name="notif_mute_unique_channel"
+            )
         ]
-        indexes = [models.Index(fields=["kind", "value", "user"], name="notif_mute_lookup")]
+        indexes = [
+            models.Index(fields=["channel", "kind", "value", "user"], name="notif_mute_channel")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user} mutes {self.kind} {self.value}"
+        return f"{self.user} mutes {self.kind} {self.value} ({self.channel})"
+
+
+class Digest(models.Model):
+    """One email to one user: the notifications it carries point at it.
+
+    Created when a worker claims the user's due notifications, ``sent_at`` set once the mail
+    server accepted it. While ``status`` is pending the claim holds until ``lease_until``; a
+    worker that died leaves it to the next one after that.
+    """
+
+    class Kind(models.TextChoices):
+        DIGEST = "digest", _("digest")
+        NOW = "now", _("at once")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENT = "sent", _("sent")
+        NO_ADDRESS = "no-address", _("skipped: no email address")
+        NOTHING_LEFT = "nothing-left", _("skipped: seen before it was sent")
+        FAILED = "failed", _("failed")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_digests",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    created_at = models.DateTimeField(_("created at"))
+    lease_until = models.DateTimeField(_("claimed until"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("email digest")
+        verbose_name_plural = _("email digests")
+        indexes = [
+            # The window: a user's latest digest.
+            models.Index(fields=["user", "created_at"], name="notif_digest_user"),
+            # Claims a dead worker left behind.
+            models.Index(
+                fields=["lease_until"], condition=Q(status="pending"), name="notif_digest_lease"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.user} ({self.get_status_display()})"

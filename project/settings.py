@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI as static files: /api/docs/ works offline
+    "django_tasks_db",  # the email digests' task queue, in the database (manage.py db_worker)
     "notifications",
     "project",
 ]
@@ -118,6 +119,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Email digests run as tasks; the database backend is the embedded default (`make demo` runs its
+# worker, manage.py db_worker, beside daphne).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {

@@ -35,6 +35,8 @@ def test_preferences_round_trip(api, settings):
         "muted_categories": [],
         "muted_levels": [],
         "unmutable_categories": ["security"],
+        "channels": {"email": {"enabled": True, "muted_categories": [], "muted_levels": []}},
+        "email_available": False,
     }
     body = {"muted_categories": ["marketing", "digest"], "muted_levels": ["info"]}
     response = api.put(PREFS, body, format="json")

@@ -74,6 +74,36 @@ class StrictSlugField(serializers.SlugField):
         return super().to_internal_value(data)
 
 
+class ChannelPreferencesSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False, help_text="false: nothing on this channel")
+    muted_categories = serializers.ListField(
+        child=StrictSlugField(max_length=CATEGORY_MAX_LENGTH),
+        max_length=100,
+        required=False,
+        help_text="category slugs not sent on this channel",
+    )
+    muted_levels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Level.choices), max_length=4, required=False
+    )
+
+    def to_internal_value(self, data: object) -> object:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be an object")
+        return super().to_internal_value(data)
+
+
+class ChannelsSerializer(serializers.Serializer):
+    email = ChannelPreferencesSerializer(required=False)
+
+    def to_internal_value(self, data: object) -> object:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be an object")
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(f"unknown channel: {unknown[0]!r:.40}")
+        return super().to_internal_value(data)
+
+
 class PreferencesSerializer(serializers.Serializer):
     muted_categories = serializers.ListField(
         child=StrictSlugField(max_length=CATEGORY_MAX_LENGTH),
@@ -86,5 +116,12 @@ class PreferencesSerializer(serializers.Serializer):
     unmutable_categories = serializers.ListField(
         child=serializers.CharField(),
         read_only=True,
-        help_text="categories this project does not let users mute",
+        help_text="categories this project does not let users mute in-app",
+    )
+    channels = ChannelsSerializer(
+        required=False,
+        help_text="per channel besides in-app (email): left out of a PUT, left as it is",
+    )
+    email_available = serializers.BooleanField(
+        read_only=True, help_text="whether this site sends email at all (EMAIL_DIGESTS)"
     )

@@ -193,11 +193,13 @@ class NotificationViewSet(
     # JSON only: a form cannot say "an empty list", which is how one unmutes everything.
     @action(detail=False, methods=["get", "put"], parser_classes=[JSONParser])
     def preferences(self, request: Request) -> Response:
-        """What the user muted. ``PUT`` replaces it; muting a category the project declares
-        unmutable is a 400."""
+        """What the user muted, in-app and per channel (email). ``PUT`` replaces it (a channel
+        left out is left as it is); muting in-app a category the project declares unmutable is
+        a 400."""
         if request.method == "PUT":
             body = PreferencesSerializer(data=request.data)
-            body.is_valid(raise_exception=True)
+            if not body.is_valid():
+                raise ValidationError(_dotted(body.errors))
             try:
                 services.set_preferences(request.user, **body.validated_data)
             except ValueError as error:
@@ -207,6 +209,7 @@ class NotificationViewSet(
             {
                 **services.preferences(request.user),
                 "unmutable_categories": app_settings.UNMUTABLE_CATEGORIES,
+                "email_available": app_settings.EMAIL_DIGESTS,
             }
         )
 
@@ -240,6 +243,17 @@ class NotificationViewSet(
                 "expires_in": app_settings.TICKET_TTL_SECONDS,
             }
         )
+
+
+def _dotted(errors: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested serializer's errors with dotted keys (``channels.email.enabled``): the error
+    shape the schema declares is one level deep."""
+    if not isinstance(errors, dict):
+        return {prefix: errors}
+    flat: dict[str, Any] = {}
+    for key, value in errors.items():
+        flat.update(_dotted(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def _credential_of(request: Request) -> Credential | None:

@@ -11,7 +11,7 @@ commit. Import from here: the modules' other names are the package's own.
 
 from .batch import NotificationBatch
 from .outbox import Change
-from .preferences import preferences, set_preferences
+from .preferences import mute_email, preferences, set_preferences
 from .sending import anotify, audience, notify, validate_content, without_muted
 from .state import (
     archive,
@@ -30,6 +30,7 @@ __all__ = [
     "audience",
     "preferences",
     "set_preferences",
+    "mute_email",
     "mark_read",
     "mark_all_read",
     "mark_unread",

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..models import Level, Mute, Notification, id_list, is_category
+from ..models import Channel, Email, Level, Mute, Notification, id_list, is_category
 from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
@@ -42,6 +42,7 @@ def notify(
     data: dict[str, Any] | None = None,
     group_key: str | None = None,
     expires_at: datetime | None = None,
+    email: str | None = None,
 ) -> NotificationBatch:
     """Send a notification to each of ``recipients``; return what was written.
 
@@ -55,6 +56,11 @@ def notify(
     With ``group_key``, a recipient who has an unread notification with the same key gets it
     replaced by this one (a new row, so a new id that resume and ``after`` cannot miss), which
     carries ``group_count`` (how many it stands for) and ``actors`` (the latest five).
+
+    ``email`` (with ``EMAIL_DIGESTS`` on): ``"digest"`` puts it in the recipient's next digest
+    if it is still unseen ``EMAIL_AFTER_SECONDS`` later, ``"now"`` emails it at once, ``"none"``
+    keeps it in-app; None decides by ``EMAIL_NOW_LEVELS`` and ``EMAIL_NOW_CATEGORIES``. Users
+    who turned email off for it get no email whatever this says.
     """
     prototype = validate_content(
         title,
@@ -67,6 +73,7 @@ def notify(
         data=data,
         group_key=group_key,
         expires_at=expires_at,
+        email=email,
     )
     users, expected_ids = _audience(recipients)
     using = DEFAULT_DB_ALIAS
@@ -217,6 +224,7 @@ def validate_content(
     data: Any = None,
     group_key: Any = None,
     expires_at: Any = None,
+    email: Any = None,
 ) -> Notification:
     """Check a notification's content exactly as :func:`notify` does, writing nothing.
 
@@ -245,7 +253,7 @@ def validate_content(
         raise ValueError(
             "category: a slug of at most 64 letters, digits, hyphens and underscores is required"
         )
-    _validate_url(url)
+    validate_url(url)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -277,7 +285,10 @@ def validate_content(
     if group_key is not None:
         _check_text("group_key", group_key)
 
+    email_mode, email_due_at = _email_plan(email, level, category)
     prototype = Notification(
+        email=email_mode,
+        email_due_at=email_due_at,
         expires_at=expires_at,
         group_key=group_key or "",
         title=title,
@@ -299,6 +310,28 @@ def validate_content(
         content_type = ContentType.objects.get_for_model(actor, for_concrete_model=False)
         prototype.actors = [object_ref(content_type.pk, str(actor.pk), actor)]
     return prototype
+
+
+EMAIL_CHOICES = ("none", "digest", "now")
+
+
+def _email_plan(email: Any, level: str, category: str) -> tuple[str, datetime | None]:
+    """How a notification goes out by email, and from when."""
+    if email is not None and email not in EMAIL_CHOICES:
+        raise ValueError(f"email: must be None or one of {', '.join(EMAIL_CHOICES)}")
+    if not app_settings.EMAIL_DIGESTS or email == "none":
+        return Email.NONE, None
+    now = timezone.now()
+    if email is None:
+        at_once = (
+            level in app_settings.EMAIL_NOW_LEVELS
+            or bool(category)
+            and category in app_settings.EMAIL_NOW_CATEGORIES
+        )
+        email = "now" if at_once else "digest"
+    if email == "now":
+        return Email.NOW, now
+    return Email.DIGEST, now + app_settings.EMAIL_AFTER
 
 
 # What no database stores as text (PostgreSQL refuses NUL, and UTF-8 has no encoding for half a
@@ -329,7 +362,8 @@ def _check_data_text(data: dict[str, Any]) -> None:
             pending.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
 
 
-def _validate_url(url: Any) -> None:
+def validate_url(url: Any) -> None:
+    """Raise ``ValueError`` unless ``url`` is one ``notify()`` accepts ("" included)."""
     if not isinstance(url, str):
         raise ValueError("url: must be a string")
     if not url:
@@ -362,8 +396,8 @@ def audience(recipients: Any, *, category: str = "", level: str = Level.INFO) ->
 
 
 def without_muted(users: models.QuerySet, *, category: str, level: str) -> models.QuerySet:
-    """``users`` less those who muted ``category`` or ``level``: a NOT IN on the mutes' index,
-    inside the same query, so a send stays one statement however large the audience.
+    """``users`` less those who muted ``category`` or ``level`` in-app: a NOT IN on the mutes'
+    index, inside the same query, so a send stays one statement however large the audience.
 
     A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
     (recorded before it became unmutable) nor a mute of the level silences it."""
@@ -372,7 +406,8 @@ def without_muted(users: models.QuerySet, *, category: str, level: str) -> model
     muted = Q(kind=Mute.Kind.LEVEL, value=level)
     if category:
         muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
-    return users.exclude(pk__in=Mute.objects.filter(muted).values("user_id"))
+    in_app = Mute.objects.filter(muted, channel=Channel.IN_APP)
+    return users.exclude(pk__in=in_app.values("user_id"))
 
 
 def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
@@ -422,6 +457,8 @@ _COLUMNS = (
     "group_key",
     "group_count",
     "actors",
+    "email",
+    "email_due_at",
 )
 
 
