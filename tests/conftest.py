@@ -8,7 +8,10 @@ from django.contrib.auth import get_user_model
 
 from tests.redis_keys import PREFIX, delete_keys
 
-pytest_plugins = ["tests.live"]  # the daphne fixtures of the end-to-end and browser tests
+pytest_plugins = [
+    "tests.live",  # the daphne fixtures of the end-to-end and browser tests
+    "tests.smtp",  # a real SMTP server for the email tests
+]
 
 # CI sets this so that a test needing Redis (or another service) fails instead of skipping.
 REQUIRE_SERVICES = os.environ.get("NOTIFICATIONS_REQUIRE_SERVICES") == "1"
