@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 
 from ..conf import app_settings
 from ..models import Channel, Digest, Email, Mute, Notification, id_list
@@ -97,7 +97,7 @@ def _claim_due(now: datetime, limit: int, using: str) -> list[int]:
     return ids
 
 
-def _email_mutes(using: str) -> object:
+def _email_mutes(using: str) -> QuerySet[Mute]:
     """The mutes that keep the outer notification out of email: its user's, on the email
     channel, of everything, of its category, or of its level."""
     return Mute.objects.using(using).filter(
@@ -114,7 +114,7 @@ def _lock(using: str) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql":
         sql = "SELECT pg_advisory_xact_lock(%s)"
-        params: tuple[object, ...] = (_LOCK_KEY,)
+        params: tuple[int, ...] = (_LOCK_KEY,)
     elif connection.vendor == "sqlite":
         # Django's SQLite transactions are deferred: writing (nothing) takes the write lock now,
         # so a second claim waits here for the first to commit instead of reading beside it.
@@ -149,9 +149,16 @@ def record(outcome: Outcome, now: datetime, using: str = DEFAULT_DB_ALIAS) -> No
         if ids:
             digests.filter(pk__in=id_list(ids, using)).update(status=status, sent_at=now)
     if outcome.retry:
-        digests.filter(pk__in=id_list(outcome.retry, using)).update(
-            lease_until=now + RETRY_AFTER * F("attempts")
-        )
+        # The pause grows with the attempts: one UPDATE per attempt count (at most MAX_ATTEMPTS).
+        by_attempts: dict[int, list[int]] = {}
+        for pk, attempts in digests.filter(pk__in=id_list(outcome.retry, using)).values_list(
+            "pk", "attempts"
+        ):
+            by_attempts.setdefault(attempts, []).append(pk)
+        for attempts, ids in by_attempts.items():
+            digests.filter(pk__in=id_list(ids, using)).update(
+                lease_until=now + RETRY_AFTER * attempts
+            )
 
 
 def next_due(now: datetime, using: str = DEFAULT_DB_ALIAS) -> datetime | None:

@@ -9,8 +9,10 @@ import smtplib
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import cast
 
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Count, F, Min, Window
 from django.db.models.functions import RowNumber
@@ -99,7 +101,7 @@ def _unrecorded(outcome: claims.Outcome, digests: list[Digest]) -> list[int]:
 
 
 def _send_one(
-    connection: object,
+    connection: BaseEmailBackend,
     digest: Digest,
     address: str,
     shown: list[Notification],
@@ -157,5 +159,5 @@ def _contents(
     )
     shown: dict[int, list[Notification]] = defaultdict(list)
     for row in rows:
-        shown[row.digest_id].append(row)
+        shown[cast(int, row.digest_id)].append(row)
     return shown, totals

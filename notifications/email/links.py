@@ -52,10 +52,7 @@ def read_unsubscribe(token: str) -> tuple[int, str]:
     """(user id, category or "") an unsubscribe link is for. Raises ``signing.BadSignature``."""
     value = signing.loads(token, salt=_UNSUBSCRIBE)
     if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and _is_id(value[0])
-        and is_category(value[1])
+        isinstance(value, list) and len(value) == 2 and _is_id(value[0]) and is_category(value[1])
     ):
         raise signing.BadSignature("not an unsubscribe token")
     return value[0], value[1]

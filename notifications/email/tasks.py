@@ -30,7 +30,7 @@ from . import claims, delivery
 try:  # Django 6
     from django.tasks import task, task_backends
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import task, task_backends  # type: ignore[no-redef]
+    from django_tasks import task, task_backends  # type: ignore[no-redef,assignment]
 
 logger = logging.getLogger("notifications.email")
 

@@ -70,7 +70,9 @@ def set_preferences(
                 wanted["muted_categories"], f"{field}.muted_categories", unmutable=()
             )
         if "muted_levels" in wanted:
-            replace[name, Mute.Kind.LEVEL] = _levels(wanted["muted_levels"], f"{field}.muted_levels")
+            replace[name, Mute.Kind.LEVEL] = _levels(
+                wanted["muted_levels"], f"{field}.muted_levels"
+            )
         if "enabled" in wanted:
             if not isinstance(wanted["enabled"], bool):
                 raise ValueError(f"{field}.enabled: must be true or false")
