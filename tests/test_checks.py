@@ -100,6 +100,20 @@ def test_redis_core_layer_without_socket_timeout_warns(settings):
         {"WEBSOCKET_ORIGINS": ["example.com"]},
         {"THROTTLE_RATES": {"read": "5/minute"}},
         {"THROTTLE_RATES": {"ticket": "5 per minute"}},
+        {"EMAIL_DIGESTS": 1},
+        {"EMAIL_AFTER_SECONDS": 0},
+        {"EMAIL_DIGEST_SECONDS": "3600"},
+        {"EMAIL_NOW_LEVELS": ["fatal"]},
+        {"EMAIL_NOW_LEVELS": "error"},
+        {"EMAIL_NOW_CATEGORIES": [""]},
+        {"BASE_URL": "example.com"},
+        {"BASE_URL": "ftp://example.com"},
+        {"BASE_URL": "https://example.com/?next=1"},
+        {"PREFERENCES_PATH": "//evil.example/"},
+        {"PREFERENCES_PATH": "settings"},
+        {"EMAIL_LANGUAGE": "not a path"},
+        {"EMAIL_BATCH_SIZE": 0},
+        {"EMAIL_FROM": ""},
     ],
 )
 def test_bad_values(settings, value):
@@ -118,6 +132,11 @@ def test_bad_values(settings, value):
         {"RETENTION_DAYS": None},
         {"WEBSOCKET_ORIGINS": ("https://example.com", "http://localhost:8000")},
         {"THROTTLE_RATES": {"ticket": None}},
+        {"BASE_URL": "https://example.com/"},
+        {"BASE_URL": "http://127.0.0.1:8000"},
+        {"BASE_URL": "https://example.com/app"},
+        {"EMAIL_NOW_LEVELS": ["error", "warning"]},
+        {"EMAIL_LANGUAGE": "project.languages.of"},
     ],
 )
 def test_good_values(settings, value):
@@ -226,3 +245,43 @@ def test_a_rest_only_project_needs_no_channel_layer(settings):
     settings.ASGI_APPLICATION = None
     settings.CHANNEL_LAYERS = {}
     assert ids() == ["notifications.W001"]  # no E001: nothing is routed, nothing to push to
+
+
+EMAIL_ON = {"EMAIL_DIGESTS": True, "BASE_URL": "https://example.com"}
+
+
+def test_email_digests_pass_with_what_they_need(settings):
+    settings.NOTIFICATIONS = EMAIL_ON
+    assert ids() == []
+
+
+def test_email_digests_need_a_base_url(settings):
+    settings.NOTIFICATIONS = {"EMAIL_DIGESTS": True}
+    assert ids() == ["notifications.E009"]
+
+
+def test_email_digests_need_a_task_backend_that_defers(settings):
+    settings.NOTIFICATIONS = EMAIL_ON
+    settings.TASKS = {"default": {"BACKEND": _immediate_backend()}}
+    assert ids() == ["notifications.E010"]
+
+
+def _immediate_backend() -> str:
+    try:
+        import django.tasks  # noqa: F401
+
+        return "django.tasks.backends.immediate.ImmediateBackend"
+    except ImportError:
+        return "django_tasks.backends.immediate.ImmediateBackend"
+
+
+def test_email_digests_need_their_links_routed(settings):
+    settings.NOTIFICATIONS = EMAIL_ON
+    settings.ROOT_URLCONF = "tests.urls_without_api"
+    assert "notifications.E011" in ids()
+
+
+def test_email_checks_stay_quiet_while_email_is_off(settings):
+    settings.NOTIFICATIONS = {"EMAIL_DIGESTS": False}
+    settings.TASKS = {"default": {"BACKEND": _immediate_backend()}}
+    assert ids() == []

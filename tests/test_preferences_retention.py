@@ -217,3 +217,135 @@ def test_bad_older_than_is_a_clear_error(value):
 def test_read_only_without_an_age_is_an_error():
     with pytest.raises(CommandError, match="--read-only needs --older-than"):
         call_command("prune_notifications", "--read-only")
+
+
+# --- preferences per channel (email) -----------------------------------------------------------
+
+
+def test_email_preferences_round_trip_and_leave_in_app_alone(api, alice, settings):
+    settings.NOTIFICATIONS = {"UNMUTABLE_CATEGORIES": ["security"]}
+    api.put(PREFS, {"muted_categories": ["digest"], "muted_levels": []}, format="json")
+    body = {
+        "muted_categories": ["digest"],
+        "muted_levels": [],
+        "channels": {
+            "email": {"enabled": True, "muted_categories": ["security"], "muted_levels": ["info"]}
+        },
+    }
+    response = api.put(PREFS, body, format="json")
+    assert response.status_code == 200
+    assert response.json()["channels"] == {
+        "email": {"enabled": True, "muted_categories": ["security"], "muted_levels": ["info"]}
+    }
+    # An unmutable category may be muted for email; in-app it still reaches alice.
+    assert services.notify(alice, "Sign-in", category="security")
+    # A PUT without channels leaves them as they are; one channel key changes only itself.
+    api.put(PREFS, {"muted_categories": [], "muted_levels": []}, format="json")
+    api.put(
+        PREFS,
+        {"muted_categories": [], "muted_levels": [], "channels": {"email": {"enabled": False}}},
+        format="json",
+    )
+    assert api.get(PREFS).json()["channels"]["email"] == {
+        "enabled": False,
+        "muted_categories": ["security"],
+        "muted_levels": ["info"],
+    }
+    assert set(Mute.objects.filter(user=alice).values_list("channel", "kind", "value")) == {
+        ("email", "all", ""),
+        ("email", "category", "security"),
+        ("email", "level", "info"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("channels", "field"),
+    [
+        ({"email": {"enabled": "false"}}, "channels.email.enabled"),
+        ({"email": {"enabled": 0}}, "channels.email.enabled"),
+        ({"email": {"enabled": None}}, "channels.email.enabled"),
+        ({"email": {"muted_categories": ["not a slug"]}}, "channels.email.muted_categories"),
+        ({"email": {"muted_categories": ["a\x00b"]}}, "channels.email.muted_categories"),
+        ({"email": {"muted_categories": ["ä"]}}, "channels.email.muted_categories"),
+        ({"email": {"muted_categories": "comments"}}, "channels.email.muted_categories"),
+        ({"email": {"muted_categories": ["x"] * 101}}, "channels.email.muted_categories"),
+        ({"email": {"muted_levels": ["fatal"]}}, "channels.email.muted_levels"),
+        ({"email": {"muted_levels": [1]}}, "channels.email.muted_levels"),
+        ({"email": []}, "channels.email"),
+        ({"email": "off"}, "channels.email"),
+        ([], "channels"),
+        ("email", "channels"),
+        ({"email": {"muted_categories": [[[[[["deep"]]]]]]}}, "channels.email.muted_categories"),
+        ({"email": {"enabled": 10**400}}, "channels.email.enabled"),
+    ],
+)
+def test_bad_email_preferences_are_400_naming_the_field_and_change_nothing(api, channels, field):
+    good = {"muted_categories": [], "muted_levels": [], "channels": {"email": {"enabled": False}}}
+    api.put(PREFS, good, format="json")
+    body = {"muted_categories": [], "muted_levels": [], "channels": channels}
+    response = api.put(PREFS, body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json(), response.json()
+    assert api.get(PREFS).json()["channels"]["email"]["enabled"] is False
+
+
+def test_email_preferences_service_refuses_what_the_api_refuses(alice):
+    for channels, message in [
+        ({"push": {"enabled": False}}, "channels: 'push' is not a channel"),
+        ({"email": {"enabled": "no"}}, "channels.email.enabled: must be true or false"),
+        ({"email": {"muted_levels": ["fatal"]}}, "channels.email.muted_levels: must be among"),
+        ({"email": {"muted_categories": [""]}}, "channels.email.muted_categories: '' is not"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            services.set_preferences(alice, channels=channels)
+    assert not Mute.objects.filter(user=alice).exists()
+
+
+def test_mute_email_twice_is_one_mute(alice):
+    services.mute_email(alice, "comments")
+    services.mute_email(alice, "comments")
+    services.mute_email(alice, "")
+    assert services.preferences(alice)["channels"]["email"] == {
+        "enabled": False,
+        "muted_categories": ["comments"],
+        "muted_levels": [],
+    }
+
+
+def test_email_mutes_never_keep_a_notification_out_of_the_inbox(alice):
+    services.set_preferences(
+        alice, channels={"email": {"enabled": False, "muted_categories": ["comments"]}}
+    )
+    assert len(services.notify(alice, "Hi", category="comments")) == 1
+
+
+@pytest.mark.parametrize("email", ["never", "", "NOW", 1, True])
+def test_notify_refuses_an_unknown_email_choice(alice, email):
+    with pytest.raises(ValueError, match="^email: must be None or one of none, digest, now"):
+        services.notify(alice, "Hi", email=email)
+    assert not Notification.objects.exists()
+
+
+def test_what_notify_plans_for_email(alice, settings):
+    settings.NOTIFICATIONS = {
+        "EMAIL_DIGESTS": True,
+        "BASE_URL": "https://example.com",
+        "EMAIL_AFTER_SECONDS": 600,
+        "EMAIL_NOW_LEVELS": ["error"],
+        "EMAIL_NOW_CATEGORIES": ["security"],
+    }
+    before = timezone.now()
+
+    def plan(**options):
+        [row] = services.notify(alice, "Hi", **options)
+        row = Notification.objects.get(pk=row.pk)
+        return row.email, row.email_due_at
+
+    assert plan()[0] == "digest"
+    assert plan()[1] >= before + timedelta(seconds=600)
+    assert plan(level="error")[0] == "now"
+    assert plan(category="security")[0] == "now"
+    assert plan(level="error", email="digest")[0] == "digest"
+    assert plan(email="none") == ("", None)
+    settings.NOTIFICATIONS = {"EMAIL_DIGESTS": False}
+    assert plan(email="now") == ("", None)  # email is off for the site

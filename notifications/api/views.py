@@ -250,6 +250,8 @@ def _dotted(errors: Any, prefix: str = "") -> dict[str, Any]:
     shape the schema declares is one level deep."""
     if not isinstance(errors, dict):
         return {prefix: errors}
+    if errors and all(isinstance(key, int) for key in errors):  # a list's items, by index
+        return {prefix: [f"item {i}: {m}" for i, ms in sorted(errors.items()) for m in ms]}
     flat: dict[str, Any] = {}
     for key, value in errors.items():
         flat.update(_dotted(value, f"{prefix}.{key}" if prefix else str(key)))
