@@ -120,11 +120,25 @@ def _send_one(
         message.send()
     except smtplib.SMTPRecipientsRefused as refused:
         codes = [code for code, _ in refused.recipients.values()]
-        permanent = all(code >= 500 for code in codes)
-        logger.warning("email: %s refused (%s)", address, ", ".join(map(str, codes)))
-        (outcome.failed if permanent else outcome.retry).append(digest.pk)
+        _undelivered(digest, address, codes, outcome)
+        return
+    except smtplib.SMTPDataError as refused:  # this message refused; the session goes on
+        _undelivered(digest, address, [refused.smtp_code], outcome)
+        return
+    except (ValueError, smtplib.SMTPNotSupportedError) as error:
+        # An address no message can carry (a newline in it, a local part the server cannot
+        # take): this user's alone, never the batch's.
+        logger.warning("email: digest %s cannot go to %r (%s)", digest.pk, address, error)
+        outcome.failed.append(digest.pk)
         return
     outcome.sent.append(digest.pk)
+
+
+def _undelivered(digest: Digest, address: str, codes: list[int], outcome: claims.Outcome) -> None:
+    """The server refused this message: for good (5xx) or for now (4xx, tried again later)."""
+    permanent = all(code >= 500 for code in codes)
+    logger.warning("email: %s refused (%s)", address, ", ".join(map(str, codes)))
+    (outcome.failed if permanent else outcome.retry).append(digest.pk)
 
 
 def _contents(
