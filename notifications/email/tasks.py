@@ -38,7 +38,12 @@ logger = logging.getLogger("notifications.email")
 @task()
 def send_due_emails() -> dict[str, int | bool]:
     """Send one batch of due emails, then schedule the next run."""
-    report = delivery.send_batch()
+    try:
+        report = delivery.send_batch()
+    except Exception:
+        # The database went away, say: the chain of runs must not end with this one.
+        schedule(timezone.now() + claims.RETRY_AFTER)
+        raise
     now = timezone.now()
     schedule(now if report.full else claims.next_due(now))
     return report.as_dict()
