@@ -6,6 +6,12 @@
 - ``CHANNEL_LAYER``: ``pubsub`` (default) or ``core``, which channels-redis layer to use.
 - ``EVENT_LOG``: ``1`` prints the app's event log (a line per connect, push, resume...:
   ``notifications.events``, docs/deployment.md); by default the demo prints warnings only.
+- ``BASE_URL``: where the demo is served, which the links in emails start with (``make demo``
+  sets it from HOST and PORT).
+- ``EMAIL_HOST`` / ``EMAIL_PORT``: an SMTP server for the email digests; without ``EMAIL_HOST``
+  they are written to files in ``EMAIL_FILE_PATH`` (default ``sent-emails/`` beside manage.py),
+  which the demo's /outbox/ page shows.
+- ``EMAIL_AFTER_SECONDS`` / ``EMAIL_DIGEST_SECONDS``: the digests' timings, short in the demo.
 """
 
 import os
@@ -123,6 +129,29 @@ else:
 # Email digests run as tasks; the database backend is the embedded default (`make demo` runs its
 # worker, manage.py db_worker, beside daphne).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Email digests (docs/email.md): a notification left unseen for EMAIL_AFTER_SECONDS is emailed,
+# errors and security notices at once. The demo's timings are short so that a visitor sees a
+# digest within a minute or two (the app's defaults are 15 minutes and an hour).
+NOTIFICATIONS = {
+    "EMAIL_DIGESTS": True,
+    "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:8000"),
+    "EMAIL_AFTER_SECONDS": float(os.environ.get("EMAIL_AFTER_SECONDS", "60")),
+    "EMAIL_DIGEST_SECONDS": float(os.environ.get("EMAIL_DIGEST_SECONDS", "300")),
+    "EMAIL_NOW_LEVELS": ["error"],
+    "EMAIL_NOW_CATEGORIES": ["security"],
+    "EMAIL_LANGUAGE": "project.languages.email_language",
+}
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+else:
+    # No mail server needed: each connection's messages go to a file there (git-ignored).
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = Path(os.environ.get("EMAIL_FILE_PATH", BASE_DIR / "sent-emails"))
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", "Live notifications demo <notifications@example.com>"
+)
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {

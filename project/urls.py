@@ -8,6 +8,8 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("send-test/", views.send_test, name="send-test"),
+    path("outbox/", views.outbox_page, name="outbox"),
+    path("outbox/<str:file>/<int:number>/", views.outbox_page, name="outbox-message"),
     path("login/", views.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

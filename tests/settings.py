@@ -18,8 +18,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
+# The app's defaults, not the demo's (which emails digests): a test that wants emails opts in.
 # The daphne processes of the end-to-end tests take NOTIFICATIONS from the environment.
-if os.environ.get("TEST_NOTIFICATIONS"):
-    NOTIFICATIONS = json.loads(os.environ["TEST_NOTIFICATIONS"])
+NOTIFICATIONS = json.loads(os.environ.get("TEST_NOTIFICATIONS") or "{}")
+# Never the demo's folder of sent emails in the checkout (the test process uses locmem anyway;
+# this is for the servers it starts).
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # With REDIS_URL, every key in Redis starts with the run's prefix (tests/redis_keys.py).
 prefixed(globals().get("CACHES", {}), CHANNEL_LAYERS)

@@ -1,6 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
+from django.utils.translation import get_language_info
+
+from project.languages import EMAIL_LANGUAGES
 
 USERS = [
     # username, password, staff
@@ -28,6 +31,7 @@ class Command(BaseCommand):
             if created:
                 user.set_password(password)
                 user.is_staff = user.is_superuser = staff
+            if created or not user.email:  # databases seeded before the demo sent emails too
                 user.email = f"{username}@example.com"
                 user.save()
             if not staff:
@@ -35,4 +39,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo logins ({options['url'].rstrip('/')}/login/):")
         for username, password, staff in USERS:
             role = "superuser" if staff else "user"
-            self.stdout.write(f"  {username:<6} / {password:<11} ({role})")
+            language = EMAIL_LANGUAGES.get(username)
+            language = f", emails in {get_language_info(language)['name']}" if language else ""
+            self.stdout.write(
+                f"  {username:<6} / {password:<11} ({role}; {username}@example.com{language})"
+            )
