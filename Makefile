@@ -3,6 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where the links in the demo's emails point.
+BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: demo test install lint bench clean
 
@@ -15,10 +17,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# The email task worker runs in the background, where sh ignores Ctrl-C for it: it is stopped
+# when daphne ends (Ctrl-C), its output beside daphne's.
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop), with the email task worker beside it"
+	export BASE_URL=$(BASE_URL); \
+	$(BIN)/python manage.py db_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
+	trap 'exit 130' INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 
 test: install
@@ -34,7 +42,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 .pytest_cache
+	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 .pytest_cache sent-emails
 
 # Quality gates (CI runs them too: .ci/run).
 .PHONY: typecheck coverage coverage-run coverage-report dist install-test
