@@ -13,6 +13,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.module_loading import import_string
+from django.utils.text import Truncator
 
 from ..conf import app_settings
 from ..models import Digest, Notification
@@ -25,6 +26,8 @@ HTML_TEMPLATE = "notifications/email/digest.html"
 
 # Notifications listed in one email; the rest are counted ("and 12 more").
 SHOWN = 20
+# Characters of a body shown (the plain text's, as the HTML's truncatechars).
+BODY_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Item:
     count: int  # how many it stands for (a group)
     created_at: Any
     link: str  # marks it read and seen, then goes to its url
+
+    @property
+    def text_body(self) -> str:
+        """The body as the plain text shows it: shortened, each line indented under the title."""
+        return "\n".join(
+            f"  {line}" for line in Truncator(self.body).chars(BODY_CHARS).splitlines()
+        )
 
 
 def language_for(user: Any) -> str:
