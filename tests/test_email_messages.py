@@ -119,6 +119,8 @@ def test_a_digest_has_a_plain_text_and_an_html_part_each_listing_every_notificat
     assert "Bob wrote:<br>looks good" in html
     assert "Thank you for <b>paying</b>." in text
     assert "* New comment\n  Bob wrote:\n  looks good\n  http://testserver/" in text
+    # The footer after the signature delimiter of RFC 3676 ("-- "), which clients grey out.
+    assert "\n-- \nChoose what you are emailed about: http://testserver/#notif" in text
     # Newest first.
     assert html.index("New comment") < html.index("Invoice paid")
 
@@ -244,18 +246,35 @@ def test_a_german_reader_gets_a_german_digest(smtp_server, make_user):
         assert "You have" not in part
 
 
-def test_a_german_digest_of_one_notification_uses_the_singular(smtp_server, make_user):
-    dieter = make_user("dieter", email="dieter@example.com")
-    services.notify(dieter, "Einzeln", category="billing")
-    for number in range(20):
-        services.notify(dieter, f"Noch eine {number}", category="billing")
+@pytest.mark.parametrize(
+    ("username", "more", "subject", "counted", "stop"),
+    [
+        (
+            "dieter",
+            1,
+            "21 neue Benachrichtigungen",
+            "Und 1 weitere.",
+            "Keine E-Mails mehr zu „billing“",
+        ),
+        ("francoise", 1, "21 nouvelles notifications", "Et 1 autre.", "sur « billing »"),
+        ("francoise", 2, "22 nouvelles notifications", "Et 2 autres.", "sur « billing »"),
+        ("alice", 1, "21 new notifications", "And 1 more.", 'Stop emails about "billing"'),
+    ],
+)
+def test_plural_forms_in_each_language(
+    smtp_server, make_user, username, more, subject, counted, stop
+):
+    reader = make_user(username, email=f"{username}@example.com")
+    for number in range(20 + more):
+        services.notify(reader, f"Notification {number}", category="billing")
 
     send()
 
     [message] = smtp_server.messages
-    for part in (html_of(message), text_of(message)):
-        assert "Und 1 weitere." in part
-        assert "Keine E-Mails mehr zu „billing“" in part
+    assert message["Subject"] == subject
+    assert counted in text_of(message)
+    assert counted in html_of(message)
+    assert stop in text_of(message)
 
 
 def test_a_french_reader_gets_a_french_digest(smtp_server, make_user):
