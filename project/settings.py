@@ -8,9 +8,10 @@
   ``notifications.events``, docs/deployment.md); by default the demo prints warnings only.
 - ``BASE_URL``: where the demo is served, which the links in emails start with (``make demo``
   sets it from HOST and PORT).
-- ``EMAIL_HOST`` / ``EMAIL_PORT``: an SMTP server for the email digests; without ``EMAIL_HOST``
-  they are written to files in ``EMAIL_FILE_PATH`` (default ``sent-emails/`` beside manage.py),
-  which the demo's /outbox/ page shows.
+- ``EMAIL_HOST`` / ``EMAIL_PORT`` (and ``EMAIL_HOST_USER``, ``EMAIL_HOST_PASSWORD``,
+  ``EMAIL_USE_TLS=1``): an SMTP server for the email digests; without ``EMAIL_HOST`` they are
+  written to files in ``EMAIL_FILE_PATH`` (default ``sent-emails/`` beside manage.py), which
+  the demo's /outbox/ page shows.
 - ``EMAIL_AFTER_SECONDS`` / ``EMAIL_DIGEST_SECONDS``: the digests' timings, short in the demo.
 """
 
@@ -145,6 +146,9 @@ NOTIFICATIONS = {
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 if EMAIL_HOST:
     EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS") == "1"  # STARTTLS, as on port 587
 else:
     # No mail server needed: each connection's messages go to a file there (git-ignored).
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
