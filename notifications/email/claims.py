@@ -31,7 +31,7 @@ _LOCK_KEY = 0x6E6F7466  # "notf": the advisory lock's key on PostgreSQL
 
 def claim(now: datetime, limit: int, using: str = DEFAULT_DB_ALIAS) -> list[int]:
     """Claim up to ``limit`` digests to send: those a dead worker left, then new ones for the
-    users whose notifications are due at ``now``. Returns their ids. At most seven queries."""
+    users whose notifications are due at ``now``. Returns their ids. At most eight queries."""
     with transaction.atomic(using=using):
         _lock(using)
         digests = Digest.objects.using(using)
@@ -48,7 +48,9 @@ def claim(now: datetime, limit: int, using: str = DEFAULT_DB_ALIAS) -> list[int]
             digests.filter(pk__in=retried).update(
                 lease_until=now + LEASE, attempts=F("attempts") + 1
             )
-        room = limit - len(abandoned)
+        # Those given up take no place: the batch fills up with new ones (else it would come
+        # back short, not full, and users due now would wait for the next run's reason to run).
+        room = limit - len(retried)
         return retried + (_claim_due(now, room, using) if room > 0 else [])
 
 

@@ -47,7 +47,8 @@ def send_batch(
     """Claim up to ``limit`` (``EMAIL_BATCH_SIZE``) due digests and send them. The queries do
     not grow with the batch: the claim, the users, the rows shown, their counts, the rows'
     actors and targets (one per model), and one UPDATE per kind of outcome."""
-    now = now or timezone.now()
+    started = timezone.now()
+    now = now or started
     limit = limit or app_settings.EMAIL_BATCH_SIZE
     ids = claims.claim(now, limit, using)
     report = Report(claimed=len(ids), full=len(ids) >= limit)
@@ -80,7 +81,9 @@ def send_batch(
             connection.close()
         except Exception:  # closing a dead connection: nothing to lose
             logger.debug("email: closing the connection failed", exc_info=True)
-        claims.record(outcome, timezone.now(), using)
+        # On the batch's clock (``now``), moved on by the time sending took: a retry's pause
+        # then counts from the moment the claim was made, whatever ``now`` the caller gave.
+        claims.record(outcome, now + (timezone.now() - started), using)
     report.sent = len(outcome.sent)
     report.no_address = len(outcome.no_address)
     report.nothing_left = len(outcome.nothing_left)
