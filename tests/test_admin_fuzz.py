@@ -6,11 +6,12 @@ percent-encoded), regex and SQL syntax, dates that do not exist, wrong types. Tw
 
 - a sweep: every parameter a changelist reads (its filters, the date hierarchy, search,
   ordering, paging) and every lookup a URL may name on the model's fields, each with every one
-  of ``SHARP`` values, on both changelists (Notification and Mute); and each of those values
+  of ``SHARP`` values, on every changelist (Notification, Mute, Digest); and each of those values
   as the id of an object's change, delete and history pages, and as the selection of each
   action;
-- hypothesis: combinations of them, the send page's ``?users=`` link, and the send form's fields,
-  ``MAX_EXAMPLES`` cases a test, derandomized so that CI is repeatable.
+- hypothesis: combinations of them, the send page's ``?users=`` link, and the send form's fields
+  (with EMAIL_DIGESTS off and on: then the form has a channel choice), ``MAX_EXAMPLES`` cases a
+  test, derandomized so that CI is repeatable.
 
 Each request runs as a superuser in a savepoint rolled back afterwards, on whichever database
 the suite runs on (CI: PostgreSQL and SQLite). The answer must be a page (200), a redirect within
@@ -27,11 +28,12 @@ import pytest
 from django.core.signals import got_request_exception
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notifications import services
-from notifications.models import Mute
+from notifications.models import Digest, Mute, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +49,7 @@ FUZZ = settings(
 CHANGELISTS = {
     "notification": "/admin/notifications/notification/",
     "mute": "/admin/notifications/mute/",
+    "digest": "/admin/notifications/digest/",
 }
 SEND_URL = "/admin/notifications/notification/send/"
 
@@ -127,11 +130,16 @@ KEYS = {
         "created_at__lt", "created_at__isnull", "created_at__year", "created_at__month",
         "created_at__day", "recipient", "recipient__id__exact", "recipient__username",
         "title__regex", "title__startswith", "body__icontains", "data", "data__contains",
-        "data__has_key", "actors__contains", "group_count__gte", "expires_at__lte",
+        "data__has_key", "actors__contains", "group_count__gte", "expires_at__lte", "emailed",
+        "digest__id__exact", "digest", "digest__status", "email", "email_due_at__lte",
     ],
     "mute": COMMON_KEYS + [
         "kind__exact", "kind", "user", "user__id__exact", "user__username", "value",
-        "value__regex",
+        "value__regex", "channel__exact", "channel",
+    ],
+    "digest": COMMON_KEYS + [
+        "status__exact", "status", "kind__exact", "kind", "user", "user__id__exact",
+        "user__username", "sent_at__gte", "created_at__year", "attempts__gt", "notifications",
     ],
 }  # fmt: skip
 
@@ -149,6 +157,12 @@ def admin_client(make_user):
     services.notify([root, alice], "Hello", category="news")
     services.notify(alice, "Later", level="warning", data={"k": [1, "v"]}, group_key="g")
     Mute.objects.create(user=alice, kind=Mute.Kind.CATEGORY, value="news")
+    Mute.objects.create(user=alice, kind=Mute.Kind.ALL, channel="email")
+    now = timezone.now()
+    digest = Digest.objects.create(
+        user=alice, kind="digest", status="sent", created_at=now, lease_until=now, sent_at=now
+    )
+    Notification.objects.filter(recipient=alice, title="Hello").update(digest=digest)
     client = Client()
     client.force_login(root)
     return client
@@ -197,6 +211,8 @@ def test_an_objects_pages_and_the_actions_answer_each_hostile_id(admin_client, c
     """The change, delete and history pages of an "object" whose id is hostile, and each action
     (mark read, mark unread, delete, none, an unknown one) on a selection of such ids."""
     url = CHANGELISTS[changelist]
+    # Digests are a log: deleting one is forbidden to everyone, whatever the id.
+    answers = (200, 302, 400, 403, 404) if changelist == "digest" else (200, 302, 400, 404)
     failures = []
     for raw in [*SHARP, "0", "1"]:
         value = unquote(raw, errors="surrogateescape").encode("utf-8", "surrogateescape")
@@ -210,7 +226,9 @@ def test_an_objects_pages_and_the_actions_answer_each_hostile_id(admin_client, c
                 requests.append(("POST", url, form))
         for method, target, form in requests:
             try:
-                assert answered(admin_client, method, target, form) in (200, 302, 400, 404)
+                answer = answered(admin_client, method, target, form)
+                assert answer in answers
+                assert answer != 403 or "/delete/" in target
             except AssertionError as error:
                 failures.append(f"{method} {target[:100]} {form or ''}: {str(error)[-600:]}")
     assert not failures, "\n".join(failures[:5])
@@ -251,14 +269,18 @@ SEND_FORM = st.fixed_dictionaries(
         "category": st.one_of(st.just(""), FORM_VALUE),
         "url": st.one_of(st.just(""), st.just("/x/"), FORM_VALUE),
         "confirmed": st.one_of(st.just(""), FORM_VALUE),
+        # The channel choice (EMAIL_DIGESTS on; with it off the field is not there).
+        "email": st.one_of(st.sampled_from(["", "none", "digest", "now"]), FORM_VALUE),
     },
     optional={"_preview": st.just("1"), "_send": st.just("1"), "_edit": st.just("1")},
 )
 
 
+@pytest.mark.parametrize("email_digests", [False, True], ids=["email off", "email on"])
 @FUZZ
 @given(form=SEND_FORM)
-def test_the_send_form_answers_any_values(admin_client, form):
+def test_the_send_form_answers_any_values(admin_client, settings, email_digests, form):
+    settings.NOTIFICATIONS = {"EMAIL_DIGESTS": email_digests, "BASE_URL": "https://example.com"}
     body = urlencode(
         [
             (name, item.encode("utf-8", "surrogateescape"))
@@ -266,5 +288,4 @@ def test_the_send_form_answers_any_values(admin_client, form):
             for item in (value if isinstance(value, list) else [value])
         ]
     )
-    print("DBG", form["audience"][:10], form["users"], form["groups"])
     assert answered(admin_client, "POST", SEND_URL, body) in (200, 302)

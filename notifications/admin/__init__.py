@@ -25,18 +25,21 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections, models, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import services
 from ..conf import app_settings
-from ..models import Mute, Notification, NotificationQuerySet
+from ..models import Digest, Mute, Notification, NotificationQuerySet
 from . import forms
 from .changelist import CheckedChangelistAdmin
 from .forms import CONTENT_FIELDS, SendNotificationForm
@@ -130,6 +133,33 @@ class CategoryFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EmailedFilter(admin.SimpleListFilter):
+    """Emailed (a digest carrying it was sent), waiting (a digest is being sent, or one will carry
+    it once due if it stays unseen) or not (never meant for email, seen first, or not sent)."""
+
+    title = _("emailed")
+    parameter_name = "emailed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("yes", _("Yes")), ("waiting", _("Waiting")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        notifications = cast(NotificationQuerySet, queryset)
+        # The rows a digest will carry, through the notif_email_due index.
+        awaiting = Notification.objects.awaiting_email().values("pk")
+        if self.value() == "yes":
+            return notifications.filter(digest__status=Digest.Status.SENT)
+        if self.value() == "waiting":
+            return notifications.filter(
+                models.Q(digest__status=Digest.Status.PENDING) | models.Q(pk__in=awaiting)
+            )
+        if self.value() == "no":
+            return notifications.exclude(
+                digest__status__in=[Digest.Status.SENT, Digest.Status.PENDING]
+            ).exclude(pk__in=awaiting)
+        return queryset
+
+
 def date_levels(cl: ChangeList) -> dict[str, Any]:
     """The date hierarchy's links, as Django's ``{% date_hierarchy %}`` gives them, in at most two
     index lookups.
@@ -213,12 +243,14 @@ def date_levels(cl: ChangeList) -> dict[str, Any]:
 
 @admin.register(Notification)
 class NotificationAdmin(CheckedChangelistAdmin):
-    list_display = ["title", "recipient", "level", "category", "is_read", "sent"]
-    list_select_related = ["recipient"]
-    list_filter = ["level", CategoryFilter, ReadStateFilter, "created_at"]
+    list_display = ["title", "recipient", "level", "category", "is_read", "sent", "emailed"]
+    # The digest in the same query: the "emailed" column reads its status and sent_at.
+    list_select_related = ["recipient", "digest"]
+    list_filter = ["level", CategoryFilter, ReadStateFilter, EmailedFilter, "created_at"]
     date_hierarchy = "created_at"
-    # One user's notifications, along the recipient index (docs/admin.md).
-    link_lookups = {"recipient__id__exact": get_user_model}
+    # One user's notifications, along the recipient index (docs/admin.md); what one digest
+    # carried, along the digest's (the digest admin links there).
+    link_lookups = {"recipient__id__exact": get_user_model, "digest__id__exact": lambda: Digest}
     search_fields = ["title", "=recipient__username"]
     search_help_text = _(
         "Titles containing the text, or the notifications of the user with exactly this "
@@ -238,7 +270,9 @@ class NotificationAdmin(CheckedChangelistAdmin):
         ),
         (_("State"), {"fields": ["created_at", "read_at", "seen_at", "archived_at", "expires_at"]}),
         (_("Grouping"), {"fields": ["group_key", "group_count", "actors"]}),
+        (_("Email"), {"fields": ["email", "email_due_at", "digest_status", "digest_sent_at"]}),
     ]
+    readonly_fields = ["digest_status", "digest_sent_at"]
     actions = ["mark_read", "mark_unread"]
     # Only the primary key orders cheaply on a large table.
     sortable_by = ["sent"]
@@ -255,6 +289,40 @@ class NotificationAdmin(CheckedChangelistAdmin):
     @admin.display(description=_("sent"), ordering="pk")
     def sent(self, notification: Notification) -> Any:
         return notification.created_at
+
+    @admin.display(description=_("emailed"), empty_value="—")
+    def emailed(self, notification: Notification) -> Any:
+        """When the digest carrying it was sent, or why not (a value of the row and its
+        select_related digest: no query)."""
+        digest = notification.digest
+        if digest is None:
+            return _("waiting") if _awaits_email(notification) else None
+        if digest.status == Digest.Status.SENT:
+            return digest.sent_at
+        return {
+            Digest.Status.PENDING: _("pending"),
+            Digest.Status.NO_ADDRESS: _("not sent: no address"),
+            Digest.Status.FAILED: _("failed"),
+        }.get(Digest.Status(digest.status))
+
+    @admin.display(description=_("digest status"))
+    def digest_status(self, notification: Notification) -> Any:
+        digest = notification.digest
+        if digest is None:
+            return _("waiting") if _awaits_email(notification) else None
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:notifications_digest_change", args=[digest.pk]),
+            digest.get_status_display(),
+        )
+
+    @admin.display(description=_("email sent at"))
+    def digest_sent_at(self, notification: Notification) -> Any:
+        sent_at = notification.digest.sent_at if notification.digest else None
+        if sent_at is None:
+            return None
+        # A read-only field computed here is shown as str() would: format it as a column is.
+        return formats.localize(timezone.template_localtime(sent_at))
 
     # Rows are written only through services, which push what changed: the send page replaces
     # "add", and an edited title or recipient would never reach the sockets, so the form is
@@ -390,6 +458,8 @@ class NotificationAdmin(CheckedChangelistAdmin):
             (_("Recipients"), {"fields": ["audience", "users", "groups"]}),
             (_("Notification"), {"fields": list(CONTENT_FIELDS)}),
         ]
+        if "email" in form.fields:  # EMAIL_DIGESTS is on
+            fieldsets.append((_("Delivery"), {"fields": ["email"]}))
         errors = helpers.AdminErrorList(form, [])  # type: ignore[arg-type]
         if not form.is_bound:  # the errors of a link's ?users= (see SendNotificationForm)
             errors.extend(form.errors.values())  # type: ignore[arg-type]  # as Django does
@@ -410,6 +480,18 @@ class NotificationAdmin(CheckedChangelistAdmin):
         if confirm:
             context["confirmation_token"] = form.confirmation_token()
         return TemplateResponse(request, "admin/notifications/notification/send.html", context)
+
+
+def _awaits_email(notification: Notification) -> bool:
+    """Whether a digest will carry it once due: ``awaiting_email()``, asked of one row."""
+    return (
+        notification.email_due_at is not None
+        and notification.digest_id is None
+        and notification.seen_at is None
+        and notification.read_at is None
+        and notification.archived_at is None
+        and (notification.expires_at is None or notification.expires_at > timezone.now())
+    )
 
 
 def _ids_by_recipient(rows: Iterable[tuple[int, int]]) -> Iterable[tuple[int, list[int]]]:
@@ -469,9 +551,60 @@ class MuteAdmin(CheckedChangelistAdmin):
     """What users muted: one row per muted category or level (they choose, through the API and
     the widget; staff can see and correct it here)."""
 
-    list_display = ["user", "kind", "value"]
-    list_filter = ["kind"]
+    list_display = ["user", "channel", "kind", "value"]
+    list_filter = ["channel", "kind"]
     link_lookups = {"user__id__exact": get_user_model}
     search_fields = ["value", "user__username"]
     autocomplete_fields = ["user"]
     list_select_related = ["user"]
+
+
+@admin.register(Digest)
+class DigestAdmin(CheckedChangelistAdmin):
+    """What was emailed to whom, and what was not (and why): a log, read-only for everyone.
+    Digests are written by the workers that send them (notifications/email/)."""
+
+    list_display = ["user", "kind", "status", "created_at", "sent_at", "attempts",
+                    "notification_count"]  # fmt: skip
+    list_filter = ["status", "kind"]
+    list_select_related = ["user"]
+    link_lookups = {"user__id__exact": get_user_model}
+    search_fields = ["=user__username"]
+    search_help_text = _("The digests of the user with exactly this username.")
+    fields = readonly_fields = ("user", "kind", "status", "created_at", "lease_until",
+                                "attempts", "sent_at", "notification_count")  # fmt: skip
+    actions = None
+    ordering = ["-pk"]
+    sortable_by = ()  # only the primary key orders cheaply
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        # A correlated subquery, run for the page's rows only (a join and GROUP BY would count
+        # every digest's rows before the page is cut), along the digest_id index.
+        carried = (
+            Notification.objects.filter(digest=OuterRef("pk"))
+            .order_by()
+            .values("digest")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(carried=Coalesce(Subquery(carried), 0))
+
+    @admin.display(description=_("notifications"))
+    def notification_count(self, digest: Digest) -> Any:
+        url = reverse("admin:notifications_notification_changelist")
+        count = getattr(digest, "carried", None)
+        if count is None:  # a digest not read through get_queryset()
+            count = digest.notifications.count()
+        return format_html('<a href="{}?digest__id__exact={}">{}</a>', url, digest.pk, count)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import services
 from ..conf import app_settings
-from ..models import Level, Notification, id_list
+from ..models import Email, Level, Notification, id_list
 from ..protocol import MAX_ID
 from ..users import active_users
 
@@ -37,6 +37,20 @@ CONTENT_FIELDS = ("title", "body", "level", "category", "url")
 # What stands in for a faulted field while the others are checked (see _validate_content).
 _STAND_INS = {"title": "-", "body": "", "level": Level.INFO, "category": "", "url": ""}
 _CONFIRM_SALT = "notifications.admin.forms.SendNotificationForm.confirm"
+# notify()'s ``email`` argument, shown only with EMAIL_DIGESTS on ("": None, the site decides).
+EMAIL_CHOICES = [
+    ("", _("As the site decides")),
+    ("none", _("In-app only")),
+    ("digest", _("In-app, and email if still unseen (digest)")),
+    ("now", _("In-app and email at once")),
+]
+# What a notification's ``email`` (as validate_content() resolved the choice) means, in the
+# choices' words.
+CHANNELS = {
+    Email.NONE: EMAIL_CHOICES[1][1],
+    Email.DIGEST: EMAIL_CHOICES[2][1],
+    Email.NOW: EMAIL_CHOICES[3][1],
+}
 # The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
 # common proxies accept in a request line.
 MAX_USERS_IN_URL = 500
@@ -153,6 +167,19 @@ class SendNotificationForm(forms.Form):
         required=False,
         help_text=_("Where the notification leads: http(s)://… or a path on this site (/…)."),
     )
+    # Removed in __init__ unless EMAIL_DIGESTS is on: then the page is as it was without email.
+    email = forms.ChoiceField(
+        label=_("Channels"),
+        choices=EMAIL_CHOICES,
+        required=False,
+        initial="",
+        widget=forms.RadioSelect,
+        help_text=_(
+            "As the site decides: email at once for the levels and categories the site sends "
+            "at once (EMAIL_NOW_LEVELS, EMAIL_NOW_CATEGORIES), otherwise in a digest if still "
+            "unseen. Users who turned email off get none."
+        ),
+    )
     # Proof that this exact send was shown for confirmation (see confirmation_token()).
     confirmed = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -175,7 +202,9 @@ class SendNotificationForm(forms.Form):
             required=False,
             widget=UserAutocomplete(Notification._meta.get_field("recipient"), site),
         )
-        self.order_fields(["audience", "users", "groups", *CONTENT_FIELDS])
+        if not app_settings.EMAIL_DIGESTS:
+            del self.fields["email"]
+        self.order_fields(["audience", "users", "groups", *CONTENT_FIELDS, "email"])
         self.notification: Notification | None = None
         self.recipient_count: int | None = None
         self._query_errors: list[ValidationError] = []
@@ -208,7 +237,21 @@ class SendNotificationForm(forms.Form):
     @property
     def content(self) -> dict[str, Any]:
         """The keyword arguments of notify() other than the recipients."""
-        return {name: self.cleaned_data.get(name, "") for name in CONTENT_FIELDS}
+        content = {name: self.cleaned_data.get(name, "") for name in CONTENT_FIELDS}
+        if "email" in self.fields:
+            content["email"] = self.cleaned_data.get("email") or None
+        return content
+
+    @property
+    def channels(self) -> str | None:
+        """Where the notification goes, in words (None: the page offers no choice)."""
+        if "email" not in self.fields or self.notification is None:
+            return None
+        # validate_content() resolved the site's choice as notify() will.
+        channels = str(CHANNELS[Email(self.notification.email)])
+        if self.content["email"] is None:
+            return _("As the site decides: %(channels)s") % {"channels": channels}
+        return channels
 
     def recipients(self) -> models.QuerySet:
         """The recipients as one QuerySet of users (not yet evaluated)."""
@@ -238,7 +281,7 @@ class SendNotificationForm(forms.Form):
         makes the token stale, so what is sent is what was confirmed."""
         kind = self.cleaned_data["audience"]
         chosen = self.cleaned_data.get(kind, []) if kind in (USERS, GROUPS) else []
-        data = json.dumps([kind, chosen, [self.content[name] for name in CONTENT_FIELDS]])
+        data = json.dumps([kind, chosen, list(self.content.values())])
         return salted_hmac(_CONFIRM_SALT, data, algorithm="sha256").hexdigest()
 
     def _check_audience(self) -> None:
