@@ -61,7 +61,8 @@ def send_batch(
     outcome = claims.Outcome([], [], [], [], [])
     connection = mail.get_connection(fail_silently=False)
     try:
-        connection.open()
+        # What needs no mail server first: with the server down these are still recorded.
+        sendable = []
         for digest in digests:
             total, category = totals.get(digest.pk, (0, ""))
             address = messages.address_of(digest.user)
@@ -70,7 +71,11 @@ def send_batch(
             elif not address:
                 outcome.no_address.append(digest.pk)
             else:
-                _send_one(connection, digest, address, shown[digest.pk], total, category, outcome)
+                sendable.append((digest, address, total, category))
+        if sendable:
+            connection.open()
+        for digest, address, total, category in sendable:
+            _send_one(connection, digest, address, shown[digest.pk], total, category, outcome)
     except Exception:
         # The connection is gone (the server went away, or never answered): the rest waits.
         unsent = _unrecorded(outcome, digests)
