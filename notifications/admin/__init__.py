@@ -35,7 +35,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import services
 from ..conf import app_settings
@@ -141,7 +141,11 @@ class EmailedFilter(admin.SimpleListFilter):
     parameter_name = "emailed"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [("yes", _("Yes")), ("waiting", _("Waiting")), ("no", _("No"))]
+        return [
+            ("yes", pgettext_lazy("emailed", "Yes")),
+            ("waiting", pgettext_lazy("emailed", "Waiting")),
+            ("no", pgettext_lazy("emailed", "No")),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
         notifications = cast(NotificationQuerySet, queryset)
@@ -296,20 +300,16 @@ class NotificationAdmin(CheckedChangelistAdmin):
         select_related digest: no query)."""
         digest = notification.digest
         if digest is None:
-            return _("waiting") if _awaits_email(notification) else None
+            return _WAITING if _awaits_email(notification) else None
         if digest.status == Digest.Status.SENT:
             return digest.sent_at
-        return {
-            Digest.Status.PENDING: _("pending"),
-            Digest.Status.NO_ADDRESS: _("not sent: no address"),
-            Digest.Status.FAILED: _("failed"),
-        }.get(Digest.Status(digest.status))
+        return _EMAILED.get(Digest.Status(digest.status))
 
     @admin.display(description=_("digest status"))
     def digest_status(self, notification: Notification) -> Any:
         digest = notification.digest
         if digest is None:
-            return _("waiting") if _awaits_email(notification) else None
+            return _WAITING if _awaits_email(notification) else None
         return format_html(
             '<a href="{}">{}</a>',
             reverse("admin:notifications_digest_change", args=[digest.pk]),
@@ -322,7 +322,7 @@ class NotificationAdmin(CheckedChangelistAdmin):
         if sent_at is None:
             return None
         # A read-only field computed here is shown as str() would: format it as a column is.
-        return formats.localize(timezone.template_localtime(sent_at))
+        return formats.localize(timezone.localtime(sent_at))
 
     # Rows are written only through services, which push what changed: the send page replaces
     # "add", and an edited title or recipient would never reach the sockets, so the form is
@@ -480,6 +480,15 @@ class NotificationAdmin(CheckedChangelistAdmin):
         if confirm:
             context["confirmation_token"] = form.confirmation_token()
         return TemplateResponse(request, "admin/notifications/notification/send.html", context)
+
+
+# The "emailed" column's words for a digest that was not sent (yet); "sent" shows when.
+_EMAILED = {
+    Digest.Status.PENDING: pgettext_lazy("emailed", "pending"),
+    Digest.Status.NO_ADDRESS: pgettext_lazy("emailed", "not sent: no address"),
+    Digest.Status.FAILED: pgettext_lazy("emailed", "failed"),
+}
+_WAITING = pgettext_lazy("emailed", "waiting")
 
 
 def _awaits_email(notification: Notification) -> bool:
