@@ -99,8 +99,8 @@ def serve(settings):
 
 
 def due_users(count: int, name: str = "reader", *, email: bool = True) -> list:
-    """``count`` users with an email address, each with two notifications due now (one with an
-    actor and a target, as the batch's queries fetch those)."""
+    """``count`` users (with an email address unless ``email`` is False), each with two
+    notifications due now: one with an actor, one with a target (a batch fetches both)."""
     user_model = get_user_model()
     author = user_model.objects.create_user(f"{name}-author", password="pw")
     users = user_model.objects.bulk_create(
@@ -212,7 +212,7 @@ def test_two_workers_at_once_send_each_digest_once(settings, smtp_server):
     settings.NOTIFICATIONS = {**EMAIL_ON, "EMAIL_BATCH_SIZE": 10}
     users = due_users(300)
     # Both begin claiming at the same moment, once Django is loaded in each.
-    env = worker_env(settings, smtp_server, TEST_START_AT=str(time.time() + 3))
+    env = worker_env(settings, smtp_server, TEST_START_AT=str(time.time() + 5))
     workers = [start_worker(env, "send_email_digests") for _ in range(2)]
     outputs = [finish(worker) for worker in workers]
 
@@ -354,7 +354,7 @@ def test_the_database_worker_sends_the_digest_and_schedules_the_next_run(setting
     alice_due = Notification.objects.get(recipient=alice).email_due_at
     assert task.task_path == TASK
     assert task.run_after == alice_due
-    assert timedelta(seconds=1) <= task.run_after - before < timedelta(seconds=2)
+    assert timedelta(seconds=1) <= task.run_after - before < timedelta(seconds=5)  # a loaded CI
     # Something else waits, due after the run already scheduled: no second run for it.
     settings.NOTIFICATIONS = {**EMAIL_ON, "EMAIL_AFTER_SECONDS": 3600}
     services.notify(bob, "Later")
