@@ -62,7 +62,10 @@ def widget_strings() -> dict[str, Any]:
         "preferencesLoadFailed": gettext("Your preferences could not be loaded."),
         "preferencesSaved": gettext("Your preferences were saved."),
         "saving": gettext("Saving…"),
-        "cannotMute": gettext("Always sent: this site does not let you mute it."),
+        "cannotMute": pgettext(
+            "notification preferences",
+            "Always shown in the app: this site does not let you mute it.",
+        ),
         "levels": {level.value: str(level.label) for level in Level},
         "states": {
             "connecting": gettext("Connecting…"),

@@ -634,7 +634,7 @@ async def test_axe_finds_no_accessibility_violation(open_widget, alice, axe_scri
         assert len(result["passes"]) > 20, "axe ran its rules"
 
         await page.get_by_role("button", name="Preferences").click()  # and the preferences view
-        await expect(page.get_by_role("checkbox", name="Warning")).to_be_visible()
+        await expect(switch(page, "Warning")).to_be_visible()
         result = await page.evaluate(
             "axe.run(document.querySelector('.nw'), {resultTypes: ['violations']})"
         )
@@ -695,11 +695,15 @@ def preferences_view(page):
     return page.locator(".nw-prefs")
 
 
-async def checkbox_names(locator):
-    return [
-        await box.evaluate("(box) => box.labels[0].textContent.trim()")
-        for box in await locator.all()
-    ]
+def switch(where, name, channel="In-app"):
+    """The switch of a level or category (``name``) for a channel: named by its row's header and
+    its column's, as a screen reader reads the table."""
+    return where.get_by_role("switch", name=f"{name} {channel}", exact=True)
+
+
+async def row_headers(table):
+    """The levels or categories a table lists (its row headers' names, without their hints)."""
+    return await table.locator("tbody th .nw-prefs-label").all_text_contents()
 
 
 async def test_preferences_mute_a_category_and_a_level(open_widget, alice):
@@ -714,19 +718,28 @@ async def test_preferences_mute_a_category_and_a_level(open_widget, alice):
     await expect(button).to_have_attribute("aria-expanded", "true")
     view = preferences_view(page)
     await expect(view).to_have_attribute("id", await button.get_attribute("aria-controls"))
-    levels = view.get_by_role("group", name="Levels").get_by_role("checkbox")
-    categories = view.get_by_role("group", name="Categories").get_by_role("checkbox")
-    await expect(levels).to_have_count(4)
-    assert await checkbox_names(levels) == ["Info", "Success", "Warning", "Error"]
-    assert await checkbox_names(categories) == ["billing", "digest"]  # those of the notifications
+    levels = view.get_by_role("table", name="Levels")
+    categories = view.get_by_role("table", name="Categories")
+    await expect(levels.get_by_role("switch")).to_have_count(4)
+    assert await row_headers(levels) == ["Info", "Success", "Warning", "Error"]
+    assert await row_headers(categories) == ["billing", "digest"]  # those of the notifications
+    # This site sends no email (EMAIL_DIGESTS is off): in-app switches only.
+    await expect(categories.get_by_role("columnheader")).to_have_text(["Category", "In-app"])
+    await expect(view.get_by_role("switch", name="Never email me")).to_have_count(0)
     await expect(page.locator(".nw-list")).to_be_hidden()  # the view takes the list's place
+    for name in ("Info", "Error", "billing", "digest"):  # on: sent
+        await expect(switch(view, name)).to_be_checked()
 
-    await view.get_by_role("checkbox", name="billing").check()
-    await view.get_by_role("checkbox", name="Warning").check()
+    await switch(view, "billing").uncheck()
+    await switch(view, "Warning").uncheck()
+    sent = []
+    page.on("request", lambda r: r.method == "PUT" and sent.append(r.post_data_json))
     await view.get_by_role("button", name="Save").click()
     await expect(view.get_by_role("status")).to_have_text("Your preferences were saved.")
     answer = await (await page.request.get("/api/notifications/preferences/")).json()
     assert (answer["muted_categories"], answer["muted_levels"]) == (["billing"], ["warning"])
+    # Without email, the email channel is left as it is.
+    assert sent == [{"muted_categories": ["billing"], "muted_levels": ["warning"]}]
 
     await notify(alice, "A muted invoice", category="billing")
     await notify(alice, "A muted warning", level="warning")
@@ -738,9 +751,9 @@ async def test_preferences_mute_a_category_and_a_level(open_widget, alice):
     await button.click()  # closed, then opened again: read back from the server
     await expect(page.locator(".nw-list")).to_be_visible()
     await button.click()
-    await expect(view.get_by_role("checkbox", name="billing")).to_be_checked()
-    await expect(view.get_by_role("checkbox", name="Warning")).to_be_checked()
-    await expect(view.get_by_role("checkbox", name="digest")).not_to_be_checked()
+    await expect(switch(view, "billing")).not_to_be_checked()
+    await expect(switch(view, "Warning")).not_to_be_checked()
+    await expect(switch(view, "digest")).to_be_checked()
 
 
 async def test_preferences_show_what_cannot_be_muted_and_the_servers_refusal(open_widget, alice):
@@ -758,7 +771,7 @@ async def test_preferences_show_what_cannot_be_muted_and_the_servers_refusal(ope
                 status=400, json={"muted_categories": ["<b>'billing'</b> cannot be muted"]}
             )
 
-    # What {% notifications_widget categories="digest,security" %} adds, before the module runs.
+    # What {% notifications_widget categories="..." %} adds, before the module runs.
     await page.add_init_script(
         "document.addEventListener('readystatechange', () => document.readyState === 'interactive'"
         " && document.querySelector('[data-notifications-widget]')"
@@ -770,16 +783,17 @@ async def test_preferences_show_what_cannot_be_muted_and_the_servers_refusal(ope
     await page.locator(".nw-bell").click()
     await page.get_by_role("button", name="Preferences").click()
     view = preferences_view(page)
-    categories = view.get_by_role("group", name="Categories").get_by_role("checkbox")
-    await expect(categories).to_have_count(2)
-    assert await checkbox_names(categories) == ["digest", "security"]
-    security = view.get_by_role("checkbox", name="security")
+    categories = view.get_by_role("table", name="Categories")
+    await expect(categories.get_by_role("switch")).to_have_count(2)
+    assert await row_headers(categories) == ["digest", "security"]
+    security = switch(view, "security")
     await expect(security).to_be_disabled()
+    await expect(security).to_be_checked()  # always sent
     await expect(security).to_have_accessible_description(
-        "Always sent: this site does not let you mute it."
+        "Always shown in the app: this site does not let you mute it."
     )
 
-    await view.get_by_role("checkbox", name="digest").check()
+    await switch(view, "digest").uncheck()
     await view.get_by_role("button", name="Save").click()
     status = view.get_by_role("status")
     await expect(status).to_have_text("<b>'billing'</b> cannot be muted")  # as text
@@ -803,15 +817,13 @@ async def test_the_preferences_work_by_keyboard_alone(open_widget, alice):
     await page.keyboard.press("Enter")
     await expect(button).to_have_attribute("aria-expanded", "true")
     await expect(button).to_be_focused()
-    await expect(page.get_by_role("checkbox", name="billing")).to_be_visible()
+    await expect(switch(page, "billing")).to_be_visible()
 
-    names = []
-    for _ in range(5):  # the levels, then the categories
+    for name in ("Info", "Success", "Warning", "Error", "billing"):  # levels, then categories
         await page.keyboard.press("Tab")
-        names.append(await focused.evaluate("(box) => box.labels[0].textContent.trim()"))
-    assert names == ["Info", "Success", "Warning", "Error", "billing"]
+        await expect(focused).to_have_accessible_name(f"{name} In-app")
     await page.keyboard.press("Space")
-    await expect(focused).to_be_checked()
+    await expect(focused).not_to_be_checked()
     await page.keyboard.press("Tab")
     await expect(focused).to_have_text("Save")
     await page.keyboard.press("Enter")

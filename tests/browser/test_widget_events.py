@@ -17,7 +17,7 @@ from playwright.async_api import expect
 from notifications import services
 from notifications.models import Notification
 from tests.browser import test_widget
-from tests.browser.test_widget import connected, create, eventually, notify, widget
+from tests.browser.test_widget import connected, create, eventually, notify, switch, widget
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixture
@@ -212,12 +212,12 @@ async def test_every_documented_event_fires_once_per_change_in_each_tab(open_wid
     # Preferences saved in the follower tab: said in both, and shown in the leader tab's open
     # view; saved again unchanged in the leader tab: said nowhere.
     await leader.get_by_role("button", name="Preferences").click()
-    await expect(leader.get_by_role("checkbox", name="Warning")).not_to_be_checked()
+    await expect(switch(leader, "Warning")).to_be_checked()
     await follower.get_by_role("button", name="Preferences").click()
-    await follower.get_by_role("checkbox", name="Warning").check()
+    await switch(follower, "Warning").uncheck()
     await follower.get_by_role("button", name="Save").click()
     await expect(follower.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
-    await expect(leader.get_by_role("checkbox", name="Warning")).to_be_checked()
+    await expect(switch(leader, "Warning")).not_to_be_checked()
     await leader.get_by_role("button", name="Save").click()
     await expect(leader.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
     preferences = ("preferences", [], ["warning"])

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from playwright.async_api import expect
 
 from tests.browser import test_widget
-from tests.browser.test_widget import connected, create, notify
+from tests.browser.test_widget import connected, create, notify, switch
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixtures
@@ -242,7 +242,7 @@ async def test_a_page_that_styles_everything_cannot_change_the_widget(
         if view == "preferences":
             await page.evaluate("document.querySelector('link[href$=\"hostile.css\"]').remove()")
             await page.get_by_role("button", name="Preferences").click()
-            await expect(page.get_by_role("checkbox", name="billing")).to_be_visible()
+            await expect(switch(page, "billing")).to_be_visible()
             await page.locator(".nw-toast").hover()
         views[view] = await fingerprint(page)
         await page.evaluate(

@@ -14,7 +14,7 @@ from playwright.async_api import expect
 
 from notifications import services
 from tests.browser import test_widget
-from tests.browser.test_widget import connected, create, notify
+from tests.browser.test_widget import connected, create, notify, switch
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixtures
@@ -114,17 +114,17 @@ async def test_on_a_phone_the_panel_fits_the_screen_and_its_preferences_save(
     await page.screenshot(path=screenshots / f"phone-{width}.png")
 
     await page.get_by_role("button", name="Preferences").click()
-    billing = page.get_by_role("checkbox", name="billing")
+    billing = switch(page, "billing")
     await expect(billing).to_be_visible()
     assert await panel.evaluate(OUTSIDE) == []
-    await billing.check()
-    await page.get_by_role("checkbox", name="Warning").check()
+    await billing.uncheck()
+    await switch(page, "Warning").uncheck()
     await page.screenshot(path=screenshots / f"phone-{width}-preferences.png")
     save = page.get_by_role("button", name="Save")
     await save.click()  # a real click: Playwright fails it if anything covers the button
     await expect(page.locator(".nw-prefs-status")).to_have_text("Your preferences were saved.")
     saved = await database_sync_to_async(services.preferences)(alice)
-    assert saved == {"muted_categories": ["billing"], "muted_levels": ["warning"]}
+    assert (saved["muted_categories"], saved["muted_levels"]) == (["billing"], ["warning"])
 
 
 async def test_from_320_to_430_px_wide_the_open_panel_stays_on_the_screen(open_widget, alice):
@@ -138,7 +138,7 @@ async def test_from_320_to_430_px_wide_the_open_panel_stays_on_the_screen(open_w
         await expect(panel).to_be_visible()
         assert await outside_once_placed(panel) == [], width
     await page.get_by_role("button", name="Preferences").click()
-    await expect(page.get_by_role("checkbox", name="billing")).to_be_visible()
+    await expect(switch(page, "billing")).to_be_visible()
     assert await panel.evaluate(OUTSIDE) == []
 
 

@@ -111,16 +111,29 @@ export class NotificationsApi {
     return this.json(this.url("seen/"), { method: "POST", body: { up_to: upTo } });
   }
 
-  // {muted_categories, muted_levels, unmutable_categories}
+  // {muted_categories, muted_levels, unmutable_categories, channels: {email: {enabled,
+  // muted_categories, muted_levels}}, email_available}
   preferences() {
     return this.json(this.url("preferences/"));
   }
 
-  // Replaces both lists; a 400 (ApiError with `data`) names what the server refused.
-  savePreferences({ mutedCategories, mutedLevels }) {
-    return this.json(this.url("preferences/"), {
-      method: "PUT",
-      body: { muted_categories: mutedCategories, muted_levels: mutedLevels },
-    });
+  // Replaces both in-app lists, and each channel given (`{email: {enabled, mutedCategories,
+  // mutedLevels}}`; one left out is left as it is); a 400 (ApiError with `data`) names what the
+  // server refused.
+  savePreferences({ mutedCategories, mutedLevels, channels }) {
+    const body = { muted_categories: mutedCategories, muted_levels: mutedLevels };
+    if (channels) {
+      body.channels = Object.fromEntries(
+        Object.entries(channels).map(([name, channel]) => [
+          name,
+          {
+            enabled: channel.enabled,
+            muted_categories: channel.mutedCategories,
+            muted_levels: channel.mutedLevels,
+          },
+        ]),
+      );
+    }
+    return this.json(this.url("preferences/"), { method: "PUT", body });
   }
 }

@@ -18,6 +18,9 @@ import { WidgetView } from "./view.js";
 const TOASTS_KEY = "notifications-widget:toasts";
 const MAX_TOASTS_AT_ONCE = 3; // more arriving together make one summary toast
 const ACTION_STATES = { read: "read", unread: "unread", archive: "archived" };
+// The page's URL fragment that opens the preferences view: the link in emails
+// (NOTIFICATIONS["PREFERENCES_PATH"], docs/email.md).
+const PREFERENCES_FRAGMENT = "#notifications-preferences";
 
 // The markup comes in a declarative shadow root (<template shadowrootmode="open">), attached by
 // the HTML parser. Where it was not (a browser from before 2024, or markup added with innerHTML),
@@ -84,7 +87,10 @@ export class NotificationsWidget {
         ...this.knownCategories,
         ...this.inbox.list().map((notification) => notification.category),
       ],
-      onOpen: (open) => this.view.setPreferencesOpen(open),
+      onOpen: (open) => {
+        this.view.setPreferencesOpen(open);
+        if (!open) this.forgetPreferencesFragment();
+      },
       onSaved: (answer, before) => this.preferencesSaved(answer, before),
     });
     this.toasts = new Toasts(this.shadow.querySelector(".nw-toasts"), {
@@ -112,7 +118,27 @@ export class NotificationsWidget {
     this.tabs.post({ kind: "who-leads" });
     this.tabs.lead((role) => this.lead(role));
     this.clock = setInterval(() => this.view.refreshTimes(), 30_000);
+    window.addEventListener("hashchange", () => this.followFragment());
+    this.followFragment();
     return this;
+  }
+
+  // On a page opened from an email's link (or a link in the page) to #notifications-preferences:
+  // the preferences view, the focus on its title, once the first page is in (the view offers
+  // the categories of the notifications).
+  async followFragment() {
+    if (window.location.hash !== PREFERENCES_FRAGMENT) return;
+    this.open();
+    await this.ensureLoaded();
+    if (this.view.isOpen) this.preferences.open({ focus: true });
+  }
+
+  // Closed, the view drops the fragment that opened it, so that following the same link again
+  // (no hashchange for an unchanged fragment) opens it again. The page's history keeps its length.
+  forgetPreferencesFragment() {
+    if (window.location.hash !== PREFERENCES_FRAGMENT) return;
+    const { pathname, search } = window.location;
+    window.history.replaceState(window.history.state, "", pathname + search);
   }
 
   // --- public API (docs/widget.md) -------------------------------------------------------
@@ -502,15 +528,29 @@ export class NotificationsWidget {
 }
 
 function preferencesDetail(answer) {
-  return {
+  const detail = {
     mutedCategories: [...answer.muted_categories],
     mutedLevels: [...answer.muted_levels],
   };
+  const email = answer.channels?.email;
+  if (email) {
+    detail.email = {
+      enabled: email.enabled,
+      mutedCategories: [...email.muted_categories],
+      mutedLevels: [...email.muted_levels],
+    };
+  }
+  return detail;
 }
 
 function samePreferences(a, b) {
   const same = (x = [], y = []) => [...x].sort().join("\n") === [...y].sort().join("\n");
+  const [x, y] = [a.channels?.email ?? {}, b.channels?.email ?? {}];
   return (
-    same(a.muted_categories, b.muted_categories) && same(a.muted_levels, b.muted_levels)
+    same(a.muted_categories, b.muted_categories) &&
+    same(a.muted_levels, b.muted_levels) &&
+    x.enabled === y.enabled &&
+    same(x.muted_categories, y.muted_categories) &&
+    same(x.muted_levels, y.muted_levels)
   );
 }

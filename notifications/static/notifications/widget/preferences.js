@@ -1,11 +1,18 @@
-// The preferences view in the panel: what the user mutes, by level and by category, saved with
-// `PUT preferences/` (docs/api.md). A WAI-ARIA disclosure: the "Preferences" button has
-// aria-expanded and aria-controls, and the view comes right after it in the tab order. Escape in
-// it closes it and puts the focus back on the button.
+// The preferences view in the panel: where each level and category reaches the user (in the
+// app, and by email where the site sends email), saved with `PUT preferences/` (docs/api.md).
+// A WAI-ARIA disclosure: the "Preferences" button has aria-expanded and aria-controls, and the
+// view comes right after it in the tab order. Escape in it closes it and puts the focus back on
+// the button.
 //
-// The API lists no categories, so the view offers those the user muted, those the project does
-// not let anyone mute (shown disabled, with why), the categories of the loaded notifications and
-// those the page names (`{% notifications_widget categories="..." %}`).
+// Two tables (levels, categories): a row header, then a switch per channel, named by its row and
+// column headers ("billing In-app"), so that a screen reader reads "category, in-app, email".
+// A switch that is on means "sent"; the API speaks of what is muted. "Never email me" turns the
+// email channel off as a whole: the email column then shows what it would send, disabled.
+//
+// The API lists no categories, so the view offers those the user muted (in any channel), those
+// the project does not let anyone mute in-app (locked on, with why; their email stays the
+// user's), the categories of the loaded notifications and those the page names
+// (`{% notifications_widget categories="..." %}`).
 
 const LEVELS = ["info", "success", "warning", "error"];
 
@@ -36,13 +43,18 @@ export class Preferences {
     this.button = find(".nw-prefs-button");
     this.view = find(".nw-prefs");
     this.form = find(".nw-prefs-form");
+    this.title = find(".nw-prefs-title");
     this.levels = find(".nw-prefs-levels");
     this.categoryList = find(".nw-prefs-categories");
+    this.never = find(".nw-prefs-never");
+    this.neverEmail = find(".nw-prefs-never-email");
+    this.emailColumns = root.querySelectorAll(".nw-prefs-email-column");
     this.noCategories = find(".nw-prefs-no-categories");
     this.save = find(".nw-prefs-save");
     this.status = find(".nw-prefs-status");
     this.current = null; // the server's last answer
     this.button.addEventListener("click", () => (this.isOpen ? this.close() : this.open()));
+    this.neverEmail.addEventListener("change", () => this.showNeverEmail());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -62,12 +74,15 @@ export class Preferences {
     return !this.view.hidden;
   }
 
-  open() {
-    if (this.isOpen) return;
-    this.view.hidden = false;
-    this.button.setAttribute("aria-expanded", "true");
-    this.onOpen?.(true);
-    this.load();
+  // `focus`: on the view's title (opened from a link rather than from its button).
+  open({ focus = false } = {}) {
+    if (!this.isOpen) {
+      this.view.hidden = false;
+      this.button.setAttribute("aria-expanded", "true");
+      this.onOpen?.(true);
+      this.load();
+    }
+    if (focus) this.title.focus();
   }
 
   close({ focusButton = false } = {}) {
@@ -108,74 +123,122 @@ export class Preferences {
     if (this.isOpen && this.current) this.show(answer);
   }
 
-  // Builds the checkboxes from the server's answer, keeping the focus on the same box.
+  // Builds the switches from the server's answer, keeping the focus on the same switch.
   show(answer) {
     this.current = answer;
     const active = this.form.getRootNode().activeElement; // the widget's shadow root's
     const focused = this.form.contains(active) ? active : null;
     const focusedKey = focused?.dataset.key;
-    const mutedLevels = new Set(answer.muted_levels ?? []);
-    const muted = new Set(answer.muted_categories ?? []);
+    const email = answer.email_available ? (answer.channels?.email ?? {}) : null;
+    const muted = {
+      inApp: {
+        level: new Set(answer.muted_levels ?? []),
+        category: new Set(answer.muted_categories ?? []),
+      },
+      email: {
+        level: new Set(email?.muted_levels ?? []),
+        category: new Set(email?.muted_categories ?? []),
+      },
+    };
     const unmutable = new Set(answer.unmutable_categories ?? []);
-    const categories = [...new Set([...muted, ...unmutable, ...this.categories()])]
+    const categories = [
+      ...new Set([
+        ...muted.inApp.category,
+        ...muted.email.category,
+        ...unmutable,
+        ...this.categories(),
+      ]),
+    ]
       .filter((category) => typeof category === "string" && category)
       .sort((a, b) => a.localeCompare(b));
 
+    this.never.hidden = !email;
+    this.neverEmail.checked = email?.enabled === false;
+    for (const header of this.emailColumns) header.hidden = !email;
+    const row = (kind, value, label, index) =>
+      this.row({
+        kind,
+        value,
+        label,
+        id: `${this.idPrefix}-prefs-${kind}-${index}`,
+        muted,
+        email: Boolean(email),
+        locked: kind === "category" && unmutable.has(value),
+      });
     this.levels.replaceChildren(
-      ...LEVELS.map((level) =>
-        this.checkbox({
-          kind: "level",
-          value: level,
-          label: this.t.level(level),
-          checked: mutedLevels.has(level),
-        }),
-      ),
+      ...LEVELS.map((level, index) => row("level", level, this.t.level(level), index)),
     );
     this.categoryList.replaceChildren(
-      ...categories.map((category, index) =>
-        this.checkbox({
-          kind: "category",
-          value: category,
-          label: category,
-          checked: muted.has(category) && !unmutable.has(category),
-          locked: unmutable.has(category) ? `${this.idPrefix}-prefs-locked-${index}` : null,
-        }),
-      ),
+      ...categories.map((category, index) => row("category", category, category, index)),
     );
+    this.categoryList.closest("table").hidden = categories.length === 0;
     this.noCategories.hidden = categories.length > 0;
+    this.showNeverEmail();
     if (focusedKey) {
       const again = [...this.form.querySelectorAll("input")].find(
-        (input) => input.dataset.key === focusedKey,
+        (input) => input.dataset.key === focusedKey && !input.disabled,
       );
       (again ?? this.save).focus();
     }
   }
 
-  checkbox({ kind, value, label, checked, locked = null }) {
-    const row = element("div", "nw-prefs-row");
-    const wrapper = element("label", "nw-option");
-    const input = element("input");
-    input.type = "checkbox";
-    input.name = kind === "level" ? "muted_levels" : "muted_categories";
-    input.value = value;
-    input.checked = checked;
-    input.dataset.key = `${kind}:${value}`;
-    wrapper.append(input, element("span", "nw-prefs-label", label));
-    row.append(wrapper);
-    if (locked) {
-      input.disabled = true;
-      input.setAttribute("aria-describedby", locked);
-      const hint = element("span", "nw-prefs-hint", this.t.get("cannotMute"));
-      hint.id = locked;
-      row.append(hint);
-      row.classList.add("nw-prefs-locked");
+  // One row: its header (the level or category, and why it is locked), then a switch for each
+  // channel, named by the row's header and the column's.
+  row({ kind, value, label, id, muted, email, locked }) {
+    const tr = element("tr");
+    const header = element("th", "nw-prefs-name");
+    header.scope = "row";
+    const name = element("span", "nw-prefs-label", label);
+    name.id = id;
+    header.append(name);
+    tr.append(header);
+    const part = kind === "level" ? "levels" : "categories";
+    const channels = email ? ["inApp", "email"] : ["inApp"];
+    for (const channel of channels) {
+      const column = `${this.idPrefix}-prefs-${part}-${channel === "inApp" ? "in-app" : "email"}`;
+      const cell = element("td", "nw-prefs-channel");
+      const wrapper = element("label", "nw-prefs-switch");
+      const input = element("input", "nw-switch");
+      input.type = "checkbox";
+      input.setAttribute("role", "switch");
+      input.setAttribute("aria-labelledby", `${id} ${column}`);
+      input.value = value;
+      input.dataset.kind = kind;
+      input.dataset.channel = channel;
+      input.dataset.key = `${channel}:${kind}:${value}`;
+      input.checked = !muted[channel][kind].has(value);
+      if (channel === "inApp" && locked) {
+        input.checked = true;
+        input.disabled = true;
+        input.dataset.locked = "";
+        input.setAttribute("aria-describedby", `${id}-locked`);
+      }
+      wrapper.append(input);
+      cell.append(wrapper);
+      tr.append(cell);
     }
-    return row;
+    if (locked) {
+      const hint = element("span", "nw-prefs-hint", this.t.get("cannotMute"));
+      hint.id = `${id}-locked`;
+      header.append(hint);
+      tr.classList.add("nw-prefs-locked");
+    }
+    return tr;
   }
 
-  checked(name) {
-    return [...this.form.querySelectorAll(`input[name="${name}"]`)]
-      .filter((input) => input.checked && !input.disabled)
+  // "Never email me" on: the email column keeps what it would send, out of reach.
+  showNeverEmail() {
+    const never = this.neverEmail.checked;
+    for (const input of this.form.querySelectorAll('input[data-channel="email"]')) {
+      input.disabled = never;
+    }
+    this.form.classList.toggle("nw-prefs-no-email", never);
+  }
+
+  // What the switches of a channel mute: those off, of one kind (locked ones are on).
+  muted(channel, kind) {
+    return [...this.form.querySelectorAll(`input[data-channel="${channel}"][data-kind="${kind}"]`)]
+      .filter((input) => !input.checked)
       .map((input) => input.value);
   }
 
@@ -192,9 +255,18 @@ export class Preferences {
     this.setStatus(this.t.get("saving"));
     try {
       const before = this.current;
+      const email = before.email_available
+        ? {
+            enabled: !this.neverEmail.checked,
+            mutedCategories: this.muted("email", "category"),
+            mutedLevels: this.muted("email", "level"),
+          }
+        : null;
       const answer = await this.api.savePreferences({
-        mutedCategories: this.checked("muted_categories"),
-        mutedLevels: this.checked("muted_levels"),
+        mutedCategories: this.muted("inApp", "category"),
+        mutedLevels: this.muted("inApp", "level"),
+        // Without email, the channel is left as it is (the view did not show it).
+        channels: email ? { email } : undefined,
       });
       this.show(answer);
       this.setStatus(this.t.get("preferencesSaved"));
