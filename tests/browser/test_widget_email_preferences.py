@@ -305,3 +305,23 @@ async def test_on_a_desktop_the_view_fits_beside_the_bell(open_widget, alice, sc
     await page.screenshot(path=screenshots / f"email-preferences-desktop-{scheme}.png")
     await view.get_by_role("switch", name="Never email me").check()
     await page.screenshot(path=screenshots / f"email-preferences-desktop-{scheme}-never.png")
+
+
+async def test_an_email_only_change_is_announced_with_the_email_channel(open_widget, alice):
+    await an_inbox(alice)
+    page = await open_widget(alice)
+    await page.evaluate(
+        "window.heard = []; document.addEventListener('notifications:preferences',"
+        " (event) => heard.push(event.detail))"
+    )
+    view = await open_preferences(page)
+    await switch(view, "billing", "Email").uncheck()
+    await saved(page)
+    await saved(page)  # unchanged: said once
+    assert await page.evaluate("heard") == [
+        {
+            "mutedCategories": [],
+            "mutedLevels": [],
+            "email": {"enabled": True, "mutedCategories": ["billing"], "mutedLevels": []},
+        }
+    ]
