@@ -304,6 +304,40 @@ def test_a_recipient_the_server_refuses_fails_and_the_others_are_sent(serve):
     assert set(recipients(server)) == {users[0].email, users[2].email}
 
 
+@dataclass
+class DataRefusingServer(SMTPServer):
+    """Refuses the message for the ``refused`` addresses after DATA (554), takes the others."""
+
+    refused: set[str] = field(default_factory=set)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+        if set(envelope.rcpt_tos) & self.refused:
+            return "554 5.7.1 Message refused"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.django_db
+def test_one_users_unusable_address_never_holds_up_the_others(serve):
+    """A newline in an address, a message the server refuses after DATA: each fails that user's
+    digest alone. (A non-ASCII local part goes out: this server speaks SMTPUTF8.)"""
+    users = due_users(5)
+    users[1].email = "bad\n@example.com"
+    users[2].email = "réka@example.com"
+    get_user_model().objects.bulk_update(users, ["email"])
+    server = serve(DataRefusingServer("127.0.0.1", free_port(), refused={users[3].email}))
+    report = delivery.send_batch()
+    assert (report.sent, report.failed, report.retry) == (3, 2, 0)
+    assert set(recipients(server)) == {users[0].email, users[2].email, users[4].email}
+    statuses = dict(Digest.objects.values_list("user_id", "status"))
+    assert [statuses[user.pk] for user in users] == [
+        Digest.Status.SENT,
+        Digest.Status.FAILED,
+        Digest.Status.SENT,
+        Digest.Status.FAILED,
+        Digest.Status.SENT,
+    ]
+
+
 @pytest.mark.django_db
 def test_a_digest_is_given_up_after_max_attempts(settings):
     (user,) = due_users(1)
