@@ -45,6 +45,10 @@ class Message:
     parsed: EmailMessage
 
     @property
+    def key(self) -> tuple[str, int]:
+        return self.file, self.number
+
+    @property
     def headers(self) -> list[tuple[str, str]]:
         return [(name, str(self.parsed[name])) for name in HEADERS if name in self.parsed]
 

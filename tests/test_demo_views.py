@@ -229,6 +229,7 @@ def test_each_message_of_a_batch_file_has_its_page_and_users_see_only_their_own(
     pages = {staff.get(f"/outbox/{written.name}/{n}/").text for n in (0, 1)}
     shown = {re.search(r'<h2 id="shown-subject">([^<]*)<', page)[1] for page in pages}
     assert shown == {"For alice", "For bob"}
+    assert all('<tr aria-current="true">' in page for page in pages)  # marked in the list
     bobs = next(
         n for n in (0, 1) if "For bob</h2>" in staff.get(f"/outbox/{written.name}/{n}/").text
     )
