@@ -4,8 +4,10 @@
 from this process also use ``same_redis_as_server`` so that their pushes reach it.
 """
 
+import json
 import os
 import runpy
+from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -17,8 +19,10 @@ from tests.daphne_server import ROOT, DaphneServer, ShowLogOnFailure, database_u
 from tests.redis_keys import prefixed
 
 
-@pytest.fixture(scope="module")
-def server(request, django_db_setup, tmp_path_factory):
+@contextmanager
+def daphne_serving(request, tmp_path_factory, notifications: dict | None = None):
+    """A daphne on the test database with Redis as the channel layer; ``notifications`` its
+    ``NOTIFICATIONS`` (through TEST_NOTIFICATIONS). Its log is shown when a test fails."""
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     env = {
@@ -27,6 +31,8 @@ def server(request, django_db_setup, tmp_path_factory):
         # pytest-django has swapped in the test database's name by now.
         "DATABASE_URL": database_url(connection.settings_dict),
     }
+    if notifications is not None:
+        env["TEST_NOTIFICATIONS"] = json.dumps(notifications)
     daphne = DaphneServer(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
     plugin = ShowLogOnFailure(daphne, request.module.__name__)
     request.config.pluginmanager.register(plugin)
@@ -36,6 +42,12 @@ def server(request, django_db_setup, tmp_path_factory):
     finally:
         daphne.stop()
         request.config.pluginmanager.unregister(plugin)
+
+
+@pytest.fixture(scope="module")
+def server(request, django_db_setup, tmp_path_factory):
+    with daphne_serving(request, tmp_path_factory) as daphne:
+        yield daphne
 
 
 @pytest.fixture

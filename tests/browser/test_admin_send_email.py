@@ -1,6 +1,5 @@
 """The send page's channel choice in a real browser, on a phone's width (EMAIL_DIGESTS on)."""
 
-import json
 import os
 from pathlib import Path
 
@@ -8,39 +7,23 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import connection
 from playwright.async_api import expect
 
 from notifications.models import Notification
-from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import DaphneServer, ShowLogOnFailure, database_url
+from tests.live import daphne_serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SEND_URL = "/admin/notifications/notification/send/"
 PHONE = {"width": 360, "height": 740}
+EMAIL_ON = {"EMAIL_DIGESTS": True, "BASE_URL": "http://127.0.0.1"}
 
 
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, with email digests on."""
-    if not redis_reachable():
-        service_missing(f"Redis is not reachable at {REDIS_URL}")
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "TEST_NOTIFICATIONS": json.dumps({"EMAIL_DIGESTS": True, "BASE_URL": "http://127.0.0.1"}),
-    }
-    daphne = DaphneServer(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
-    plugin = ShowLogOnFailure(daphne, request.module.__name__)
-    request.config.pluginmanager.register(plugin)
-    try:
-        daphne.start()
+    with daphne_serving(request, tmp_path_factory, EMAIL_ON) as daphne:
         yield daphne
-    finally:
-        daphne.stop()
-        request.config.pluginmanager.unregister(plugin)
 
 
 @database_sync_to_async

@@ -9,15 +9,13 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
 from playwright.async_api import expect
 
 from notifications import services
 from tests.browser import test_widget
 from tests.browser.test_widget import connected, create, preferences_view, row_headers, switch
 from tests.browser.test_widget_layout import OUTSIDE, phone
-from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import DaphneServer, ShowLogOnFailure, database_url
+from tests.live import daphne_serving
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixtures
@@ -35,23 +33,8 @@ LOCKED = "Always shown in the app: this site does not let you mute it."
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, with EMAIL_SETTINGS."""
-    if not redis_reachable():
-        service_missing(f"Redis is not reachable at {REDIS_URL}")
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "TEST_NOTIFICATIONS": json.dumps(EMAIL_SETTINGS),
-    }
-    daphne = DaphneServer(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
-    plugin = ShowLogOnFailure(daphne, request.module.__name__)
-    request.config.pluginmanager.register(plugin)
-    try:
-        daphne.start()
+    with daphne_serving(request, tmp_path_factory, EMAIL_SETTINGS) as daphne:
         yield daphne
-    finally:
-        daphne.stop()
-        request.config.pluginmanager.unregister(plugin)
 
 
 async def an_inbox(user):
