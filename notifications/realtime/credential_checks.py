@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("notifications")
 
+# How long the periodic check waits before it looks again at a session that no longer matches
+# its user (see Revocations.check).
+SECOND_LOOK_SECONDS = 1.0
+
 
 class Revocations:
     def __init__(self, node: Node) -> None:
@@ -42,20 +46,33 @@ class Revocations:
         while self.node.sockets:
             await asyncio.sleep(app_settings.CREDENTIALS_CHECK_SECONDS)
             try:
-                await self.check()
+                await self.check(second_look=True)
             except DatabaseError as error:
                 logger.warning("notifications: credentials cannot be checked now: %r", error)
             except Exception:
                 logger.exception("notifications: a credentials check failed")
 
-    async def check(self, sockets: list[Socket] | None = None) -> int:
+    async def check(self, sockets: list[Socket] | None = None, *, second_look: bool = False) -> int:
         """Check these sockets' credentials (default: all of the node's); close those that no
-        longer hold. Returns how many were closed."""
+        longer hold. Returns how many were closed.
+
+        With ``second_look`` (the periodic check), a socket whose session no longer matches its
+        user (4401) is looked at again ``SECOND_LOOK_SECONDS`` later before it is closed: a
+        password change saves the user a moment before Django rotates the changer's session,
+        and a check that falls in between would sign the changer's own browser out (4401)
+        instead of asking it to come back with its new cookie (4440). The others' sockets are
+        closed by the change's own signal meanwhile (revocation.py)."""
         sockets = [s for s in (self.node if sockets is None else sockets) if s.user_id is not None]
         if not sockets:
             return 0
         pairs = [(socket.user_id, socket.credential) for socket in sockets]
         answers = await database_sync_to_async(verdicts)(pairs)
+        doubtful = [i for i, code in enumerate(answers) if code == CLOSE_UNAUTHENTICATED]
+        if second_look and doubtful:
+            await asyncio.sleep(SECOND_LOOK_SECONDS)
+            again = await database_sync_to_async(verdicts)([pairs[i] for i in doubtful])
+            for i, code in zip(doubtful, again, strict=True):
+                answers[i] = code
         closed = 0
         for socket, code in zip(sockets, answers, strict=True):
             if code is not None:
