@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -82,12 +83,25 @@ def _files() -> dict[str, os.DirEntry]:
         return {}
 
 
+_HEADER_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")  # a field, or a folded field's next line
+
+
+def _starts_a_message(chunk: bytes) -> bool:
+    headers = chunk.lstrip(b"\n").split(b"\n\n", 1)[0].splitlines()
+    return (
+        bool(headers)
+        and all(_HEADER_LINE.match(line) for line in headers)
+        and any(line.lower().startswith(b"message-id:") for line in headers)
+    )
+
+
 def _read(entry: os.DirEntry) -> list[Message]:
     chunks: list[bytes] = []
     for chunk in Path(entry.path).read_bytes().split(SEPARATOR):
-        # A body line of 79 dashes splits a message too: what follows a real separator starts
-        # with headers (Django writes Content-Type first), so glue anything else back on.
-        if chunks and not chunk.startswith(b"Content-Type:"):
+        # A body line of 79 dashes splits a message too: what follows a real separator is a
+        # message's header block (with the Message-ID Django always sets), so glue anything else
+        # back on. (Which header comes first differs between Django 5.2 and 6.)
+        if chunks and not _starts_a_message(chunk):
             chunks[-1] += SEPARATOR + chunk
         else:
             chunks.append(chunk)
