@@ -117,15 +117,26 @@ def boolean(value: Any) -> str | None:
 
 
 def base_url(value: Any) -> str | None:
-    ok = isinstance(value, str) and (
-        value == "" or parse_origin(value.rstrip("/")) is not None or _is_site_url(value)
-    )
+    ok = isinstance(value, str) and (value == "" or _is_site_url(value))
     return None if ok else "an http(s) URL such as 'https://example.com' (or '' for none)"
 
 
 def _is_site_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query
+    """``http(s)://host[:port][/path]``: no credentials, query or fragment."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises for a port that is no number)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and not parts.query
+        and not parts.fragment
+        and "?" not in value
+        and "#" not in value
+    )
 
 
 def dotted_path(value: Any) -> str | None:
