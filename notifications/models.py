@@ -144,7 +144,8 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     def awaiting_email(self) -> NotificationQuerySet:
         """Meant for email, in no digest yet, and still unseen, unread and unarchived: what a
-        digest would carry (the ``notif_email_due`` index holds exactly these)."""
+        digest would carry (the ``notif_email_due`` index holds exactly these). One row:
+        ``Notification.awaits_email``."""
         pending = self.filter(email_due_at__isnull=False, digest__isnull=True)
         return pending.not_seen().not_read().unarchived().live()
 
@@ -467,6 +468,19 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+    @property
+    def awaits_email(self) -> bool:
+        """Whether a digest will carry it once due: ``awaiting_email()``, asked of this row
+        (keep the two together)."""
+        return (
+            self.email_due_at is not None
+            and self.digest_id is None
+            and self.seen_at is None
+            and self.read_at is None
+            and self.archived_at is None
+            and (self.expires_at is None or self.expires_at > timezone.now())
+        )
 
 
 class Mute(models.Model):

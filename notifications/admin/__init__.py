@@ -300,7 +300,7 @@ class NotificationAdmin(CheckedChangelistAdmin):
         select_related digest: no query)."""
         digest = notification.digest
         if digest is None:
-            return _WAITING if _awaits_email(notification) else None
+            return _WAITING if notification.awaits_email else None
         if digest.status == Digest.Status.SENT:
             return digest.sent_at
         return _EMAILED.get(Digest.Status(digest.status))
@@ -309,7 +309,7 @@ class NotificationAdmin(CheckedChangelistAdmin):
     def digest_status(self, notification: Notification) -> Any:
         digest = notification.digest
         if digest is None:
-            return _WAITING if _awaits_email(notification) else None
+            return _WAITING if notification.awaits_email else None
         return format_html(
             '<a href="{}">{}</a>',
             reverse("admin:notifications_digest_change", args=[digest.pk]),
@@ -489,18 +489,6 @@ _EMAILED = {
     Digest.Status.FAILED: pgettext_lazy("emailed", "failed"),
 }
 _WAITING = pgettext_lazy("emailed", "waiting")
-
-
-def _awaits_email(notification: Notification) -> bool:
-    """Whether a digest will carry it once due: ``awaiting_email()``, asked of one row."""
-    return (
-        notification.email_due_at is not None
-        and notification.digest_id is None
-        and notification.seen_at is None
-        and notification.read_at is None
-        and notification.archived_at is None
-        and (notification.expires_at is None or notification.expires_at > timezone.now())
-    )
 
 
 def _ids_by_recipient(rows: Iterable[tuple[int, int]]) -> Iterable[tuple[int, list[int]]]:
