@@ -349,3 +349,13 @@ def test_what_notify_plans_for_email(alice, settings):
     assert plan(email="none") == ("", None)
     settings.NOTIFICATIONS = {"EMAIL_DIGESTS": False}
     assert plan(email="now") == ("", None)  # email is off for the site
+
+
+def test_an_unknown_channel_is_ignored_over_rest_as_unknown_fields_are(api, alice):
+    body = {"muted_categories": [], "muted_levels": [], "channels": {"push\x00": {"x": 1}}}
+    response = api.put(PREFS, body, format="json")
+    assert response.status_code == 200
+    assert response.json()["channels"] == {
+        "email": {"enabled": True, "muted_categories": [], "muted_levels": []}
+    }
+    assert not Mute.objects.filter(user=alice).exists()
