@@ -33,6 +33,7 @@ RESUME = "Resume"
 SOCKETS = "WebSocket limits"
 PROCESSES = "Processes and Redis"
 EMAIL = "Email"
+WEB_PUSH = "Web Push"
 
 
 def positive(*, whole: bool = False, zero_means_off: bool = False) -> Rule:
@@ -139,6 +140,43 @@ def _is_site_url(value: str) -> bool:
     )
 
 
+def string(value: Any) -> str | None:
+    """Only the type: what a VAPID key or subject must be, push/keys.py checks
+    (notifications.E012), where the reason can be told."""
+    return None if isinstance(value, str) else "a string"
+
+
+def push_hosts(value: Any) -> str | None:
+    ok = isinstance(value, list | tuple) and all(
+        isinstance(v, str) and (v == "*" or re.fullmatch(r"[a-z0-9.-]+", v)) for v in value
+    )
+    return None if ok else "a list of host names in lower case (or '*' for any host)"
+
+
+def level_map(rule: Rule) -> Rule:
+    """A dict from levels to what ``rule`` accepts; levels left out keep their default."""
+
+    def map_rule(value: Any) -> str | None:
+        from .models import Level
+
+        if not isinstance(value, dict) or any(key not in Level.values for key in value):
+            return f"a dict whose keys are among {', '.join(Level.values)}"
+        for item in value.values():
+            problem = rule(item)
+            if problem:
+                return f"a dict of levels to {problem}"
+        return None
+
+    return map_rule
+
+
+URGENCIES = ("very-low", "low", "normal", "high")
+
+
+def urgency(value: Any) -> str | None:
+    return None if value in URGENCIES else f"one of {', '.join(URGENCIES)}"
+
+
 def dotted_path(value: Any) -> str | None:
     ok = value is None or isinstance(value, str) and re.fullmatch(r"[\w.]+\.\w+", value)
     return None if ok else "None or the dotted path of a callable"
@@ -238,6 +276,8 @@ class Setting(Generic[T]):
 
 
 _RATES = {"ticket": "30/minute", "write": "120/minute"}
+_URGENCY = {"info": "low", "success": "low", "warning": "normal", "error": "high"}
+_TTL = {"info": 43200, "success": 43200, "warning": 86400, "error": 86400}
 
 
 class Settings:
@@ -523,6 +563,87 @@ class Settings:
         EMAIL,
         "emails one task claims and sends over one connection to the mail server; more due "
         "users than this start another task at once, which another worker can take",
+    )
+
+    WEB_PUSH = Setting[bool](
+        False,
+        boolean,
+        WEB_PUSH,
+        "send a Web Push to the browsers a user subscribed, for each notification that arrives "
+        "while they have no socket open ([push.md](push.md)): needs the three VAPID settings and "
+        "a `TASKS` backend",
+    )
+    WEB_PUSH_VAPID_PUBLIC_KEY = Setting[str](
+        "",
+        string,
+        WEB_PUSH,
+        "the application server's public key (RFC 8292), base64url: `manage.py vapid_keys` "
+        "makes a pair and prints the settings",
+    )
+    WEB_PUSH_VAPID_PRIVATE_KEY = Setting[str](
+        "",
+        string,
+        WEB_PUSH,
+        "its private key, base64url (the raw 32 bytes); keep it out of the repository (read it "
+        "from the environment)",
+    )
+    WEB_PUSH_VAPID_SUBJECT = Setting[str](
+        "",
+        string,
+        WEB_PUSH,
+        "how a push service reaches you about your pushes: `mailto:you@example.com` or the "
+        "site's `https://` URL",
+    )
+    WEB_PUSH_SERVICES = Setting[list[str]](
+        [
+            "fcm.googleapis.com",
+            "updates.push.services.mozilla.com",
+            "push.apple.com",
+            "notify.windows.com",
+        ],
+        push_hosts,
+        WEB_PUSH,
+        "the push services a subscription's endpoint may be on: a host, or a domain whose "
+        "subdomains count too. The server posts to every endpoint a user gives it, so this keeps "
+        "users from making it post to your own network; `['*']` allows any https host",
+        convert=list,
+    )
+    WEB_PUSH_ALLOW_LOOPBACK_HTTP = Setting[bool](
+        False,
+        boolean,
+        WEB_PUSH,
+        "accept `http://` endpoints on 127.0.0.1, `::1` or `localhost`: for a push service "
+        "running beside tests, never in production",
+    )
+    WEB_PUSH_MAX_SUBSCRIPTIONS = Setting[int](
+        10,
+        positive(whole=True),
+        WEB_PUSH,
+        "browsers one user may subscribe; a new one past this replaces the one least recently seen",
+    )
+    WEB_PUSH_BATCH_SIZE = Setting[int](
+        500,
+        positive(whole=True),
+        WEB_PUSH,
+        "notifications one push task sends; a larger send is split into several tasks, which "
+        "several workers can run at once",
+    )
+    WEB_PUSH_URGENCY = Setting[dict[str, str]](
+        _URGENCY,
+        level_map(urgency),
+        WEB_PUSH,
+        "the `Urgency` (RFC 8030) of a push, by level: a device on battery may hold `low` ones "
+        "back; a dict here replaces only the levels it names",
+        convert=lambda value: {**_URGENCY, **value},
+    )
+    WEB_PUSH_TTL_SECONDS = Setting[dict[str, int]](
+        _TTL,
+        level_map(positive(whole=True, zero_means_off=True)),
+        WEB_PUSH,
+        "how long a push service keeps a push for a device that is offline, by level, in "
+        "seconds (0: deliver now or never); a notification's `expires_at` shortens it; a dict "
+        "here replaces only the levels it names",
+        convert=lambda value: {**_TTL, **value},
     )
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -62,6 +63,7 @@ class Channel(models.TextChoices):
 
     IN_APP = "in_app", _("in-app")
     EMAIL = "email", _("email")
+    PUSH = "push", _("push")
 
 
 class Counts(TypedDict):
@@ -572,3 +574,41 @@ class Digest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.user} ({self.get_status_display()})"
+
+
+class PushSubscription(models.Model):
+    """One browser a user subscribed to Web Push: where its push service takes pushes
+    (``endpoint``) and the keys they are encrypted with (RFC 8291), as ``PushSubscription.toJSON()``
+    gave them. notifications/push/subscriptions.py checks what goes in."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_push_subscriptions",
+        verbose_name=_("user"),
+    )
+    endpoint = models.CharField(_("endpoint"), max_length=2000)
+    p256dh = models.CharField(_("public key"), max_length=100)
+    auth = models.CharField(_("authentication secret"), max_length=50)
+    user_agent = models.CharField(_("browser"), max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # When the browser last posted it (each page with the widget does): the least recently seen
+    # one makes room past WEB_PUSH_MAX_SUBSCRIPTIONS.
+    seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    # When the push service said it would go (PushSubscription.expirationTime), if it did.
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    pushed_at = models.DateTimeField(_("last pushed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("push subscription")
+        verbose_name_plural = _("push subscriptions")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "endpoint"], name="notif_push_user_endpoint")
+        ]
+        indexes = [
+            # Handing a browser over from the user who subscribed it to the one signed in now.
+            models.Index(fields=["endpoint"], name="notif_push_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {urlsplit(self.endpoint).hostname or self.endpoint[:40]}"
