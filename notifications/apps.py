@@ -14,6 +14,7 @@ class NotificationsConfig(AppConfig):
         from . import checks
         from .api import credentials
         from .email import tasks as email_tasks
+        from .push import tasks as push_tasks
         from .realtime import receivers, revocation
 
         del checks  # imported for its @register side effect
@@ -27,4 +28,7 @@ class NotificationsConfig(AppConfig):
         )
         signals.notification_sent.connect(
             email_tasks.schedule_sent, dispatch_uid="notifications.email_scheduled"
+        )
+        signals.notification_sent.connect(
+            push_tasks.schedule_sent, dispatch_uid="notifications.web_push_scheduled"
         )

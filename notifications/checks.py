@@ -342,3 +342,59 @@ def check_email(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         )
     return errors
+
+
+@register()
+def check_web_push(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What Web Push needs, once a project turns it on."""
+    from .conf import app_settings
+    from .push import keys
+    from .push.tasks import send_pushes, task_backends
+
+    try:
+        enabled = app_settings.WEB_PUSH is True
+    except Exception:  # a NOTIFICATIONS that is no dict: E006 says so
+        return []
+    if not enabled:
+        return []
+    messages: list[CheckMessage] = [
+        Error(
+            f"WEB_PUSH is on but {problem}.",
+            hint="Run manage.py vapid_keys and paste what it prints into NOTIFICATIONS.",
+            id="notifications.E012",
+        )
+        for problem in keys.problems()
+    ]
+    try:
+        reverse("notifications-api:push-service-worker")
+    except NoReverseMatch:
+        messages.append(
+            Error(
+                "WEB_PUSH is on but the push API and its service worker are not routed.",
+                hint='Include notifications.api.urls: path("api/notifications/", '
+                'include("notifications.api.urls")).',
+                id="notifications.E013",
+            )
+        )
+    try:
+        defers = task_backends[send_pushes.backend].supports_defer
+    except Exception as error:
+        messages.append(
+            Error(
+                f"WEB_PUSH is on but the task backend {send_pushes.backend!r} does not load "
+                f"({error}).",
+                hint="Fix TASKS: pushes are sent by tasks.",
+                id="notifications.E014",
+            )
+        )
+    else:
+        if not defers:
+            messages.append(
+                Warning(
+                    "WEB_PUSH is on with a task backend that runs tasks at once: pushes are "
+                    "sent inside the request that sent the notification, and never retried.",
+                    hint="Use the database backend and manage.py db_worker, or RQ.",
+                    id="notifications.W008",
+                )
+            )
+    return messages

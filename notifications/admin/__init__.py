@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -39,7 +39,7 @@ from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import services
 from ..conf import app_settings
-from ..models import Digest, Mute, Notification, NotificationQuerySet
+from ..models import Digest, Mute, Notification, NotificationQuerySet, PushSubscription
 from . import forms
 from .changelist import CheckedChangelistAdmin
 from .forms import CONTENT_FIELDS, SendNotificationForm
@@ -604,4 +604,34 @@ class DigestAdmin(CheckedChangelistAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(CheckedChangelistAdmin):
+    """The browsers users subscribed to Web Push. Read-only: the browsers write them (and the
+    push services, by answering that one is gone); staff may delete one, which stops its
+    pushes until that browser subscribes again."""
+
+    list_display = ["user", "service", "user_agent", "created_at", "seen_at", "pushed_at"]
+    list_select_related = ["user"]
+    link_lookups = {"user__id__exact": get_user_model}
+    search_fields = ["=user__username"]
+    search_help_text = _("The browsers of the user with exactly this username.")
+    fields = readonly_fields = ("user", "endpoint", "user_agent", "created_at", "seen_at",
+                                "expires_at", "pushed_at")  # fmt: skip
+    ordering = ["-pk"]
+    sortable_by = ()
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description=_("push service"))
+    def service(self, subscription: PushSubscription) -> str:
+        return urlsplit(subscription.endpoint).hostname or "?"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

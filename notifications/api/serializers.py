@@ -103,6 +103,7 @@ class ChannelPreferencesSerializer(serializers.Serializer):
 
 class ChannelsSerializer(serializers.Serializer):
     email = ChannelPreferencesSerializer(required=False)
+    push = ChannelPreferencesSerializer(required=False)
 
     def to_internal_value(self, data: object) -> object:
         if not isinstance(data, dict):
@@ -126,8 +127,11 @@ class PreferencesSerializer(serializers.Serializer):
     )
     channels = ChannelsSerializer(
         required=False,
-        help_text="per channel besides in-app (email): left out of a PUT, left as it is",
+        help_text="per channel besides in-app (email, push): left out of a PUT, left as it is",
     )
     email_available = serializers.BooleanField(
         read_only=True, help_text="whether this site sends email at all (EMAIL_DIGESTS)"
+    )
+    push_available = serializers.BooleanField(
+        read_only=True, help_text="whether this site sends Web Push at all (WEB_PUSH)"
     )

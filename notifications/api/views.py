@@ -23,6 +23,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from .. import services
 from ..conf import app_settings
@@ -58,20 +59,12 @@ def authentication_classes() -> list[type]:
     return classes
 
 
-class NotificationViewSet(
-    polling.FastPath,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
-    serializer_class = NotificationSerializer
+class Conventions(APIView):
+    """What every view of the API shares: who may call it, how it is rate-limited, how bodies
+    are parsed, and that every error is JSON."""
+
     permission_classes = [IsAuthenticated]
     schema = NotificationsAutoSchema()  # documents the 429 of tickets and writes
-    pagination_class = NotificationCursorPagination
-    # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
-    # rather than Django's HTML page for a URL that matches no route.
-    lookup_value_regex = "[^/]+"
     parser_classes = parser_classes()
 
     def get_authenticators(self) -> list[Any]:
@@ -80,13 +73,28 @@ class NotificationViewSet(
     def get_throttles(self) -> list[Any]:
         # The project's own DEFAULT_THROTTLE_CLASSES, and ours on tickets and writes.
         throttles = super().get_throttles()
-        scope = throttling.scope_of(self.action, self.request.method)
+        scope = throttling.scope_of(getattr(self, "action", None), self.request.method)
         if scope is not None:
             throttles.append(throttling.NotificationsThrottle(scope))
         return throttles
 
     def handle_exception(self, exc: Exception) -> Response:
         return super().handle_exception(api_exception(exc))
+
+
+class NotificationViewSet(
+    Conventions,
+    polling.FastPath,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = NotificationSerializer
+    pagination_class = NotificationCursorPagination
+    # Any id reaches get_object(), so that "0.5" is a JSON 404 like every other unknown id,
+    # rather than Django's HTML page for a URL that matches no route.
+    lookup_value_regex = "[^/]+"
 
     def get_object(self) -> Notification:
         # OPTIONS on a list-level action that accepts PUT (preferences) makes DRF's metadata
@@ -193,7 +201,7 @@ class NotificationViewSet(
     # JSON only: a form cannot say "an empty list", which is how one unmutes everything.
     @action(detail=False, methods=["get", "put"], parser_classes=[JSONParser])
     def preferences(self, request: Request) -> Response:
-        """What the user muted, in-app and per channel (email). ``PUT`` replaces it (a channel
+        """What the user muted, in-app and per channel (email, push). ``PUT`` replaces it (a channel
         left out is left as it is); muting in-app a category the project declares unmutable is
         a 400."""
         if request.method == "PUT":
@@ -210,6 +218,7 @@ class NotificationViewSet(
                 **services.preferences(request.user),
                 "unmutable_categories": app_settings.UNMUTABLE_CATEGORIES,
                 "email_available": app_settings.EMAIL_DIGESTS,
+                "push_available": app_settings.WEB_PUSH,
             }
         )
 

@@ -26,8 +26,14 @@ def absolute(path: str) -> str:
 
 
 def open_url(notification_id: int) -> str:
+    return absolute(open_path(notification_id))
+
+
+def open_path(notification_id: int) -> str:
+    """The open link as a path on the site: what a push carries (its service worker runs on the
+    site, so needs no ``BASE_URL``)."""
     token = signing.dumps(notification_id, salt=_OPEN)
-    return absolute(reverse("notifications-api:email-open", args=[token]))
+    return reverse("notifications-api:email-open", args=[token])
 
 
 def unsubscribe_url(user_id: int, category: str) -> str:

@@ -1,5 +1,5 @@
 """What a user muted, per channel: categories and levels in-app; categories, levels or
-everything by email."""
+everything by email and by Web Push."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..models import Channel, Level, Mute, is_category
 from .state import owner_id
 
 # The channels besides in-app, each with the same shape in preferences().
-OTHER_CHANNELS = (Channel.EMAIL,)
+OTHER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
 
 
 def preferences(user: Any) -> dict[str, Any]:
