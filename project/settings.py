@@ -13,12 +13,17 @@
   written to files in ``EMAIL_FILE_PATH`` (default ``sent-emails/`` beside manage.py), which
   the demo's /outbox/ page shows.
 - ``EMAIL_AFTER_SECONDS`` / ``EMAIL_DIGEST_SECONDS``: the digests' timings, short in the demo.
+- ``WEB_PUSH_VAPID_PUBLIC_KEY`` / ``WEB_PUSH_VAPID_PRIVATE_KEY`` / ``WEB_PUSH_VAPID_SUBJECT``:
+  the Web Push keys (``manage.py vapid_keys --format env``); without them the demo makes a pair
+  on its first start and keeps it in ``.vapid-keys.json``.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+
+from project.vapid import demo_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -131,6 +136,8 @@ else:
 # worker, manage.py db_worker, beside daphne).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+_VAPID_PUBLIC, _VAPID_PRIVATE = demo_keys(BASE_DIR / ".vapid-keys.json")
+
 # Email digests (docs/email.md): a notification left unseen for EMAIL_AFTER_SECONDS is emailed,
 # errors and security notices at once. The demo's timings are short so that a visitor sees a
 # digest within a minute or two (the app's defaults are 15 minutes and an hour).
@@ -142,6 +149,13 @@ NOTIFICATIONS = {
     "EMAIL_NOW_LEVELS": ["error"],
     "EMAIL_NOW_CATEGORIES": ["security"],
     "EMAIL_LANGUAGE": "project.languages.email_language",
+    # Web Push (docs/push.md): "Desktop notifications" in the widget subscribes the browser.
+    "WEB_PUSH": True,
+    "WEB_PUSH_VAPID_PUBLIC_KEY": _VAPID_PUBLIC,
+    "WEB_PUSH_VAPID_PRIVATE_KEY": _VAPID_PRIVATE,
+    "WEB_PUSH_VAPID_SUBJECT": os.environ.get(
+        "WEB_PUSH_VAPID_SUBJECT", "mailto:notifications@example.com"
+    ),
 }
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 if EMAIL_HOST:
