@@ -48,13 +48,12 @@ def message(notification: Notification, unread_count: int) -> bytes:
         content["url"] = ""
         encoded = _encode(content)
     while len(encoded) > MAX_PAYLOAD_BYTES and content["body"]:
-        # Each character is at least one byte: cutting the excess in characters always fits
-        # within a few rounds (non-ASCII text weighs more than one byte per character).
-        excess = len(encoded) - MAX_PAYLOAD_BYTES + len(ELLIPSIS.encode())
-        body = content["body"].removesuffix(ELLIPSIS)
-        content["body"] = (
-            body[: max(len(body) - excess, 0)] + ELLIPSIS if excess < len(body) else ""
-        )
+        # Cut the excess in UTF-8 bytes, never inside a character; escapes (quotes, newlines)
+        # weigh more in JSON than in the text, which another round takes care of.
+        body = content["body"].removesuffix(ELLIPSIS).encode()
+        keep = len(body) - (len(encoded) - MAX_PAYLOAD_BYTES) - len(ELLIPSIS.encode())
+        shortened = body[: max(keep, 0)].decode(errors="ignore")
+        content["body"] = shortened + ELLIPSIS if shortened else ""
         encoded = _encode(content)
     return encoded
 
@@ -90,7 +89,7 @@ def ttl(notification: Notification, now: datetime) -> int | None:
     if configured == 0:
         seconds = 0 if age < NOW_OR_NEVER_SECONDS else None
     else:
-        seconds = int(configured - age) if age < configured else None
+        seconds = configured - int(age) if age < configured else None
     if seconds is not None and notification.expires_at is not None:
         remaining = int((notification.expires_at - now).total_seconds())
         seconds = min(seconds, remaining) if remaining > 0 else None

@@ -99,6 +99,17 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
 return 1
 """
 
+# Let a socket go; the user's last one takes them out of the online users at once, so that a
+# user who closed their last page gets Web Push from the next notification on (rather than after
+# SOCKET_STALE_SECONDS). KEYS: the user's sockets, the online users. ARGV: member, user id.
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
 # The online users' epoch (created if missing), then the scores of the given users.
 # KEYS: the online users. ARGV: now, then the user ids.
 _EPOCH_AND_SCORES = """
@@ -289,8 +300,8 @@ class RedisRegistry:
 
     async def release(self, user_id: int, channel: str, node: str = "") -> None:
         try:
-            key, member = self.sockets_key(user_id), _member(node, channel)
-            await self._call(lambda client: client.zrem(key, member))
+            keys, member = (self.sockets_key(user_id), self.online_key), _member(node, channel)
+            await self._call(lambda client: client.eval(_RELEASE, 2, *keys, member, user_id))
         except Exception as error:
             logger.warning("notifications: socket registry unreachable: %r", error)
 
@@ -344,8 +355,9 @@ class RedisRegistry:
 
         A small audience is looked up member by member (ZMSCORE, Redis 6.2+); a large one reads
         the sorted set of online users once, so it costs what the online users cost, not the
-        audience. A user whose last socket closed stays in it until stale: at worst a push that
-        nobody receives.
+        audience. A user whose last socket closed leaves it then; one whose last socket was on a
+        process that died stays in it until stale: at worst a WebSocket push that nobody
+        receives, and no Web Push for up to ``SOCKET_STALE_SECONDS``.
         """
         fresh = time.time() - SOCKET_STALE_SECONDS
         audience = list(dict.fromkeys(user_ids))
