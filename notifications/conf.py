@@ -33,7 +33,7 @@ RESUME = "Resume"
 SOCKETS = "WebSocket limits"
 PROCESSES = "Processes and Redis"
 EMAIL = "Email"
-WEB_PUSH = "Web Push"
+PUSH = "Web Push"
 
 
 def positive(*, whole: bool = False, zero_means_off: bool = False) -> Rule:
@@ -568,7 +568,7 @@ class Settings:
     WEB_PUSH = Setting[bool](
         False,
         boolean,
-        WEB_PUSH,
+        PUSH,
         "send a Web Push to the browsers a user subscribed, for each notification that arrives "
         "while they have no socket open ([push.md](push.md)): needs the three VAPID settings and "
         "a `TASKS` backend",
@@ -576,21 +576,21 @@ class Settings:
     WEB_PUSH_VAPID_PUBLIC_KEY = Setting[str](
         "",
         string,
-        WEB_PUSH,
+        PUSH,
         "the application server's public key (RFC 8292), base64url: `manage.py vapid_keys` "
         "makes a pair and prints the settings",
     )
     WEB_PUSH_VAPID_PRIVATE_KEY = Setting[str](
         "",
         string,
-        WEB_PUSH,
+        PUSH,
         "its private key, base64url (the raw 32 bytes); keep it out of the repository (read it "
         "from the environment)",
     )
     WEB_PUSH_VAPID_SUBJECT = Setting[str](
         "",
         string,
-        WEB_PUSH,
+        PUSH,
         "how a push service reaches you about your pushes: `mailto:you@example.com` or the "
         "site's `https://` URL",
     )
@@ -602,7 +602,7 @@ class Settings:
             "notify.windows.com",
         ],
         push_hosts,
-        WEB_PUSH,
+        PUSH,
         "the push services a subscription's endpoint may be on: a host, or a domain whose "
         "subdomains count too. The server posts to every endpoint a user gives it, so this keeps "
         "users from making it post to your own network; `['*']` allows any https host",
@@ -611,27 +611,27 @@ class Settings:
     WEB_PUSH_ALLOW_LOOPBACK_HTTP = Setting[bool](
         False,
         boolean,
-        WEB_PUSH,
+        PUSH,
         "accept `http://` endpoints on 127.0.0.1, `::1` or `localhost`: for a push service "
         "running beside tests, never in production",
     )
     WEB_PUSH_MAX_SUBSCRIPTIONS = Setting[int](
         10,
         positive(whole=True),
-        WEB_PUSH,
+        PUSH,
         "browsers one user may subscribe; a new one past this replaces the one least recently seen",
     )
     WEB_PUSH_BATCH_SIZE = Setting[int](
         500,
         positive(whole=True),
-        WEB_PUSH,
+        PUSH,
         "notifications one push task sends; a larger send is split into several tasks, which "
         "several workers can run at once",
     )
     WEB_PUSH_URGENCY = Setting[dict[str, str]](
         _URGENCY,
         level_map(urgency),
-        WEB_PUSH,
+        PUSH,
         "the `Urgency` (RFC 8030) of a push, by level: a device on battery may hold `low` ones "
         "back; a dict here replaces only the levels it names",
         convert=lambda value: {**_URGENCY, **value},
@@ -639,7 +639,7 @@ class Settings:
     WEB_PUSH_TTL_SECONDS = Setting[dict[str, int]](
         _TTL,
         level_map(positive(whole=True, zero_means_off=True)),
-        WEB_PUSH,
+        PUSH,
         "how long a push service keeps a push for a device that is offline, by level, in "
         "seconds (0: deliver now or never); a notification's `expires_at` shortens it; a dict "
         "here replaces only the levels it names",
