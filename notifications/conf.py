@@ -615,6 +615,14 @@ class Settings:
         "accept `http://` endpoints on 127.0.0.1, `::1` or `localhost`: for a push service "
         "running beside tests, never in production",
     )
+    WEB_PUSH_SERVICE_WORKER_URL = Setting[str | None](
+        None,
+        optional(site_path),
+        PUSH,
+        "the service worker the widget registers; `None`: the app's own, at "
+        "`api/notifications/push/service-worker.js`. Set it to serve that one from the site's "
+        "root, or to your own service worker that imports it ([push.md](push.md#the-browser-side))",
+    )
     WEB_PUSH_MAX_SUBSCRIPTIONS = Setting[int](
         10,
         positive(whole=True),

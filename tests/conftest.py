@@ -11,6 +11,7 @@ from tests.redis_keys import PREFIX, delete_keys
 pytest_plugins = [
     "tests.live",  # the daphne fixtures of the end-to-end and browser tests
     "tests.smtp",  # a real SMTP server for the email tests
+    "tests.push_service",  # a push service for the Web Push tests
 ]
 
 # CI sets this so that a test needing Redis (or another service) fails instead of skipping.

@@ -30,9 +30,6 @@ from tests.push_service import (
     decrypt,
     public_bytes,
 )
-from tests.push_service import push_service as push_service_fixture
-
-push_service = push_service_fixture  # the fixture, under its name (conftest does not load it)
 
 # RFC 8291, Appendix A (the example of §5): the user agent's keys and the message it receives.
 RFC8291_UA_PRIVATE = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94"
