@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import http_ece
-import requests
+import urllib3
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ logger = logging.getLogger("notifications.push")
 
 CONCURRENCY = 16
 # Seconds to connect, and to wait for the answer.
-TIMEOUT = (5.0, 15.0)
+TIMEOUT = urllib3.Timeout(connect=5.0, read=15.0)
 GONE = (404, 410)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -170,22 +170,23 @@ def _post(push: _Push) -> _Answer:
     except Exception as error:  # a key that passed validation but http-ece refuses
         return _Answer(push, 0, detail=f"could not encrypt: {error!r}")
     try:
-        response = _session().post(
+        response = _http().request(
+            "POST",
             push.endpoint,
-            data=body,
+            body=body,
             headers=push.headers,
             timeout=TIMEOUT,
-            allow_redirects=False,  # the endpoint was checked, where it redirects to was not
+            redirect=False,  # the endpoint was checked, where it redirects to was not
+            retries=False,
         )
-    except requests.RequestException as error:
+    except urllib3.exceptions.HTTPError as error:
         return _Answer(push, None, detail=repr(error))
-    with response:
-        return _Answer(
-            push,
-            response.status_code,
-            retry_after=_seconds(response.headers.get("Retry-After")),
-            detail=response.text[:200] if response.status_code >= 300 else "",
-        )
+    return _Answer(
+        push,
+        response.status,
+        retry_after=_seconds(response.headers.get("Retry-After")),
+        detail=response.data[:200].decode(errors="replace") if response.status >= 300 else "",
+    )
 
 
 def _record(answers: list[_Answer], report: Report) -> None:
@@ -227,17 +228,19 @@ def _seconds(value: str | None) -> float:
         return 0.0
 
 
-_local = threading.local()
 _pool: ThreadPoolExecutor | None = None
+_connections: urllib3.PoolManager | None = None
 _pool_lock = threading.Lock()
 
 
-def _session() -> requests.Session:
-    """One session per thread: its connections stay open from one push to the next."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    return session
+def _http() -> urllib3.PoolManager:
+    """Connections kept alive from one push to the next, ``CONCURRENCY`` per push service
+    (urllib3 directly: requests costs three times its CPU per post)."""
+    global _connections
+    with _pool_lock:
+        if _connections is None:
+            _connections = urllib3.PoolManager(num_pools=50, maxsize=CONCURRENCY)
+        return _connections
 
 
 def _executor() -> ThreadPoolExecutor:
