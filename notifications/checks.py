@@ -349,7 +349,7 @@ def check_web_push(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """What Web Push needs, once a project turns it on."""
     from .conf import app_settings
     from .push import keys
-    from .push.tasks import send_pushes, task_backends
+    from .push.tasks import send_pushes
 
     try:
         enabled = app_settings.WEB_PUSH is True
@@ -377,7 +377,7 @@ def check_web_push(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     try:
-        defers = task_backends[send_pushes.backend].supports_defer
+        defers = send_pushes.get_backend().supports_defer
     except Exception as error:
         messages.append(
             Error(

@@ -7,7 +7,7 @@ their own. With ``WEB_PUSH`` off every request is a 404 saying so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -69,7 +69,8 @@ class PushSubscriptionsView(Enabled):
     @extend_schema(responses=PushSubscriptionSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The user's subscribed browsers, the most recently seen first."""
-        rows = PushSubscription.objects.filter(user_id=request.user.pk).order_by("-seen_at", "-id")
+        mine = PushSubscription.objects.filter(user_id=cast(int, request.user.pk))
+        rows = mine.order_by("-seen_at", "-id")
         return Response(PushSubscriptionSerializer(rows, many=True).data)
 
     @extend_schema(

@@ -61,6 +61,10 @@ def clean(data: Any) -> Subscription:
     if not isinstance(keys, dict):
         raise ValueError("keys: must be an object with p256dh and auth")
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not isinstance(p256dh, str):
+        raise ValueError("keys.p256dh: a base64url string is required")
+    if not isinstance(auth, str):
+        raise ValueError("keys.auth: a base64url string is required")
     try:
         public_point(p256dh)
     except ValueError as error:

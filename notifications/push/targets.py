@@ -37,8 +37,8 @@ def notifications_to_push(batch: NotificationBatch) -> list[int]:
     category and level in the batch (one, nearly always), then one look-up of who is online
     among the users that query found."""
     by_content: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for prototype, rows in batch.parts():
-        by_content[prototype.category, prototype.level].extend(rows)
+    for prototype, part in batch.parts():
+        by_content[prototype.category, prototype.level].extend(part)
     candidates: list[tuple[int, int]] = []
     subscribed: set[int] = set()
     for (category, level), rows in by_content.items():

@@ -24,9 +24,9 @@ from ..services.batch import NotificationBatch
 from . import delivery, targets
 
 try:  # Django 6
-    from django.tasks import task, task_backends
+    from django.tasks import task
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import task, task_backends  # type: ignore[no-redef,assignment]
+    from django_tasks import task  # type: ignore[no-redef]
 
 logger = logging.getLogger("notifications.push")
 
@@ -89,6 +89,6 @@ def _enqueue(ids: list[int], only: list[list[int]] | None, attempt: int, at: Any
 
 def _can_defer() -> bool:
     try:
-        return bool(task_backends[send_pushes.backend].supports_defer)
+        return bool(send_pushes.get_backend().supports_defer)
     except Exception:
         return False
