@@ -19,6 +19,7 @@ from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import get_language, gettext, ngettext, pgettext
 
+from ..conf import app_settings
 from ..models import Level, is_category
 
 register = template.Library()
@@ -62,6 +63,8 @@ def widget_strings() -> dict[str, Any]:
         "preferencesLoadFailed": gettext("Your preferences could not be loaded."),
         "preferencesSaved": gettext("Your preferences were saved."),
         "saving": gettext("Saving…"),
+        # The title of a Web Push the service worker cannot read (browsers show one anyway).
+        "pushFallbackTitle": gettext("New notification"),
         "cannotMute": pgettext(
             "notification preferences",
             "Always shown in the app: this site does not let you mute it.",
@@ -125,6 +128,19 @@ def _categories(categories: str | Iterable[str] | None) -> str:
     return ",".join(names)
 
 
+def _web_push() -> dict[str, str]:
+    """The public key and the service worker's URL, when the site sends Web Push."""
+    if not app_settings.WEB_PUSH:
+        return {}
+    worker = app_settings.WEB_PUSH_SERVICE_WORKER_URL
+    if not worker:
+        try:
+            worker = reverse("notifications-api:push-service-worker")
+        except NoReverseMatch:
+            return {}  # a URLconf without the push routes (E013 says so): no Web Push here
+    return {"push_key": app_settings.WEB_PUSH_VAPID_PUBLIC_KEY, "service_worker_url": worker}
+
+
 def _api_url() -> str:
     try:
         return reverse("notifications-api:notification-list")
@@ -177,4 +193,5 @@ def notifications_widget(
         "badge": badge,
         "categories": known_categories,
         "strings": widget_strings(),
+        **_web_push(),
     }

@@ -112,14 +112,14 @@ export class NotificationsApi {
   }
 
   // {muted_categories, muted_levels, unmutable_categories, channels: {email: {enabled,
-  // muted_categories, muted_levels}}, email_available}
+  // muted_categories, muted_levels}, push: {...the same}}, email_available, push_available}
   preferences() {
     return this.json(this.url("preferences/"));
   }
 
   // Replaces both in-app lists, and each channel given (`{email: {enabled, mutedCategories,
-  // mutedLevels}}`; one left out is left as it is); a 400 (ApiError with `data`) names what the
-  // server refused.
+  // mutedLevels}, push: {...}}`; one left out is left as it is); a 400 (ApiError with `data`)
+  // names what the server refused.
   savePreferences({ mutedCategories, mutedLevels, channels }) {
     const body = { muted_categories: mutedCategories, muted_levels: mutedLevels };
     if (channels) {
@@ -135,5 +135,15 @@ export class NotificationsApi {
       );
     }
     return this.json(this.url("preferences/"), { method: "PUT", body });
+  }
+
+  // This browser's Web Push subscription (`PushSubscription.toJSON()`): added, or kept with its
+  // keys refreshed and taken over from whoever it was before.
+  savePushSubscription(subscription) {
+    return this.json(this.url("push-subscriptions/"), { method: "POST", body: subscription });
+  }
+
+  deletePushSubscription(endpoint) {
+    return this.json(this.url("push-subscriptions/"), { method: "DELETE", body: { endpoint } });
   }
 }

@@ -7,6 +7,7 @@ import { DesktopNotifications } from "./desktop.js";
 import { readTranslations } from "./i18n.js";
 import { Inbox } from "./inbox.js";
 import { Preferences } from "./preferences.js";
+import { WebPush } from "./push.js";
 import { safeUrl } from "./safe-url.js";
 import { socketUrl } from "./socket.js";
 import { store, stored } from "./storage.js";
@@ -102,7 +103,13 @@ export class NotificationsWidget {
     });
     this.toasts.enabled = stored(TOASTS_KEY) !== "off";
     this.view.setToastsOption(this.toasts.enabled);
-    this.desktop = new DesktopNotifications({ language: this.t.language });
+    this.push = new WebPush({
+      api: this.api,
+      key: data.pushKey,
+      workerUrl: data.serviceWorker,
+      fallbackTitle: this.t.get("pushFallbackTitle"),
+    });
+    this.desktop = new DesktopNotifications({ language: this.t.language, push: this.push });
     this.showDesktopOption();
     this.tabs = new Tabs(`notifications-widget:${data.userKey ?? ""}`, {
       onMessage: (message) => this.fromTab(message),
@@ -250,6 +257,7 @@ export class NotificationsWidget {
       timeoutMs: this.options.heartbeatTimeoutMs,
     });
     this.sync.start();
+    this.desktop.resume();
   }
 
   fromServer(message) {
@@ -521,36 +529,48 @@ export class NotificationsWidget {
 
   async setDesktop(enabled) {
     if (enabled) await this.desktop.enable();
-    else this.desktop.disable();
+    else await this.desktop.disable();
     this.showDesktopOption();
     return this.desktop.enabled;
   }
 }
 
+// The channels besides in-app, as the preferences' answer names them.
+const CHANNELS = ["email", "push"];
+
+// The event's detail: the in-app lists, and each channel the site sends (`email_available`,
+// `push_available`).
 function preferencesDetail(answer) {
   const detail = {
     mutedCategories: [...answer.muted_categories],
     mutedLevels: [...answer.muted_levels],
   };
-  const email = answer.channels?.email;
-  if (email) {
-    detail.email = {
-      enabled: email.enabled,
-      mutedCategories: [...email.muted_categories],
-      mutedLevels: [...email.muted_levels],
-    };
+  for (const name of CHANNELS) {
+    const channel = answer.channels?.[name];
+    if (channel && answer[`${name}_available`]) {
+      detail[name] = {
+        enabled: channel.enabled,
+        mutedCategories: [...channel.muted_categories],
+        mutedLevels: [...channel.muted_levels],
+      };
+    }
   }
   return detail;
 }
 
 function samePreferences(a, b) {
   const same = (x = [], y = []) => [...x].sort().join("\n") === [...y].sort().join("\n");
-  const [x, y] = [a.channels?.email ?? {}, b.channels?.email ?? {}];
+  const sameChannel = (name) => {
+    const [x, y] = [a.channels?.[name] ?? {}, b.channels?.[name] ?? {}];
+    return (
+      x.enabled === y.enabled &&
+      same(x.muted_categories, y.muted_categories) &&
+      same(x.muted_levels, y.muted_levels)
+    );
+  };
   return (
     same(a.muted_categories, b.muted_categories) &&
     same(a.muted_levels, b.muted_levels) &&
-    x.enabled === y.enabled &&
-    same(x.muted_categories, y.muted_categories) &&
-    same(x.muted_levels, y.muted_levels)
+    CHANNELS.every(sameChannel)
   );
 }

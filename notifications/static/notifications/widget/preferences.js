@@ -1,5 +1,6 @@
 // The preferences view in the panel: where each level and category reaches the user (in the
-// app, and by email where the site sends email), saved with `PUT preferences/` (docs/api.md).
+// app, by email where the site sends email, by Web Push where it sends that), saved with
+// `PUT preferences/` (docs/api.md).
 // A WAI-ARIA disclosure: the "Preferences" button has aria-expanded and aria-controls, and the
 // view comes right after it in the tab order. Escape in it closes it and puts the focus back on
 // the button.
@@ -7,14 +8,18 @@
 // Two tables (levels, categories): a row header, then a switch per channel, named by its row and
 // column headers ("billing In-app"), so that a screen reader reads "category, in-app, email".
 // A switch that is on means "sent"; the API speaks of what is muted. "Never email me" turns the
-// email channel off as a whole: the email column then shows what it would send, disabled.
+// email channel off as a whole: the email column then shows what it would send, disabled. Push
+// has no such switch here: whether this browser gets pushes at all is the panel's "Desktop
+// notifications" switch, so the channel's `enabled` is left as it is.
 //
 // The API lists no categories, so the view offers those the user muted (in any channel), those
-// the project does not let anyone mute in-app (locked on, with why; their email stays the
-// user's), the categories of the loaded notifications and those the page names
+// the project does not let anyone mute in-app (locked on, with why; their email and push stay
+// the user's), the categories of the loaded notifications and those the page names
 // (`{% notifications_widget categories="..." %}`).
 
 const LEVELS = ["info", "success", "warning", "error"];
+// The part of each channel's column header's id.
+const COLUMNS = { inApp: "in-app", email: "email", push: "push" };
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -49,6 +54,7 @@ export class Preferences {
     this.never = find(".nw-prefs-never");
     this.neverEmail = find(".nw-prefs-never-email");
     this.emailColumns = root.querySelectorAll(".nw-prefs-email-column");
+    this.pushColumns = root.querySelectorAll(".nw-prefs-push-column");
     this.noCategories = find(".nw-prefs-no-categories");
     this.save = find(".nw-prefs-save");
     this.status = find(".nw-prefs-status");
@@ -130,21 +136,19 @@ export class Preferences {
     const focused = this.form.contains(active) ? active : null;
     const focusedKey = focused?.dataset.key;
     const email = answer.email_available ? (answer.channels?.email ?? {}) : null;
-    const muted = {
-      inApp: {
-        level: new Set(answer.muted_levels ?? []),
-        category: new Set(answer.muted_categories ?? []),
-      },
-      email: {
-        level: new Set(email?.muted_levels ?? []),
-        category: new Set(email?.muted_categories ?? []),
-      },
-    };
+    const push = answer.push_available ? (answer.channels?.push ?? {}) : null;
+    const mutedIn = (channel) => ({
+      level: new Set(channel?.muted_levels ?? []),
+      category: new Set(channel?.muted_categories ?? []),
+    });
+    const muted = { inApp: mutedIn(answer), email: mutedIn(email), push: mutedIn(push) };
+    const channels = ["inApp", ...(email ? ["email"] : []), ...(push ? ["push"] : [])];
     const unmutable = new Set(answer.unmutable_categories ?? []);
     const categories = [
       ...new Set([
         ...muted.inApp.category,
         ...muted.email.category,
+        ...muted.push.category,
         ...unmutable,
         ...this.categories(),
       ]),
@@ -155,6 +159,7 @@ export class Preferences {
     this.never.hidden = !email;
     this.neverEmail.checked = email?.enabled === false;
     for (const header of this.emailColumns) header.hidden = !email;
+    for (const header of this.pushColumns) header.hidden = !push;
     const row = (kind, value, label, index) =>
       this.row({
         kind,
@@ -162,7 +167,7 @@ export class Preferences {
         label,
         id: `${this.idPrefix}-prefs-${kind}-${index}`,
         muted,
-        email: Boolean(email),
+        channels,
         locked: kind === "category" && unmutable.has(value),
       });
     this.levels.replaceChildren(
@@ -184,7 +189,7 @@ export class Preferences {
 
   // One row: its header (the level or category, and why it is locked), then a switch for each
   // channel, named by the row's header and the column's.
-  row({ kind, value, label, id, muted, email, locked }) {
+  row({ kind, value, label, id, muted, channels, locked }) {
     const tr = element("tr");
     const header = element("th", "nw-prefs-name");
     header.scope = "row";
@@ -193,9 +198,8 @@ export class Preferences {
     header.append(name);
     tr.append(header);
     const part = kind === "level" ? "levels" : "categories";
-    const channels = email ? ["inApp", "email"] : ["inApp"];
     for (const channel of channels) {
-      const column = `${this.idPrefix}-prefs-${part}-${channel === "inApp" ? "in-app" : "email"}`;
+      const column = `${this.idPrefix}-prefs-${part}-${COLUMNS[channel]}`;
       const cell = element("td", "nw-prefs-channel");
       const wrapper = element("label", "nw-prefs-switch");
       const input = element("input", "nw-switch");
@@ -255,18 +259,26 @@ export class Preferences {
     this.setStatus(this.t.get("saving"));
     try {
       const before = this.current;
-      const email = before.email_available
-        ? {
-            enabled: !this.neverEmail.checked,
-            mutedCategories: this.muted("email", "category"),
-            mutedLevels: this.muted("email", "level"),
-          }
-        : null;
+      // A channel the view did not show (the site does not send it) is left as it is.
+      const channels = {};
+      if (before.email_available) {
+        channels.email = {
+          enabled: !this.neverEmail.checked,
+          mutedCategories: this.muted("email", "category"),
+          mutedLevels: this.muted("email", "level"),
+        };
+      }
+      if (before.push_available) {
+        // No `enabled`: the view has no switch for it, so the server keeps its own.
+        channels.push = {
+          mutedCategories: this.muted("push", "category"),
+          mutedLevels: this.muted("push", "level"),
+        };
+      }
       const answer = await this.api.savePreferences({
         mutedCategories: this.muted("inApp", "category"),
         mutedLevels: this.muted("inApp", "level"),
-        // Without email, the channel is left as it is (the view did not show it).
-        channels: email ? { email } : undefined,
+        channels: Object.keys(channels).length ? channels : undefined,
       });
       this.show(answer);
       this.setStatus(this.t.get("preferencesSaved"));

@@ -39,6 +39,7 @@ export class WidgetView {
     this.toastsOption = find(".nw-toasts-option");
     this.desktopOption = find(".nw-desktop-option");
     this.desktopLabel = find(".nw-desktop");
+    this.desktopBlocked = find(".nw-desktop-blocked");
     this.items = new Map(); // id -> <li>
     this.bind();
   }
@@ -233,10 +234,15 @@ export class WidgetView {
     this.toastsOption.checked = enabled;
   }
 
+  // Blocked, the switch is disabled and a line under it says why (a tooltip would reach neither
+  // a keyboard nor a touch screen); it describes the switch only then.
   setDesktopOption({ supported, enabled, blocked }) {
     this.desktopLabel.hidden = !supported;
     this.desktopOption.checked = enabled;
     this.desktopOption.disabled = blocked;
-    this.desktopLabel.title = blocked ? this.t.get("desktopBlocked") : "";
+    this.desktopBlocked.hidden = !blocked;
+    this.desktopBlocked.textContent = blocked ? this.t.get("desktopBlocked") : "";
+    if (blocked) this.desktopOption.setAttribute("aria-describedby", this.desktopBlocked.id);
+    else this.desktopOption.removeAttribute("aria-describedby");
   }
 }
