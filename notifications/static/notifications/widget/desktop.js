@@ -11,7 +11,6 @@ export class DesktopNotifications {
     this.language = language;
     this.push = push;
     this.optedIn = stored(OPT_IN_KEY) === "on";
-    this.pushing = false; // whether this browser's subscription is on the server
   }
 
   get supported() {
@@ -34,21 +33,20 @@ export class DesktopNotifications {
     const permission = await Notification.requestPermission();
     this.optedIn = permission === "granted";
     store(OPT_IN_KEY, this.optedIn ? "on" : null);
-    if (this.optedIn) this.pushing = await this.push.subscribe();
+    if (this.optedIn) await this.push.subscribe();
     return this.optedIn;
   }
 
   async disable() {
     this.optedIn = false;
     store(OPT_IN_KEY, null);
-    this.pushing = false;
     await this.push.unsubscribe();
   }
 
   // On start: posts this browser's subscription again (subscribing again if the browser lost
   // it), which keeps the server in step and gives the browser to whoever is signed in now.
   async resume() {
-    if (this.enabled) this.pushing = await this.push.subscribe();
+    if (this.enabled) await this.push.subscribe();
   }
 
   // The tag makes a second tab's copy of the same notification replace the first.
