@@ -199,3 +199,13 @@ def test_every_language_shipped_translates_the_whole_widget():
         untranslated = [e for e in widget if re.search(r'^msgstr(\[\d\])? ""\Z', e, re.M)]
         assert untranslated == [], f"{path}: untranslated entries"
         assert not [e for e in widget if "#, fuzzy" in e], f"{path}: fuzzy entries"
+
+
+def test_web_push_gives_the_widget_the_key_and_the_service_worker(alice, settings):
+    assert "data-push-key" not in render(alice) and "data-service-worker" not in render(alice)
+    settings.NOTIFICATIONS = {"WEB_PUSH": True, "WEB_PUSH_VAPID_PUBLIC_KEY": "BPublicKey_-"}
+    html = render(alice)
+    assert 'data-push-key="BPublicKey_-"' in html
+    assert 'data-service-worker="/api/notifications/push/service-worker.js' in html
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "WEB_PUSH_SERVICE_WORKER_URL": "/sw.js"}
+    assert 'data-service-worker="/sw.js' in render(alice)

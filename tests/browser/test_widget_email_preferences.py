@@ -99,7 +99,11 @@ async def test_email_off_for_a_category_and_never_email_me_round_trip(open_widge
     email = {"enabled": True, "muted_categories": ["billing"], "muted_levels": ["info"]}
     whole = {"muted_categories": [], "muted_levels": [], "channels": {"email": email}}
     assert sent == [whole]
-    assert await stored_preferences(alice) == whole
+    push = {"enabled": True, "muted_categories": [], "muted_levels": []}  # untouched
+    assert await stored_preferences(alice) == {
+        **whole,
+        "channels": {"email": email, "push": push},
+    }
 
     await page.reload()
     view = await open_preferences(page)
