@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_out
 from django.utils.translation import gettext_lazy as _
 
 from . import signals
@@ -14,6 +15,7 @@ class NotificationsConfig(AppConfig):
         from . import checks
         from .api import credentials
         from .email import tasks as email_tasks
+        from .push import subscriptions as push_subscriptions
         from .push import tasks as push_tasks
         from .realtime import receivers, revocation
 
@@ -31,4 +33,7 @@ class NotificationsConfig(AppConfig):
         )
         signals.notification_sent.connect(
             push_tasks.schedule_sent, dispatch_uid="notifications.web_push_scheduled"
+        )
+        user_logged_out.connect(
+            push_subscriptions.signed_out, dispatch_uid="notifications.web_push_signed_out"
         )

@@ -591,6 +591,9 @@ class PushSubscription(models.Model):
     p256dh = models.CharField(_("public key"), max_length=100)
     auth = models.CharField(_("authentication secret"), max_length=50)
     user_agent = models.CharField(_("browser"), max_length=200, blank=True, default="")
+    # A digest of the sign-in (session) that subscribed it: signing out of that browser ends
+    # its pushes. Empty for a subscription made with a token, which lives until deleted.
+    credential = models.CharField(max_length=32, blank=True, default="", editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     # When the browser last posted it (each page with the widget does): the least recently seen
     # one makes room past WEB_PUSH_MAX_SUBSCRIPTIONS.

@@ -35,8 +35,12 @@ def test_preferences_round_trip(api, settings):
         "muted_categories": [],
         "muted_levels": [],
         "unmutable_categories": ["security"],
-        "channels": {"email": {"enabled": True, "muted_categories": [], "muted_levels": []}},
+        "channels": {
+            "email": {"enabled": True, "muted_categories": [], "muted_levels": []},
+            "push": {"enabled": True, "muted_categories": [], "muted_levels": []},
+        },
         "email_available": False,
+        "push_available": False,
     }
     body = {"muted_categories": ["marketing", "digest"], "muted_levels": ["info"]}
     response = api.put(PREFS, body, format="json")
@@ -235,7 +239,8 @@ def test_email_preferences_round_trip_and_leave_in_app_alone(api, alice, setting
     response = api.put(PREFS, body, format="json")
     assert response.status_code == 200
     assert response.json()["channels"] == {
-        "email": {"enabled": True, "muted_categories": ["security"], "muted_levels": ["info"]}
+        "email": {"enabled": True, "muted_categories": ["security"], "muted_levels": ["info"]},
+        "push": {"enabled": True, "muted_categories": [], "muted_levels": []},
     }
     # An unmutable category may be muted for email; in-app it still reaches alice.
     assert services.notify(alice, "Sign-in", category="security")
@@ -291,7 +296,7 @@ def test_bad_email_preferences_are_400_naming_the_field_and_change_nothing(api, 
 
 def test_email_preferences_service_refuses_what_the_api_refuses(alice):
     for channels, message in [
-        ({"push": {"enabled": False}}, "channels: 'push' is not a channel"),
+        ({"sms": {"enabled": False}}, "channels: 'sms' is not a channel"),
         ({"email": {"enabled": "no"}}, "channels.email.enabled: must be true or false"),
         ({"email": {"muted_levels": ["fatal"]}}, "channels.email.muted_levels: must be among"),
         ({"email": {"muted_categories": [""]}}, "channels.email.muted_categories: '' is not"),
@@ -356,6 +361,7 @@ def test_an_unknown_channel_is_ignored_over_rest_as_unknown_fields_are(api, alic
     response = api.put(PREFS, body, format="json")
     assert response.status_code == 200
     assert response.json()["channels"] == {
-        "email": {"enabled": True, "muted_categories": [], "muted_levels": []}
+        "email": {"enabled": True, "muted_categories": [], "muted_levels": []},
+        "push": {"enabled": True, "muted_categories": [], "muted_levels": []},
     }
     assert not Mute.objects.filter(user=alice).exists()

@@ -13,6 +13,7 @@ import pytest
 import redis
 from asgiref.sync import async_to_sync
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -371,3 +372,22 @@ def test_an_expired_subscription_is_not_pushed_to(alice, browser_of, service):
     browser_of(alice)
     PushSubscription.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert delivery.send(services.notify(alice, "Hello").ids).sent == 0
+
+
+def test_signing_out_ends_the_pushes_to_that_browser_alone(alice, service, push_on):
+    laptop, phone = Client(), Client()
+    subscriptions_url = "/api/notifications/push-subscriptions/"
+    for client in (laptop, phone):
+        client.force_login(alice)
+        browser = service.subscribe().as_json()
+        response = client.post(subscriptions_url, browser, content_type="application/json")
+        assert response.status_code == 201
+    assert PushSubscription.objects.filter(user=alice).count() == 2
+    laptop.logout()  # sends user_logged_out with the laptop's session, as a logout view does
+    remaining = PushSubscription.objects.filter(user=alice)
+    assert [row.endpoint for row in remaining] == [phone_endpoint(phone, subscriptions_url)]
+
+
+def phone_endpoint(client, url):
+    (row,) = client.get(url).json()
+    return row["endpoint"]

@@ -19,7 +19,7 @@ from ..conf import app_settings
 from ..models import PushSubscription
 from ..protocol import IdField
 from ..push import subscriptions
-from .views import Conventions
+from .views import Conventions, credential_of
 
 OFF = "Web Push is not enabled on this site."
 
@@ -88,7 +88,13 @@ class PushSubscriptionsView(Enabled):
         except ValueError as error:
             raise _invalid(error) from None
         user_agent = request.META.get("HTTP_USER_AGENT", "")
-        pk, created = subscriptions.save(request.user, subscription, _printable(user_agent))
+        credential = credential_of(request)
+        pk, created = subscriptions.save(
+            request.user,
+            subscription,
+            _printable(user_agent),
+            credential.digest if credential and credential.kind == "session" else "",
+        )
         row = PushSubscription.objects.get(pk=pk)
         return Response(
             PushSubscriptionSerializer(row).data,

@@ -248,7 +248,7 @@ class NotificationViewSet(
         the session or token that asked for it, and closes with it."""
         return Response(
             {
-                "ticket": tickets.issue(cast(int, request.user.pk), _credential_of(request)),
+                "ticket": tickets.issue(cast(int, request.user.pk), credential_of(request)),
                 "expires_in": app_settings.TICKET_TTL_SECONDS,
             }
         )
@@ -267,7 +267,7 @@ def _dotted(errors: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _credential_of(request: Request) -> Credential | None:
+def credential_of(request: Request) -> Credential | None:
     """The session or DRF token that authenticated ``request`` (None: another authenticator)."""
     authenticator = request.successful_authenticator
     if isinstance(authenticator, TokenAuthentication) and request.auth is not None:

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -27,8 +28,8 @@ JWT_LIFETIME_SECONDS = 12 * 3600
 JWT_RENEW_BEFORE_SECONDS = 3600
 
 _SUBJECT = re.compile(
-    r"mailto:[^\s@]+@(localhost|[\w-]+(\.[\w-]+)+)|https://(localhost|[\w-]+(\.[\w-]+)+)\Z",
-    re.IGNORECASE,
+    r"(?:mailto:[^\s@<>,;]+@(?:localhost|[\w-]+(?:\.[\w-]+)+)|https://(?:localhost|[\w-]+(?:\.[\w-]+)+))\Z",
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -51,7 +52,10 @@ def public_point(text: str) -> bytes:
     raw = b64decode(text)
     if len(raw) != 65 or raw[0] != 4:
         raise ValueError("not an uncompressed P-256 public key (65 bytes starting with 0x04)")
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)  # raises if off the curve
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValueError("not a point on the P-256 curve") from None
     return raw
 
 
@@ -87,11 +91,14 @@ def problems() -> list[str]:
     )
     subject = app_settings.WEB_PUSH_VAPID_SUBJECT
     for name, value in (("PUBLIC_KEY", public), ("PRIVATE_KEY", private), ("SUBJECT", subject)):
+        if not isinstance(value, str):
+            return [f"WEB_PUSH_VAPID_{name} is not a string"]  # E002 says so too
         if not value:
             found.append(f"WEB_PUSH_VAPID_{name} is not set")
+    point = None
     if public:
         try:
-            public_point(public)
+            point = public_point(public)
         except ValueError as error:
             found.append(f"WEB_PUSH_VAPID_PUBLIC_KEY is {error}")
     if private:
@@ -100,7 +107,7 @@ def problems() -> list[str]:
         except ValueError as error:
             found.append(f"WEB_PUSH_VAPID_PRIVATE_KEY is {error}")
         else:
-            if public and _public_text(key) != b64encode(_decoded_or_empty(public)):
+            if point is not None and _public_text(key) != b64encode(point):
                 found.append("WEB_PUSH_VAPID_PRIVATE_KEY does not belong to the public key")
     if subject and not is_subject(subject):
         found.append(
@@ -110,17 +117,10 @@ def problems() -> list[str]:
     return found
 
 
-def is_subject(subject: str) -> bool:
+def is_subject(subject: Any) -> bool:
     """Whether ``subject`` is a VAPID ``sub`` push services take (a mailto: address, an https
     origin)."""
-    return _SUBJECT.match(subject) is not None
-
-
-def _decoded_or_empty(text: str) -> bytes:
-    try:
-        return b64decode(text)
-    except ValueError:
-        return b""
+    return isinstance(subject, str) and _SUBJECT.match(subject) is not None
 
 
 @dataclass(frozen=True)

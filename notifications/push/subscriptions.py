@@ -21,13 +21,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import PushSubscription
+from ..realtime.credentials import digest
 from ..services.state import owner_id
 from .keys import b64decode, public_point
 
@@ -35,9 +35,18 @@ MAX_ENDPOINT_CHARS = PushSubscription._meta.get_field("endpoint").max_length or 
 MAX_USER_AGENT_CHARS = PushSubscription._meta.get_field("user_agent").max_length or 200
 AUTH_SECRET_BYTES = 16
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-# JavaScript's largest safe integer: an expirationTime past it is no moment a browser gives.
-_MAX_EXPIRATION_MS = 2**53 - 1
 _TEXT = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no spaces: what an endpoint is
+# scheme://host[:port][/path][?query]: a host name or an IPv6 literal, no user, no backslash,
+# no fragment (an empty one included).
+_ENDPOINT = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:[/?][^#\\]*)?\Z"
+)
+# Past this an expirationTime is no moment a browser gives (browsers give months ahead, if any),
+# and near year 9999 a time zone's offset would carry it out of range.
+_MAX_EXPIRATION = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -79,25 +88,30 @@ def clean(data: Any) -> Subscription:
 
 
 def clean_endpoint(endpoint: Any) -> str:
-    """``endpoint`` if the server may post to it. Raises ``ValueError("endpoint: ...")``."""
+    """``endpoint`` if the server may post to it. Raises ``ValueError("endpoint: ...")``.
+
+    Read strictly, with one grammar: a URL that two parsers would read differently (a backslash
+    or brackets in the host, say, where urlsplit and urllib3 disagree) could pass the allow-list
+    under one host and be posted to another."""
     if not isinstance(endpoint, str) or not endpoint:
         raise ValueError("endpoint: a URL is required")
     if len(endpoint) > MAX_ENDPOINT_CHARS:
         raise ValueError(f"endpoint: at most {MAX_ENDPOINT_CHARS} characters")
     if not _TEXT.match(endpoint):
         raise ValueError("endpoint: must be printable ASCII without spaces")
-    try:
-        parts = urlsplit(endpoint)
-        parts.port  # noqa: B018  (raises for a port that is no number)
-    except ValueError:
-        raise ValueError("endpoint: not a URL") from None
-    host = (parts.hostname or "").lower()
-    if not host or "@" in parts.netloc or parts.fragment:
-        raise ValueError("endpoint: must be a URL with a host, and no user or fragment")
+    match = _ENDPOINT.match(endpoint)
+    if match is None:
+        raise ValueError(
+            "endpoint: must be http(s)://host[:port]/path, with no user, backslash or fragment"
+        )
+    scheme, host = match.group("scheme").lower(), match.group("host").lower().strip("[]")
+    port = match.group("port")
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValueError("endpoint: the port must be from 1 to 65535")
     loopback = app_settings.WEB_PUSH_ALLOW_LOOPBACK_HTTP and host in LOOPBACK_HOSTS
-    if parts.scheme == "http" and loopback:
+    if scheme == "http" and loopback:
         return endpoint
-    if parts.scheme != "https":
+    if scheme != "https":
         raise ValueError("endpoint: must be an https URL")
     if not (loopback or _known_service(host)):
         raise ValueError(f"endpoint: {host!r:.80} is not a push service this site sends to")
@@ -115,23 +129,28 @@ def _expiry(data: dict[str, Any]) -> datetime | None:
     value = data.get("expirationTime")
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        value = None  # NaN and Infinity, which Python's JSON parser reads
+    milliseconds_ahead = _MAX_EXPIRATION.timestamp() * 1000
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not 0 <= value <= _MAX_EXPIRATION_MS
+        or not 0 <= value <= milliseconds_ahead  # a huge int compares fine, isfinite would raise
     ):
-        raise ValueError("expirationTime: must be null or milliseconds since 1970")
+        raise ValueError("expirationTime: must be null or milliseconds since 1970 before 3000")
     moment = datetime.fromtimestamp(value / 1000, tz=UTC)
     if moment <= timezone.now():
         raise ValueError("expirationTime: has already passed")
     return moment
 
 
-def save(user: Any, subscription: Subscription, user_agent: str = "") -> tuple[int, bool]:
+def save(
+    user: Any, subscription: Subscription, user_agent: str = "", credential: str = ""
+) -> tuple[int, bool]:
     """Keep ``subscription`` for ``user``: (its id, whether it is new). Posting it again
-    refreshes its keys and when it was last seen; past ``WEB_PUSH_MAX_SUBSCRIPTIONS`` the user's
-    least recently seen one goes."""
+    refreshes its keys, its sign-in (``credential``: the digest of the session that posted it)
+    and when it was last seen; past ``WEB_PUSH_MAX_SUBSCRIPTIONS`` the user's least recently
+    seen one goes."""
     user_id = owner_id(user)
     now = timezone.now()
     with transaction.atomic():
@@ -144,6 +163,7 @@ def save(user: Any, subscription: Subscription, user_agent: str = "") -> tuple[i
                 "auth": subscription.auth,
                 "expires_at": subscription.expires_at,
                 "user_agent": user_agent[:MAX_USER_AGENT_CHARS],
+                "credential": credential,
                 "seen_at": now,
             },
         )
@@ -181,3 +201,14 @@ def remove(user: Any, *, endpoint: str | None = None, pk: int | None = None) -> 
         mine = mine.filter(pk=pk)
     deleted, _ = mine.delete()
     return deleted > 0
+
+
+def signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """``user_logged_out`` receiver: the browsers that session subscribed get no more pushes (a
+    shared computer must not keep showing the last user's notifications)."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if user is None or not session_key:
+        return
+    PushSubscription.objects.filter(
+        user_id=user.pk, credential=digest("session", session_key)
+    ).delete()
