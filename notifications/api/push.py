@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -19,6 +20,7 @@ from ..conf import app_settings
 from ..models import PushSubscription
 from ..protocol import IdField
 from ..push import subscriptions
+from .parsers import JSONParser
 from .views import Conventions, credential_of
 
 OFF = "Web Push is not enabled on this site."
@@ -54,19 +56,28 @@ class SubscribeSerializer(serializers.Serializer):
     keys = PushKeysSerializer()
 
 
-class UnsubscribeSerializer(serializers.Serializer):
-    endpoint = serializers.CharField()
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+OFF_RESPONSE = OpenApiResponse(DetailSerializer, description="Web Push is off on this site")
+NOT_FOUND = OpenApiResponse(
+    DetailSerializer, description="no such subscription of the user, or Web Push is off"
+)
 
 
 class Enabled(Conventions):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and throttles first
-        if not app_settings.WEB_PUSH:
+        # A method the view has not is a 405 either way (dispatch answers it after this).
+        if not app_settings.WEB_PUSH and hasattr(self, cast(str, request.method).lower()):
             raise NotFound(OFF)
 
 
 class PushSubscriptionsView(Enabled):
-    @extend_schema(responses=PushSubscriptionSerializer(many=True))
+    parser_classes = [JSONParser]  # what toJSON() gives; a form cannot carry the nested keys
+
+    @extend_schema(responses={200: PushSubscriptionSerializer(many=True), 404: OFF_RESPONSE})
     def get(self, request: Request) -> Response:
         """The user's subscribed browsers, the most recently seen first."""
         mine = PushSubscription.objects.filter(user_id=cast(int, request.user.pk))
@@ -78,6 +89,7 @@ class PushSubscriptionsView(Enabled):
         responses={
             201: PushSubscriptionSerializer,
             200: OpenApiResponse(PushSubscriptionSerializer, description="already subscribed"),
+            404: OFF_RESPONSE,
         },
     )
     def post(self, request: Request) -> Response:
@@ -101,11 +113,24 @@ class PushSubscriptionsView(Enabled):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=UnsubscribeSerializer, responses={204: None})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "endpoint",
+                OpenApiTypes.STR,
+                required=True,
+                description="the subscription's endpoint; or, instead, a JSON body "
+                '`{"endpoint": ...}` (what the widget sends)',
+            )
+        ],
+        responses={204: None, 400: OpenApiResponse(description="no endpoint"), 404: NOT_FOUND},
+    )
     def delete(self, request: Request) -> Response:
         """Unsubscribe the browser with this endpoint; 404 if the user has none."""
-        endpoint = request.data.get("endpoint") if isinstance(request.data, dict) else None
-        if not isinstance(endpoint, str) or not endpoint:
+        endpoint = request.query_params.get("endpoint")
+        if endpoint is None and isinstance(request.data, dict):
+            endpoint = request.data.get("endpoint")
+        if not isinstance(endpoint, str):
             raise ValidationError({"endpoint": ["This field is required."]})
         if not subscriptions.remove(request.user, endpoint=endpoint):
             raise NotFound("No such push subscription.")
@@ -113,7 +138,7 @@ class PushSubscriptionsView(Enabled):
 
 
 class PushSubscriptionView(Enabled):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, pk: str) -> Response:
         """Unsubscribe one of the user's browsers by id."""
         try:
