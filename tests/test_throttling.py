@@ -135,7 +135,9 @@ def test_the_schema_documents_the_429_of_every_limited_operation(client):
     assert ("PUT", f"{BASE}preferences/") in limited
     assert ("GET", f"{BASE}preferences/") not in limited
     assert ("GET", f"{BASE}unread-count/") not in limited
-    assert len(limited) == 9  # ticket, and the eight writes
+    assert ("POST", f"{BASE}push-subscriptions/") in limited
+    assert ("GET", f"{BASE}push-subscriptions/") not in limited
+    assert len(limited) == 12  # ticket, the eight writes, and three of push subscriptions
 
 
 def test_windows_turn_over_at_a_moment_of_each_users_own():
