@@ -219,6 +219,16 @@ def test_what_a_push_service_cannot_take_now_is_retried_alone(alice, bob, browse
     assert late.ids[0] not in [m.json()["id"] for m in service.received]
 
 
+@pytest.mark.parametrize("header", ["nan", "inf", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", ""])
+def test_a_retry_after_that_is_no_number_of_seconds_counts_as_none(
+    alice, browser_of, service, header
+):
+    browser = browser_of(alice)
+    service.respond(browser, 429, times=1, headers={"Retry-After": header})
+    report = delivery.send(services.notify(alice, "Hello").ids)
+    assert (len(report.retry), report.retry_after) == (1, 0.0)
+
+
 def test_retries_are_scheduled_with_a_growing_pause_and_then_given_up(
     alice, browser_of, service, push_on, caplog
 ):

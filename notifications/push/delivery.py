@@ -19,6 +19,7 @@ The answers (RFC 8030 and what FCM, Mozilla, Apple and Windows do):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -221,11 +222,13 @@ def _record(answers: list[_Answer], report: Report) -> None:
 
 
 def _seconds(value: str | None) -> float:
-    """Retry-After in seconds (only the delta form: push services send that), 0 when absent."""
+    """Retry-After in seconds (only the delta form: push services send that), 0 when absent or
+    unreadable ("nan" and "inf" read as floats, and would break the retry's arithmetic)."""
     try:
-        return max(float(value), 0.0) if value else 0.0
+        seconds = float(value) if value else 0.0
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 _pool: ThreadPoolExecutor | None = None
