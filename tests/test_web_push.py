@@ -256,6 +256,26 @@ def test_retries_are_scheduled_with_a_growing_pause_and_then_given_up(
     assert "gave up on 1 pushes after 4 attempts" in caplog.text
 
 
+def test_a_task_that_fails_is_tried_again_later(alice, browser_of, push_on, monkeypatch):
+    from django.db import OperationalError
+    from django_tasks_db.models import DBTaskResult
+
+    push_on.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    browser_of(alice)
+    batch = services.notify(alice, "Hello")
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(delivery, "send", database_gone)
+    before = timezone.now()
+    with pytest.raises(OperationalError):
+        send_pushes.call(batch.ids)
+    (scheduled,) = DBTaskResult.objects.all()
+    assert scheduled.args_kwargs["args"] == [batch.ids, None, 2]
+    assert scheduled.run_after >= before + timedelta(seconds=30)
+
+
 def test_refusals_of_our_own_making_are_logged_and_not_retried(alice, browser_of, service, caplog):
     browser = browser_of(alice)
     service.respond(browser, 403)

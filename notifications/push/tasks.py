@@ -41,7 +41,12 @@ def send_pushes(
 ) -> dict[str, int | float]:
     """Push these notifications (``only``: just these [notification, subscription] pairs)."""
     pairs = None if only is None else [(pair[0], pair[1]) for pair in only]
-    report = delivery.send(notification_ids, pairs)
+    try:
+        report = delivery.send(notification_ids, pairs)
+    except Exception:
+        # The database went away, say: the whole task is tried again, as a push would be.
+        _again(list(notification_ids), only, attempt, 0.0, f"{len(notification_ids)} notifications")
+        raise
     if report.retry:
         retry(report, attempt)
     return report.as_dict()
@@ -49,19 +54,25 @@ def send_pushes(
 
 def retry(report: delivery.Report, attempt: int) -> None:
     """Try the pushes a push service could not take again later, or give up on them."""
-    if attempt >= MAX_ATTEMPTS:
-        logger.warning("push: gave up on %d pushes after %d attempts", len(report.retry), attempt)
-        return
-    if not _can_defer():
-        logger.warning(
-            "push: %d pushes not retried: the task backend cannot defer", len(report.retry)
-        )
-        return
-    pause = max(report.retry_after, RETRY_AFTER_SECONDS * 2 ** (attempt - 1))
-    at = timezone.now() + timedelta(seconds=min(pause, MAX_RETRY_AFTER_SECONDS))
     ids = sorted({nid for nid, _ in report.retry})
     pairs = [[nid, sid] for nid, sid in report.retry]
-    _enqueue(ids, pairs, attempt + 1, at)
+    _again(ids, pairs, attempt, report.retry_after, f"{len(pairs)} pushes")
+
+
+def _again(
+    ids: list[int], only: list[list[int]] | None, attempt: int, asked: float, what: str
+) -> None:
+    """Enqueue attempt ``attempt + 1`` after the longer of ``asked`` (Retry-After) and a pause
+    that doubles with each attempt; or give up after ``MAX_ATTEMPTS``."""
+    if attempt >= MAX_ATTEMPTS:
+        logger.warning("push: gave up on %s after %d attempts", what, attempt)
+        return
+    if not _can_defer():
+        logger.warning("push: %s not retried: the task backend cannot defer", what)
+        return
+    pause = max(asked, RETRY_AFTER_SECONDS * 2 ** (attempt - 1))
+    at = timezone.now() + timedelta(seconds=min(pause, MAX_RETRY_AFTER_SECONDS))
+    _enqueue(ids, only, attempt + 1, at)
 
 
 def schedule_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
