@@ -615,3 +615,88 @@ class PushSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {urlsplit(self.endpoint).hostname or self.endpoint[:40]}"
+
+
+REASON_MAX_LENGTH = 64
+# Why a user follows an object. A project may use its own slugs beside these.
+FOLLOW_REASONS = ("manual", "author", "mentioned", "participated")
+
+
+class FollowQuerySet(models.QuerySet["Follow"]):
+    def of(self, obj: models.Model) -> FollowQuerySet:
+        """The rows about one object (any user): the unique index's leading columns."""
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(
+            obj, for_concrete_model=False
+        )
+        return self.filter(content_type=content_type, object_id=str(obj.pk))
+
+    def following(self) -> FollowQuerySet:
+        """Rows whose user follows the object and has not muted it: who hears of it."""
+        return self.exclude(reason="").filter(muted_at__isnull=True)
+
+    def muted(self) -> FollowQuerySet:
+        return self.filter(muted_at__isnull=False)
+
+
+class Follow(models.Model):
+    """A user's relation to one object of any model: following it (``reason`` says why), muting
+    it (``muted_at``), or both.
+
+    Following puts the user among ``followers(obj)``; muting keeps every notification whose
+    target is the object from them, whoever sends it and whatever its category (but those of
+    ``UNMUTABLE_CATEGORIES``). Muting leaves the reason as it was, so that unmuting restores
+    following. A row with no reason and no mute has nothing left to say and is deleted.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_follows",
+        verbose_name=_("user"),
+        db_index=False,  # the user's list is served by notif_follow_user
+    )
+    content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("object type"),
+        db_index=False,  # leads notif_follow_unique
+    )
+    object_id = models.CharField(_("object id"), max_length=255)
+    target = GenericObject("content_type", "object_id")
+    # "" while the user mutes the object without following it.
+    reason = models.SlugField(
+        _("reason"), max_length=REASON_MAX_LENGTH, blank=True, default="", db_index=False
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    muted_at = models.DateTimeField(_("muted at"), null=True, blank=True)
+
+    objects = FollowQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("follow")
+        verbose_name_plural = _("follows")
+        constraints = [
+            # Also the index of followers(obj) and of the muted users a send to obj leaves out.
+            models.UniqueConstraint(
+                fields=["content_type", "object_id", "user"], name="notif_follow_unique"
+            )
+        ]
+        indexes = [
+            # A user's own list, newest first.
+            models.Index(fields=["user", "id"], name="notif_follow_user"),
+        ]
+
+    def __str__(self) -> str:
+        what = f"{self.content_type.app_label}.{self.content_type.model} {self.object_id}"
+        if self.muted_at is not None:
+            return f"{self.user} mutes {what}"
+        return f"{self.user} follows {what} ({self.reason})"
+
+    @property
+    def is_following(self) -> bool:
+        return bool(self.reason)
+
+    @property
+    def is_muted(self) -> bool:
+        return self.muted_at is not None

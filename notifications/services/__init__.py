@@ -5,11 +5,25 @@ transaction commits (``outbox``). It knows models and signals, and nothing of th
 layer: the receivers connected in ``AppConfig.ready()`` push what is announced.
 
 ``sending`` writes new notifications, ``state`` changes what users did with them,
-``preferences`` keeps what they muted; ``batch`` and ``outbox`` carry what was written to the
-commit. Import from here: the modules' other names are the package's own.
+``preferences`` keeps what they muted, ``following`` who follows (or muted) which object;
+``batch`` and ``outbox`` carry what was written to the commit. Import from here: the modules'
+other names are the package's own.
 """
 
 from .batch import NotificationBatch
+from .following import (
+    afollow,
+    afollow_all,
+    amute_object,
+    aunfollow,
+    aunmute_object,
+    follow,
+    follow_all,
+    followers,
+    mute_object,
+    unfollow,
+    unmute_object,
+)
 from .outbox import Change
 from .preferences import mute_email, preferences, set_preferences
 from .sending import anotify, audience, notify, validate_content, without_muted
@@ -38,6 +52,17 @@ __all__ = [
     "archive",
     "unarchive",
     "delete",
+    "follow",
+    "follow_all",
+    "unfollow",
+    "followers",
+    "mute_object",
+    "unmute_object",
+    "afollow",
+    "afollow_all",
+    "aunfollow",
+    "amute_object",
+    "aunmute_object",
     "NotificationBatch",
     "Change",
     "without_muted",  # the admin's send form counts its recipients with it

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..models import Channel, Email, Level, Mute, Notification, id_list, is_category
+from ..models import Channel, Email, Follow, Level, Mute, Notification, id_list, is_category
 from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
@@ -43,6 +43,7 @@ def notify(
     group_key: str | None = None,
     expires_at: datetime | None = None,
     email: str | None = None,
+    exclude: Any = None,
 ) -> NotificationBatch:
     """Send a notification to each of ``recipients``; return what was written.
 
@@ -61,6 +62,9 @@ def notify(
     if it is still unseen ``EMAIL_AFTER_SECONDS`` later, ``"now"`` emails it at once, ``"none"``
     keeps it in-app; None decides by ``EMAIL_NOW_LEVELS`` and ``EMAIL_NOW_CATEGORIES``. Users
     who turned email off for it get no email whatever this says.
+
+    ``exclude`` (a user, an id, several, or a QuerySet) is left out: the actor who caused a send
+    to ``followers(obj)``. With a ``target``, users who muted that object are left out too.
     """
     prototype = validate_content(
         title,
@@ -76,6 +80,7 @@ def notify(
         email=email,
     )
     users, expected_ids = _audience(recipients)
+    excluded = None if exclude is None else _excluded(exclude)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
     # Without a group key the send is one statement, which needs no savepoint of its own inside
@@ -83,7 +88,9 @@ def notify(
     # writes several, so it takes one.
     missing: list[int] = []
     with transaction.atomic(using=using, savepoint=bool(prototype.group_key)):
-        audience = without_muted(users, category=category, level=level)
+        audience = without_muted(users, category=category, level=level, target=target)
+        if excluded is not None:
+            audience = audience.exclude(pk__in=excluded)
         folded = _fold(prototype, audience, using) if prototype.group_key else []
         if folded:
             folded_users = [row.recipient_id for row in folded]
@@ -388,26 +395,60 @@ def validate_url(url: Any) -> None:
         )
 
 
-def audience(recipients: Any, *, category: str = "", level: str = Level.INFO) -> models.QuerySet:
+def audience(
+    recipients: Any,
+    *,
+    category: str = "",
+    level: str = Level.INFO,
+    target: models.Model | None = None,
+    exclude: Any = None,
+) -> models.QuerySet:
     """The users a notify() with these arguments would write to: the recipients without those
-    who muted the category or level. Raises ``ValueError`` as notify() does."""
+    who muted the category, the level or the target, and without ``exclude``. Raises
+    ``ValueError`` as notify() does."""
     users, _ = _audience(recipients)
-    return without_muted(users, category=category, level=level)
+    users = without_muted(users, category=category, level=level, target=target)
+    return users if exclude is None else users.exclude(pk__in=_excluded(exclude))
 
 
-def without_muted(users: models.QuerySet, *, category: str, level: str) -> models.QuerySet:
-    """``users`` less those who muted ``category`` or ``level`` in-app: a NOT IN on the mutes'
-    index, inside the same query, so a send stays one statement however large the audience.
+def recipient_users(recipients: Any) -> models.QuerySet:
+    """What notify() takes as ``recipients`` (a user, ids, a QuerySet, a ``Group``...) as a
+    QuerySet of users; ``ValueError`` as notify() raises it."""
+    return _audience(recipients)[0]
+
+
+def without_muted(
+    users: models.QuerySet,
+    *,
+    category: str,
+    level: str,
+    target: models.Model | None = None,
+) -> models.QuerySet:
+    """``users`` less those who muted ``category`` or ``level`` in-app, or the ``target``
+    object: a NOT IN on the mutes' index (and the follows' one), inside the same query, so a
+    send stays one statement however large the audience.
 
     A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
-    (recorded before it became unmutable) nor a mute of the level silences it."""
+    (recorded before it became unmutable), nor of the level, nor of the object silences it."""
     if category and category in app_settings.UNMUTABLE_CATEGORIES:
         return users
     muted = Q(kind=Mute.Kind.LEVEL, value=level)
     if category:
         muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
     in_app = Mute.objects.filter(muted, channel=Channel.IN_APP)
-    return users.exclude(pk__in=in_app.values("user_id"))
+    users = users.exclude(pk__in=in_app.values("user_id"))
+    if target is not None and target.pk is not None:
+        muting = Follow.objects.of(target).muted()
+        users = users.exclude(pk__in=muting.values("user_id"))
+    return users
+
+
+def _excluded(exclude: Any) -> models.QuerySet:
+    """``exclude`` as a subquery of user ids; ids of no user exclude no one."""
+    try:
+        return _audience(exclude)[0].values("pk")
+    except ValueError as error:
+        raise ValueError(str(error).replace("recipients:", "exclude:", 1)) from None
 
 
 def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
