@@ -34,6 +34,7 @@ SOCKETS = "WebSocket limits"
 PROCESSES = "Processes and Redis"
 EMAIL = "Email"
 PUSH = "Web Push"
+FOLLOWING = "Following"
 
 
 def positive(*, whole: bool = False, zero_means_off: bool = False) -> Rule:
@@ -180,6 +181,13 @@ def urgency(value: Any) -> str | None:
 def dotted_path(value: Any) -> str | None:
     ok = value is None or isinstance(value, str) and re.fullmatch(r"[\w.]+\.\w+", value)
     return None if ok else "None or the dotted path of a callable"
+
+
+def model_labels(value: Any) -> str | None:
+    ok = isinstance(value, list | tuple) and all(
+        isinstance(v, str) and re.fullmatch(r"\w+\.\w+", v) for v in value
+    )
+    return None if ok else "a list of model labels such as 'docs.document'"
 
 
 def site_path(value: Any) -> str | None:
@@ -652,6 +660,24 @@ class Settings:
         "seconds (0: deliver now or never); a notification's `expires_at` shortens it; a dict "
         "here replaces only the levels it names",
         convert=lambda value: {**_TTL, **value},
+    )
+
+    FOLLOWABLE_MODELS = Setting[list[str]](
+        [],
+        model_labels,
+        FOLLOWING,
+        "the models whose objects users may follow through the REST API and the widget "
+        "(`app_label.model`, in any case): none by default, so that no one follows what they "
+        "may not see; Python code (`follow()`) may follow anything ([following.md](following.md))",
+        convert=lambda value: [label.lower() for label in value],
+    )
+    FOLLOW_PERMISSION = Setting[str | None](
+        None,
+        dotted_path,
+        FOLLOWING,
+        "the dotted path of a function `(user, obj) -> bool` asked before a user follows or mutes "
+        "an object through the REST API; `None`: any signed-in user may follow any object of "
+        "`FOLLOWABLE_MODELS`",
     )
 
 
