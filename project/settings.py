@@ -156,6 +156,8 @@ NOTIFICATIONS = {
     "WEB_PUSH_VAPID_SUBJECT": os.environ.get(
         "WEB_PUSH_VAPID_SUBJECT", "mailto:notifications@example.com"
     ),
+    # Following (docs/settings.md): the demo's documents may be followed or muted over REST.
+    "FOLLOWABLE_MODELS": ["project.document"],
 }
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 if EMAIL_HOST:

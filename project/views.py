@@ -1,5 +1,6 @@
 """The demo's pages: the widget on a signed-in home page, a test-notification button, a
-sign-in page for the seeded users, and the outbox of the emails sent. Every page here runs under
+sign-in page for the seeded users, the outbox of the emails sent, and shared documents to
+comment on and follow. Every page here runs under
 a strict Content-Security-Policy (no inline script or style anywhere), which the widget is built
 for; the outbox lets inline styles in for the emails it shows."""
 
@@ -11,15 +12,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import Truncator
+from django.views.decorators.http import require_http_methods, require_POST
 
+from notifications import services
 from notifications.conf import app_settings
+from notifications.models import Follow
 from notifications.services import notify
 
 from . import outbox
+from .forms import CommentForm, DocumentForm
 from .management.commands.seed_demo import USERS
+from .models import Document
 
 STRICT_CSP = "; ".join(
     [
@@ -134,3 +142,111 @@ def _opening_links_in_new_tabs(html: str) -> str:
     base = '<base target="_blank">'
     with_base, found = re.subn(r"(<head\b[^>]*>)", rf"\1{base}", html, count=1, flags=re.I)
     return with_base if found else base + html
+
+
+# --- Documents: something to follow (issue 18) ------------------------------------------------
+
+# "@bob" anywhere but inside a word or an address; a final "." ends the sentence, not the name.
+MENTION = re.compile(r"(?<![\w.+-])@([\w.+-]+)")
+MOST_MENTIONS = 20
+FOLLOWING_ACTIONS = {
+    "follow": lambda user, document: services.follow(user, document, reason="manual"),
+    "unfollow": services.unfollow,
+    "mute": services.mute_object,
+    "unmute": services.unmute_object,
+}
+
+
+@strict_csp
+@login_required(login_url="login")
+@require_http_methods(["GET", "POST"])
+def documents(request: HttpRequest) -> HttpResponse:
+    """The documents, newest first, and a form for a new one (its author follows it)."""
+    form = DocumentForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        with transaction.atomic():
+            document = form.save(commit=False)
+            document.author = request.user
+            document.save()
+            services.follow(request.user, document, reason="author")
+        return redirect(document)
+    listed = Document.objects.select_related("author").annotate(comment_count=Count("comments"))
+    context = {"documents": listed, "form": form}
+    return render(request, "documents/list.html", context, status=400 if form.errors else 200)
+
+
+@strict_csp
+@login_required(login_url="login")
+@require_http_methods(["GET"])
+def document(request: HttpRequest, pk: int) -> HttpResponse:
+    document = get_object_or_404(Document.objects.select_related("author"), pk=pk)
+    return _document_page(request, document, CommentForm())
+
+
+@strict_csp
+@login_required(login_url="login")
+@require_POST
+def comment(request: HttpRequest, pk: int) -> HttpResponse:
+    """A comment: its author follows the document ("participated"), so do those it mentions
+    ("mentioned"), and every follower but the author hears of it, in one ``notify()``."""
+    document = get_object_or_404(Document.objects.select_related("author"), pk=pk)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        return _document_page(request, document, form, status=400)
+    user = request.user
+    with transaction.atomic():
+        posted = form.save(commit=False)
+        posted.document, posted.author = document, user
+        posted.save()
+        services.follow(user, document, reason="participated")
+        services.follow_all(_mentioned(posted.body, user), document, reason="mentioned")
+        services.notify(
+            services.followers(document),
+            Truncator(f"{user} commented on {document}").chars(200),
+            body=Truncator(posted.body).chars(280),
+            category="comment",
+            actor=user,
+            target=document,
+            url=f"{document.get_absolute_url()}#comment-{posted.pk}",
+            exclude=user,
+        )
+    return redirect(f"{document.get_absolute_url()}#comment-{posted.pk}")
+
+
+@strict_csp
+@login_required(login_url="login")
+@require_POST
+def document_following(request: HttpRequest, pk: int) -> HttpResponse:
+    """Follow, unfollow, mute or unmute a document (``action``), then back to its page."""
+    document = get_object_or_404(Document, pk=pk)
+    action = request.POST.get("action", "")
+    if action not in FOLLOWING_ACTIONS:
+        message = f"action: must be one of {', '.join(FOLLOWING_ACTIONS)}."
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+    FOLLOWING_ACTIONS[action](request.user, document)
+    return redirect(document)
+
+
+def _document_page(
+    request: HttpRequest, document: Document, form: CommentForm, status: int = 200
+) -> HttpResponse:
+    rows = Follow.objects.of(document).select_related("user").order_by("created_at", "id")
+    rows = list(rows)
+    context = {
+        "document": document,
+        "comments": document.comments.select_related("author"),
+        "form": form,
+        "followers": [row for row in rows if row.is_following and not row.is_muted],
+        "mine": next((row for row in rows if row.user_id == request.user.pk), None),
+    }
+    return render(request, "documents/detail.html", context, status=status)
+
+
+def _mentioned(text: str, author) -> QuerySet:
+    """The active users ``text`` mentions with @username, the author left out."""
+    names = {name.rstrip(".") for name in MENTION.findall(text)}
+    return (
+        get_user_model()
+        .objects.filter(username__in=sorted(names)[:MOST_MENTIONS], is_active=True)
+        .exclude(pk=author.pk)
+    )

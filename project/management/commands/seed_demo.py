@@ -3,7 +3,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.utils.translation import get_language_info
 
+from notifications.services import follow
 from project.languages import EMAIL_LANGUAGES
+from project.models import Document
 
 USERS = [
     # username, password, staff
@@ -11,10 +13,20 @@ USERS = [
     ("alice", "alice-demo", False),
     ("bob", "bob-demo", False),
 ]
+DOCUMENTS = [
+    # title, author, body
+    (
+        "Launch plan",
+        "alice",
+        "We launch on the first Monday of next month. Comment below with what is missing;"
+        " mention someone with @username to bring them in.",
+    ),
+    ("Release notes draft", "bob", "What changed since the last release, in plain words."),
+]
 
 
 class Command(BaseCommand):
-    help = "Create the demo's users (idempotent) and print their logins."
+    help = "Create the demo's users and documents (idempotent) and print their logins."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -36,6 +48,13 @@ class Command(BaseCommand):
                 user.save()
             if not staff:
                 user.groups.add(team)
+        for title, author, body in DOCUMENTS:
+            user = user_model.objects.get(username=author)
+            document, created = Document.objects.get_or_create(
+                title=title, author=user, defaults={"body": body}
+            )
+            if created:  # as the documents page does: the author follows what they write
+                follow(user, document, reason="author")
         self.stdout.write(f"Demo logins ({options['url'].rstrip('/')}/login/):")
         for username, password, staff in USERS:
             role = "superuser" if staff else "user"
