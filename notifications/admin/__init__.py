@@ -3,7 +3,8 @@
 An adapter like the API and the consumer: every write goes through ``notifications.services``, so
 that users' sockets hear of it. The admin therefore adds no rows itself (the send page calls
 ``notify()``), shows existing rows read-only, and turns "mark read/unread" and "delete" into
-service calls.
+service calls. The follows' list and ``FollowersInline`` are in ``following``; the send form,
+which also sends to an object's followers, in ``forms``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
@@ -23,8 +23,7 @@ from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db import connections, models, transaction
+from django.db import models, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -41,56 +40,30 @@ from .. import services
 from ..conf import app_settings
 from ..models import Digest, Mute, Notification, NotificationQuerySet, PushSubscription
 from . import forms
-from .changelist import CheckedChangelistAdmin
-from .forms import CONTENT_FIELDS, SendNotificationForm
+from .changelist import CheckedChangelistAdmin, LargeTablePaginator
+from .following import FollowAdmin, FollowersInline
+from .forms import CONTENT_FIELDS, SEND_PERMISSION, SendNotificationForm, can_send
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
+__all__ = [
+    "SEND_PERMISSION",
+    "DigestAdmin",
+    "FollowAdmin",
+    "FollowersInline",
+    "LargeTablePaginator",
+    "MuteAdmin",
+    "NotificationAdmin",
+    "PushSubscriptionAdmin",
+    "add_send_action",
+    "can_send",
+    "send_to_selected_users",
+]
+
 logger = logging.getLogger("notifications.admin")
 
-SEND_PERMISSION = "notifications.send_notification"
-
-
-def can_send(request: HttpRequest) -> bool:
-    return request.user.has_perm(SEND_PERMISSION)
-
-
 # --- the changelist at scale ----------------------------------------------------------------
-
-
-class LargeTablePaginator(Paginator):
-    """A paginator that never counts a whole large table.
-
-    Unfiltered on PostgreSQL, the count is the planner's estimate (``pg_class.reltuples``, kept
-    fresh by autovacuum); otherwise it counts at most ``exact_count_limit + 1`` rows, so a filter
-    that matches millions costs a bounded scan and shows as "limit + 1".
-    """
-
-    exact_count_limit = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        queryset = cast(models.QuerySet, self.object_list)
-        if not queryset.query.where:
-            estimate = _estimated_rows(queryset)
-            if estimate is not None and estimate > self.exact_count_limit:
-                return estimate
-        return queryset.order_by().values("pk")[: self.exact_count_limit + 1].count()
-
-
-def _estimated_rows(queryset: models.QuerySet) -> int | None:
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-            [connection.ops.quote_name(queryset.model._meta.db_table)],
-        )
-        row = cursor.fetchone()
-    # -1 (PostgreSQL 14+) or 0 until the table is first vacuumed or analysed: no estimate yet.
-    return int(row[0]) if row and row[0] > 0 else None
 
 
 class ReadStateFilter(admin.SimpleListFilter):
@@ -414,7 +387,9 @@ class NotificationAdmin(CheckedChangelistAdmin):
             raise PermissionDenied
         if request.method != "POST":
             form = SendNotificationForm(
-                admin_site=self.admin_site, users_query=request.GET.get("users")
+                admin_site=self.admin_site,
+                users_query=request.GET.get("users"),
+                followers_query=request.GET.get("followers_of"),
             )
             return self._render_send(request, form)
         form = SendNotificationForm(request.POST, admin_site=self.admin_site)
@@ -425,7 +400,7 @@ class NotificationAdmin(CheckedChangelistAdmin):
         if form.needs_confirmation:
             return self._render_send(request, form, confirm=True)
         try:
-            batch = services.notify(form.recipients(), **form.content)
+            batch = services.notify(form.recipients(), **form.content, target=form.target)
         except ValueError as error:  # validated already; a user deleted meanwhile, say
             form.add_error(None, str(error))
             return self._render_send(request, form)
@@ -455,13 +430,16 @@ class NotificationAdmin(CheckedChangelistAdmin):
         confirm: bool = False,
     ) -> TemplateResponse:
         fieldsets = [
-            (_("Recipients"), {"fields": ["audience", "users", "groups"]}),
+            (
+                _("Recipients"),
+                {"fields": ["audience", "users", "groups", "object_type", "object_id"]},
+            ),
             (_("Notification"), {"fields": list(CONTENT_FIELDS)}),
         ]
         if "email" in form.fields:  # EMAIL_DIGESTS is on
             fieldsets.append((_("Delivery"), {"fields": ["email"]}))
         errors = helpers.AdminErrorList(form, [])  # type: ignore[arg-type]
-        if not form.is_bound:  # the errors of a link's ?users= (see SendNotificationForm)
+        if not form.is_bound:  # the errors of a link's ?users= or ?followers_of=
             errors.extend(form.errors.values())  # type: ignore[arg-type]  # as Django does
         context = {
             **self.admin_site.each_context(request),

@@ -11,6 +11,7 @@ allow (a 400), or an action without a selection (the list again, with a message)
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, cast
 
 from django.contrib import admin, messages
@@ -18,7 +19,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import ChangeList
-from django.db import models
+from django.core.paginator import Paginator
+from django.db import connections, models
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -121,3 +123,37 @@ class CheckedChangelistAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             raise
+
+
+class LargeTablePaginator(Paginator):
+    """A paginator that never counts a whole large table.
+
+    Unfiltered on PostgreSQL, the count is the planner's estimate (``pg_class.reltuples``, kept
+    fresh by autovacuum); otherwise it counts at most ``exact_count_limit + 1`` rows, so a filter
+    that matches millions costs a bounded scan and shows as "limit + 1".
+    """
+
+    exact_count_limit = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = cast(models.QuerySet, self.object_list)
+        if not queryset.query.where:
+            estimate = _estimated_rows(queryset)
+            if estimate is not None and estimate > self.exact_count_limit:
+                return estimate
+        return queryset.order_by().values("pk")[: self.exact_count_limit + 1].count()
+
+
+def _estimated_rows(queryset: models.QuerySet) -> int | None:
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(queryset.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    # -1 (PostgreSQL 14+) or 0 until the table is first vacuumed or analysed: no estimate yet.
+    return int(row[0]) if row and row[0] > 0 else None

@@ -3,7 +3,9 @@
 The content rules are :func:`notifications.services.validate_content`'s, the very check
 ``notify()`` runs: the fields here only collect text, and its errors land on the field they name.
 The form resolves the audience to one QuerySet of users, so that sending stays a single
-``INSERT ... SELECT`` whatever its size, and counts it in one query.
+``INSERT ... SELECT`` whatever its size, and counts it in one query. The followers of an object
+are ``services.followers(obj)``, sent to with ``target=obj``: whoever muted the object is left
+out, and the notification leads to it.
 """
 
 from __future__ import annotations
@@ -18,20 +20,27 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connections, models
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
 from ..conf import app_settings
-from ..models import Email, Level, Notification, id_list
+from ..models import Email, Follow, Level, Notification, id_list
 from ..protocol import MAX_ID
 from ..users import active_users
+
+SEND_PERMISSION = "notifications.send_notification"
 
 USERS = "users"
 GROUPS = "groups"
 ALL = "all"
+FOLLOWERS = "followers"
 
 CONTENT_FIELDS = ("title", "body", "level", "category", "url")
 # What stands in for a faulted field while the others are checked (see _validate_content).
@@ -55,6 +64,10 @@ CHANNELS = {
 # common proxies accept in a request line.
 MAX_USERS_IN_URL = 500
 _DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+
+def can_send(request: HttpRequest) -> bool:
+    return request.user.has_perm(SEND_PERMISSION)
 
 
 def is_primary_key(model: type[models.Model], value: Any) -> bool:
@@ -109,6 +122,86 @@ class ObjectsField(forms.ModelMultipleChoiceField):
         return super().clean(value)
 
 
+def followed_types(*, followable: bool = True) -> models.QuerySet[ContentType]:
+    """The content types whose objects have Follow rows, and (``followable``) those of
+    ``FOLLOWABLE_MODELS``: one query, an index probe per content type (the follows' unique
+    index leads with it), however many follows there are."""
+    chosen = Q(Exists(Follow.objects.filter(content_type=OuterRef("pk"))))
+    if followable:
+        for label in app_settings.FOLLOWABLE_MODELS:
+            app_label, _dot, model = label.partition(".")
+            chosen |= Q(app_label=app_label, model=model)
+    return ContentType.objects.filter(chosen).order_by("app_label", "model")
+
+
+def object_label(obj: models.Model) -> str:
+    """An object as the admin names it: its model and its text, “document “Roadmap””."""
+    return _("%(model)s “%(object)s”") % {
+        "model": obj._meta.verbose_name,
+        "object": shortened(obj, 60),
+    }
+
+
+def type_label(content_type: ContentType) -> str:
+    """A content type as the admin names it: “Demo › Document”."""
+    model = content_type.model_class()
+    if model is None:  # its app is gone; its follows stay until deleted
+        return f"{content_type.app_label}.{content_type.model}"
+    return f"{model._meta.app_config.verbose_name} › {capfirst(model._meta.verbose_name)}"
+
+
+def followed_object(type_value: Any, object_id: str) -> models.Model:
+    """The object of this type (a content type's id, among :func:`followed_types`) and id, or a
+    ValidationError naming the field at fault: ``object_type`` or ``object_id``. Two queries."""
+    field = ObjectTypeField(queryset=followed_types(), required=False)
+    try:
+        content_type = field.clean(type_value)
+    except ValidationError as error:
+        raise ValidationError({"object_type": error}) from None
+    if content_type is None:
+        raise ValidationError({"object_type": _("Choose the type of the object.")})
+    return object_of(content_type, object_id)
+
+
+def object_of(content_type: ContentType, object_id: str) -> models.Model:
+    """The object of this type with this id, or a ValidationError naming the field at fault."""
+    model = content_type.model_class()
+    if model is None:
+        raise ValidationError(
+            {"object_type": _("This type's model is no longer installed.")}, code="gone"
+        )
+    name = model._meta.verbose_name
+    if not object_id:
+        raise ValidationError({"object_id": _("Enter the id of the object.")})
+    if not is_primary_key(model, object_id):
+        message = _("“%(value)s” is not an id of a %(model)s.")
+        params = {"value": shortened(object_id), "model": name}
+        error = ValidationError(message, code="invalid_pk_value", params=params)
+        raise ValidationError({"object_id": error})
+    obj = model._default_manager.filter(pk=object_id).first()
+    if obj is None:
+        message = _("No %(model)s has the id “%(value)s”.")
+        params = {"value": shortened(object_id), "model": name}
+        error = ValidationError(message, code="invalid_choice", params=params)
+        raise ValidationError({"object_id": error})
+    return obj
+
+
+class ObjectTypeField(forms.ModelChoiceField):
+    """A content type among :func:`followed_types`, the value checked as an id before the query
+    (Django's field reads "\u0663" as 3, and SQLite fails on an id past 2**63)."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return type_label(obj)
+
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return None
+        if not is_primary_key(ContentType, value):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
 class UserAutocomplete(AutocompleteSelectMultiple):
     """The admin's autocomplete, re-rendering a form that holds a malformed id without a 500.
 
@@ -132,6 +225,7 @@ class SendNotificationForm(forms.Form):
             (USERS, _("Selected users")),
             (GROUPS, _("Active members of the selected groups")),
             (ALL, _("All active users")),
+            (FOLLOWERS, _("Followers of an object")),
         ],
         initial=USERS,
         widget=forms.RadioSelect,
@@ -142,6 +236,19 @@ class SendNotificationForm(forms.Form):
         queryset=Group.objects.order_by("name"),
         required=False,
         widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+    # The object whose followers get it: its type, and its id.
+    object_type = ObjectTypeField(
+        label=_("Object type"),
+        queryset=ContentType.objects.none(),  # followed_types(), set in __init__
+        required=False,
+        empty_label=_("Choose the type of object"),
+        help_text=_("The kinds of objects users follow."),
+    )
+    object_id = forms.CharField(
+        label=_("Object id"),
+        required=False,
+        help_text=_("Its primary key, as in its admin page's address."),
     )
     # No rules of their own (no required, max_length or choices check): notify() has the rules.
     title = forms.CharField(label=_("Title"), required=False)
@@ -188,10 +295,13 @@ class SendNotificationForm(forms.Form):
         *args: Any,
         admin_site: admin.AdminSite | None = None,
         users_query: str | None = None,
+        followers_query: str | None = None,
         **kwargs: Any,
     ):
         """``users_query``: the ``?users=1,2,3`` of a link to the page (the user admin's action
-        makes them), chosen in the unbound form; what is not a user is an error on the field."""
+        makes them), chosen in the unbound form; what is not a user is an error on the field.
+        ``followers_query``: the ``?followers_of=<content type id>:<object id>`` of a link (the
+        follows' list and ``FollowersInline`` make them), that object's followers chosen."""
         super().__init__(*args, **kwargs)
         site = admin_site or admin.site
         # The admin's autocomplete looks users up through the Notification.recipient relation,
@@ -202,23 +312,55 @@ class SendNotificationForm(forms.Form):
             required=False,
             widget=UserAutocomplete(Notification._meta.get_field("recipient"), site),
         )
+        cast(ObjectTypeField, self.fields["object_type"]).queryset = followed_types()
         if not app_settings.EMAIL_DIGESTS:
             del self.fields["email"]
-        self.order_fields(["audience", "users", "groups", *CONTENT_FIELDS, "email"])
+        self.order_fields(
+            ["audience", "users", "groups", "object_type", "object_id", *CONTENT_FIELDS, "email"]
+        )
         self.notification: Notification | None = None
         self.recipient_count: int | None = None
-        self._query_errors: list[ValidationError] = []
+        #: The object whose followers the form sends to (None for the other audiences).
+        self.target: models.Model | None = None
+        self._query_errors: dict[str, list[ValidationError]] = {}
         if users_query is not None and not self.is_bound:
-            users, self._query_errors = users_from_query(users_query)
+            users, errors = users_from_query(users_query)
             if users:
                 self.initial["users"] = users
+            if errors:
+                self._query_errors["users"] = errors
+        if followers_query is not None and not self.is_bound:
+            self._initial_followers(followers_query)
 
     def full_clean(self) -> None:
         super().full_clean()
         if self._query_errors:
             # An unbound form has no cleaned_data, which add_error() expects to update.
             self.cleaned_data = {}
-            self.add_error("users", self._query_errors)
+            for field, errors in self._query_errors.items():
+                self.add_error(field, errors)
+
+    def _initial_followers(self, value: str) -> None:
+        """Choose the followers of the object a ``?followers_of=`` link names, or say on the
+        field what is wrong with it."""
+        self.initial["audience"] = FOLLOWERS
+        type_id, colon, object_id = value.partition(":")
+        if not colon:
+            message = _("A link to followers names “<type id>:<object id>”; it had “%(value)s”.")
+            error = ValidationError(message, code="invalid", params={"value": shortened(value)})
+            self._query_errors["object_type"] = [error]
+            return
+        self.initial["object_type"] = type_id if is_primary_key(ContentType, type_id) else None
+        self.initial["object_id"] = object_id
+        try:
+            self.target = followed_object(type_id, object_id)
+        except ValidationError as error:
+            self._query_errors.update(error.update_error_dict({}))
+            return
+        # Say which object the id is, since the page shows only its id.
+        self.fields["object_id"].help_text = _("Now: %(object)s.") % {
+            "object": object_label(self.target)
+        }
 
     def clean_users(self) -> list[int]:
         # The field has fetched the chosen users to check them: reading their ids costs no query.
@@ -229,10 +371,24 @@ class SendNotificationForm(forms.Form):
 
     def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
+        if self.cleaned_data.get("audience") == FOLLOWERS:
+            self._clean_followed()
         self.notification = self._validate_content()
         if not self.errors:
             self._check_audience()
         return cleaned
+
+    def _clean_followed(self) -> None:
+        if "object_type" in self.errors or "object_id" in self.errors:
+            return
+        content_type = self.cleaned_data.get("object_type")
+        if content_type is None:
+            self.add_error("object_type", _("Choose the type of the object."))
+            return
+        try:
+            self.target = object_of(content_type, self.cleaned_data.get("object_id", ""))
+        except ValidationError as error:
+            self.add_error(None, error)
 
     @property
     def content(self) -> dict[str, Any]:
@@ -265,7 +421,15 @@ class SendNotificationForm(forms.Form):
             # A semi-join: each member once, however many of the groups they are in.
             members = users.filter(groups__in=self.cleaned_data["groups"]).values("pk")
             return active.filter(pk__in=members)
+        if kind == FOLLOWERS:
+            assert self.target is not None  # clean() found it, or the form is not valid
+            return services.followers(self.target)
         return active
+
+    @property
+    def target_label(self) -> str | None:
+        """The object whose followers it goes to, in words (None: another audience)."""
+        return None if self.target is None else object_label(self.target)
 
     @property
     def needs_confirmation(self) -> bool:
@@ -281,6 +445,8 @@ class SendNotificationForm(forms.Form):
         makes the token stale, so what is sent is what was confirmed."""
         kind = self.cleaned_data["audience"]
         chosen = self.cleaned_data.get(kind, []) if kind in (USERS, GROUPS) else []
+        if kind == FOLLOWERS and self.target is not None:
+            chosen = [self.cleaned_data["object_type"].pk, str(self.target.pk)]
         data = json.dumps([kind, chosen, list(self.content.values())])
         return salted_hmac(_CONFIRM_SALT, data, algorithm="sha256").hexdigest()
 
@@ -293,11 +459,13 @@ class SendNotificationForm(forms.Form):
         elif kind == GROUPS and not self.cleaned_data["groups"]:
             self.add_error("groups", _("Choose at least one group."))
             return
-        # Those who muted this category or level are left out, as notify() leaves them out.
+        # Those who muted this category or level (or the object) are left out, as notify()
+        # leaves them out.
         self.recipient_count = services.without_muted(
             self.recipients(),
             category=self.cleaned_data.get("category") or "",
             level=self.cleaned_data.get("level") or Level.INFO,
+            target=self.target,
         ).count()
         if self.recipient_count == 0:
             self.recipient_count = None
@@ -305,8 +473,19 @@ class SendNotificationForm(forms.Form):
                 self.add_error("users", _("Every chosen user muted this category or level."))
             elif kind == GROUPS:
                 self.add_error("groups", _("These groups have no active members."))
+            elif kind == FOLLOWERS:
+                self.add_error("object_id", self._no_followers())
             else:
                 self.add_error(None, _("There are no active users."))
+
+    def _no_followers(self) -> str:
+        assert self.target is not None
+        params = {"object": object_label(self.target)}
+        if services.followers(self.target).exists():
+            return _("Every follower of %(object)s muted this category or level.") % params
+        if Follow.objects.of(self.target).muted().exists():
+            return _("No active user follows %(object)s without having muted it.") % params
+        return _("No active user follows %(object)s.") % params
 
     def _validate_content(self) -> Notification | None:
         """notify()'s own check. It stops at the first error, so each field it faults is set
