@@ -398,3 +398,51 @@ def check_web_push(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
     return messages
+
+
+@register()
+def check_following(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """That the models users may follow exist, and that the permission hook can be called."""
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+
+    from .conf import Settings, app_settings
+
+    try:
+        labels, hook = app_settings.FOLLOWABLE_MODELS, app_settings.FOLLOW_PERMISSION
+    except Exception:  # a NOTIFICATIONS that is no dict: E006 says so
+        return []
+    # Values of the wrong form are E002's.
+    if Settings.FOLLOWABLE_MODELS.rule(labels) is not None:
+        labels = []
+    if Settings.FOLLOW_PERMISSION.rule(hook) is not None:
+        hook = None
+    errors = []
+    for label in labels:
+        try:
+            apps.get_model(label)
+        except (LookupError, ValueError):
+            errors.append(
+                Error(
+                    f"NOTIFICATIONS['FOLLOWABLE_MODELS'] names {label!r}, which is no installed "
+                    "model.",
+                    hint="Write each as 'app_label.model', e.g. 'docs.document'.",
+                    id="notifications.E015",
+                )
+            )
+    if isinstance(hook, str):
+        try:
+            function = import_string(hook)
+        except ImportError as error:
+            function, problem = None, f"does not import ({error})"
+        else:
+            problem = "" if callable(function) else "is not callable"
+        if problem:
+            errors.append(
+                Error(
+                    f"NOTIFICATIONS['FOLLOW_PERMISSION'] {hook!r} {problem}.",
+                    hint="Give the dotted path of a function (user, obj) -> bool.",
+                    id="notifications.E016",
+                )
+            )
+    return errors

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes import fields as contenttypes_fields
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
@@ -84,6 +85,39 @@ def id_list(ids: Sequence[int], using: str = "default") -> RawSQL | list[int]:
     if vendor == "sqlite":
         return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(list(ids))])
     return list(ids)
+
+
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+
+def is_primary_key(model: type[models.Model], value: Any) -> bool:
+    """Whether ``value`` (text from a form, a URL or a JSON body) can be a primary key of
+    ``model``, decided without a query: an integer key is ASCII digits within its column's range.
+
+    Looked up as they are, such values fail in the database driver rather than in Django: SQLite
+    raises OverflowError on an id past 2**63, int() reads "\u0663" (an Arabic-Indic three) as 3,
+    and PostgreSQL refuses a NUL byte in any text.
+    """
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return False
+    field = model._meta.pk
+    if isinstance(field, models.IntegerField):
+        if isinstance(value, str) and not _DIGITS.match(value):
+            return False
+        try:
+            low, high = connections[model._default_manager.db].ops.integer_field_range(
+                field.get_internal_type()
+            )
+        except KeyError:  # an integer field of a type of its own: a 64-bit column, say
+            low, high = -(2**63), 2**63 - 1
+        return low <= int(value) <= high
+    if "\x00" in str(value):
+        return False
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def database_now(using: str = DEFAULT_DB_ALIAS) -> datetime:

@@ -288,3 +288,24 @@ def test_email_checks_stay_quiet_while_email_is_off(settings):
     settings.NOTIFICATIONS = {"EMAIL_DIGESTS": False}
     settings.TASKS = {"default": {"BACKEND": _immediate_backend()}}
     assert ids() == []
+
+
+def test_followable_models_must_be_installed_models(settings):
+    settings.NOTIFICATIONS = {"FOLLOWABLE_MODELS": ["auth.Group", "auth.nothing", "nodot"]}
+    assert ids() == ["notifications.E002"]  # "nodot" is no label at all: E002 alone
+    settings.NOTIFICATIONS = {"FOLLOWABLE_MODELS": ["auth.Group", "auth.nothing"]}
+    assert ids() == ["notifications.E015"]
+
+
+@pytest.mark.parametrize(
+    "hook, expected",
+    [
+        ("tests.test_checks.ids", []),
+        ("tests.test_checks.no_such_function", ["notifications.E016"]),
+        ("no_such_module.function", ["notifications.E016"]),
+        ("tests.test_checks.CHECKS_DOC", ["notifications.E016"]),  # a Path: not callable
+    ],
+)
+def test_the_follow_permission_must_be_a_callable(settings, hook, expected):
+    settings.NOTIFICATIONS = {"FOLLOW_PERMISSION": hook}
+    assert ids() == expected

@@ -129,9 +129,7 @@ def test_unfollowing_keeps_a_mute(alice, document):
 def test_an_unmutable_category_reaches_who_muted_the_object(alice, document, settings):
     settings.NOTIFICATIONS = {"UNMUTABLE_CATEGORIES": ["security"]}
     services.mute_object(alice, document)
-    services.notify(
-        alice, "Your document was shared publicly", target=document, category="security"
-    )
+    services.notify(alice, "Shared publicly", target=document, category="security")
     assert titles(alice) == ["Shared publicly"]
 
 

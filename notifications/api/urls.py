@@ -5,9 +5,14 @@ from rest_framework.routers import SimpleRouter
 
 from ..email import views as email_views
 from ..push import views as push_views
+from .following import SubscriptionViewSet
 from .metrics import metrics
 from .push import PushSubscriptionsView, PushSubscriptionView
 from .views import NotificationViewSet
+
+# Before the notifications' routes, whose "<id>/" would take "subscriptions/" for an id.
+following = SimpleRouter()
+following.register("subscriptions", SubscriptionViewSet, basename="subscription")
 
 router = SimpleRouter()
 router.register("", NotificationViewSet, basename="notification")
@@ -26,5 +31,6 @@ urlpatterns = [
         name="push-subscription",
     ),
     path("push/service-worker.js", push_views.service_worker, name="push-service-worker"),
+    *following.urls,
     *router.urls,
 ]

@@ -33,16 +33,16 @@ def follow(user: Any, obj: models.Model, *, reason: str = "manual") -> Follow:
     user_id = _user_id(user)
     _check_reason(reason)
     content_type, object_id = _object_key(obj)
-    with transaction.atomic():
-        row, created = Follow.objects.get_or_create(
-            user_id=user_id,
-            content_type=content_type,
-            object_id=object_id,
-            defaults={"reason": reason},
-        )
-        if not created and not row.reason:
-            Follow.objects.filter(pk=row.pk, reason="").update(reason=reason)
-            row.reason = reason
+    # get_or_create() makes the insert safe from a concurrent one; the update is one statement.
+    row, created = Follow.objects.get_or_create(
+        user_id=user_id,
+        content_type=content_type,
+        object_id=object_id,
+        defaults={"reason": reason},
+    )
+    if not created and not row.reason:
+        Follow.objects.filter(pk=row.pk, reason="").update(reason=reason)
+        row.reason = reason
     return row
 
 
@@ -87,16 +87,15 @@ def mute_object(user: Any, obj: models.Model) -> Follow:
     user_id = _user_id(user)
     content_type, object_id = _object_key(obj)
     now = timezone.now()
-    with transaction.atomic():
-        row, created = Follow.objects.get_or_create(
-            user_id=user_id,
-            content_type=content_type,
-            object_id=object_id,
-            defaults={"muted_at": now},
-        )
-        if not created and row.muted_at is None:
-            Follow.objects.filter(pk=row.pk, muted_at__isnull=True).update(muted_at=now)
-            row.muted_at = now
+    row, created = Follow.objects.get_or_create(
+        user_id=user_id,
+        content_type=content_type,
+        object_id=object_id,
+        defaults={"muted_at": now},
+    )
+    if not created and row.muted_at is None:
+        Follow.objects.filter(pk=row.pk, muted_at__isnull=True).update(muted_at=now)
+        row.muted_at = now
     return row
 
 
@@ -167,3 +166,27 @@ def _check_reason(reason: Any) -> None:
         raise ValueError(
             "reason: a slug of at most 64 letters, digits, hyphens and underscores is required"
         )
+
+
+def change_follow(
+    row: Follow, *, following: bool | None = None, muted: bool | None = None
+) -> Follow | None:
+    """Stop following (``following=False``), mute or unmute through one of a user's rows, as
+    the REST API does by id; None when the row is left with nothing to say (it is deleted).
+    Following again needs the object: :func:`follow`."""
+    if following is True:
+        raise ValueError("following: only False; follow() starts following an object")
+    reason = "" if following is False else row.reason
+    muted_at = row.muted_at
+    if muted is True and muted_at is None:
+        muted_at = timezone.now()
+    elif muted is False:
+        muted_at = None
+    rows = Follow.objects.filter(pk=row.pk)
+    if not reason and muted_at is None:
+        rows.delete()
+        return None
+    if (reason, muted_at) != (row.reason, row.muted_at):
+        rows.update(reason=reason, muted_at=muted_at)
+        row.reason, row.muted_at = reason, muted_at
+    return row
