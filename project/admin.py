@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from notifications.admin import FollowersInline
+
 from .models import Comment, Document
 
 
@@ -16,7 +18,7 @@ class DocumentAdmin(admin.ModelAdmin):
     list_select_related = ["author"]
     search_fields = ["title"]
     raw_id_fields = ["author"]
-    inlines = [CommentInline]
+    inlines = [FollowersInline, CommentInline]  # who follows it, and why
 
 
 @admin.register(Comment)

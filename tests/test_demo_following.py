@@ -271,6 +271,14 @@ def test_documents_are_followable_over_rest_in_the_demo():
 def test_the_admin_lists_and_shows_documents_and_comments(admin_client, alice, bob, document):
     comment(bob, document, "Admin, look.")
     assert admin_client.get("/admin/project/document/").status_code == 200
+    act(alice, document, "mute")
     page = admin_client.get(f"/admin/project/document/{document.pk}/change/")
     assert page.status_code == 200 and "Admin, look." in page.text
+    # FollowersInline: who follows it and why, and who muted it
+    rows = page.context["inline_admin_formsets"][0].formset.queryset
+    assert {(row.user.username, row.reason, row.is_muted) for row in rows} == {
+        ("alice", "author", True),
+        ("bob", "participated", False),
+    }
+    assert "participated" in page.text
     assert admin_client.get("/admin/project/comment/").status_code == 200
