@@ -232,3 +232,28 @@ def test_sending_to_followers_is_one_statement_for_10_and_10_000(
         )
     assert len(batch) == count - 1
     assert not Notification.objects.filter(recipient=alice).exists()
+
+
+def test_prune_deletes_the_follows_of_objects_that_are_gone(alice, bob, document, other_document):
+    from io import StringIO
+
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+
+    services.follow(alice, document)
+    services.mute_object(bob, document)
+    services.follow(alice, other_document)
+    services.follow(alice, bob)  # another model: a user
+    stale_type = ContentType.objects.create(app_label="uninstalled", model="thing")
+    Follow.objects.create(user=alice, content_type=stale_type, object_id="1", reason="manual")
+    document.delete()
+
+    def prune(*args):
+        out = StringIO()
+        call_command("prune_notifications", *args, stdout=out, stderr=StringIO())
+        return out.getvalue()
+
+    assert "Would delete 3 follows of objects that are gone." in prune("--dry-run")
+    assert Follow.objects.count() == 5
+    assert "Deleted 3 follows of objects that are gone." in prune()
+    assert sorted(str(row.target) for row in Follow.objects.all()) == ["Budget", "bob"]

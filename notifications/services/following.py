@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ..models import REASON_MAX_LENGTH, Follow, is_category
@@ -190,3 +191,20 @@ def change_follow(
         rows.update(reason=reason, muted_at=muted_at)
         row.reason, row.muted_at = reason, muted_at
     return row
+
+
+def orphaned_follows() -> models.QuerySet:
+    """The rows whose object is gone (a generic relation does not cascade): what
+    ``prune_notifications`` deletes. One query per followed model, and one for the models."""
+    from django.contrib.contenttypes.models import ContentType
+
+    orphans = Follow.objects.none()
+    type_ids = Follow.objects.order_by().values_list("content_type_id", flat=True).distinct()
+    for content_type in ContentType.objects.filter(pk__in=list(type_ids)):
+        model = content_type.model_class()
+        rows = Follow.objects.filter(content_type=content_type)
+        if model is not None:
+            keys = model._base_manager.annotate(key=Cast("pk", models.CharField())).values("key")
+            rows = rows.exclude(object_id__in=keys)
+        orphans |= rows
+    return orphans

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from notifications.conf import app_settings
 from notifications.models import Notification
+from notifications.services.following import orphaned_follows
 
 
 def positive_days(value: str) -> int:
@@ -27,7 +28,8 @@ def positive_days(value: str) -> int:
 class Command(BaseCommand):
     help = (
         "Delete notifications older than --older-than DAYS (default: the RETENTION_DAYS "
-        "setting), and every notification past its expires_at, in batches."
+        "setting), and every notification past its expires_at, in batches; and the follows "
+        "of objects that are gone."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -51,8 +53,10 @@ class Command(BaseCommand):
             if days is not None
             else "expired"
         )
+        orphans = orphaned_follows()
         if options["dry_run"]:
             self.stdout.write(f"Would delete {queryset.count()} notifications ({what}).")
+            self.stdout.write(f"Would delete {orphans.count()} follows of objects that are gone.")
             return
         deleted = batches = 0
         while True:
@@ -67,3 +71,5 @@ class Command(BaseCommand):
             batches += 1
             self.stderr.write(f"  deleted {deleted} so far", ending="\r")
         self.stdout.write(f"Deleted {deleted} notifications ({what}) in {batches} batches.")
+        gone = orphans.delete()[0]
+        self.stdout.write(f"Deleted {gone} follows of objects that are gone.")
