@@ -209,9 +209,9 @@ def test_the_type_choices_are_the_followed_and_the_followable_types_in_one_query
 
     html = sender_client.get(SEND_URL).content.decode()
     select = re.search(r'<select name="object_type".*?</select>', html, re.S).group(0)
-    assert "Authentication and Authorization › Group" in select
-    assert "Authentication and Authorization › Permission" in select
-    assert "› User<" not in select
+    assert "Group (Authentication and Authorization)" in select
+    assert "Permission (Authentication and Authorization)" in select
+    assert "User (" not in select
 
 
 # --- bad input: a form error on its field, never a 500 ----------------------------------------
@@ -428,7 +428,7 @@ def test_the_list_filters(root_client, people, team, group_type, query, names):
 def test_the_object_type_filter_offers_the_followed_types(root_client, people, group_type):
     html = changelist(root_client)[0].content.decode()
     assert f'href="?content_type__id__exact={group_type.pk}"' in html
-    assert "Authentication and Authorization › Group" in html
+    assert "Group (Authentication and Authorization)" in html
 
 
 def test_one_objects_followers_are_titled_and_lead_to_the_send_page(

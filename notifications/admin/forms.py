@@ -143,11 +143,12 @@ def object_label(obj: models.Model) -> str:
 
 
 def type_label(content_type: ContentType) -> str:
-    """A content type as the admin names it: “Demo › Document”."""
+    """A content type as the admin names it: “Document (Demo)”, the model first, which a
+    narrow select still shows when it cuts the rest."""
     model = content_type.model_class()
     if model is None:  # its app is gone; its follows stay until deleted
         return f"{content_type.app_label}.{content_type.model}"
-    return f"{model._meta.app_config.verbose_name} › {capfirst(model._meta.verbose_name)}"
+    return f"{capfirst(model._meta.verbose_name)} ({model._meta.app_config.verbose_name})"
 
 
 def followed_object(type_value: Any, object_id: str) -> models.Model:
