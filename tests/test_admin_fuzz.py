@@ -6,12 +6,13 @@ percent-encoded), regex and SQL syntax, dates that do not exist, wrong types. Tw
 
 - a sweep: every parameter a changelist reads (its filters, the date hierarchy, search,
   ordering, paging) and every lookup a URL may name on the model's fields, each with every one
-  of ``SHARP`` values, on every changelist (Notification, Mute, Digest); and each of those values
-  as the id of an object's change, delete and history pages, and as the selection of each
-  action;
-- hypothesis: combinations of them, the send page's ``?users=`` link, and the send form's fields
-  (with EMAIL_DIGESTS off and on: then the form has a channel choice), ``MAX_EXAMPLES`` cases a
-  test, derandomized so that CI is repeatable.
+  of ``SHARP`` values, on every changelist (Notification, Mute, Digest, Follow); and each of
+  those values as the id of an object's change, delete and history pages, and as the selection
+  of each action;
+- hypothesis: combinations of them, the send page's ``?users=`` and ``?followers_of=`` links,
+  and the send form's fields (the followers' object type and id too; with EMAIL_DIGESTS off and
+  on: then the form has a channel choice), ``MAX_EXAMPLES`` cases a test, derandomized so that
+  CI is repeatable.
 
 Each request runs as a superuser in a savepoint rolled back afterwards, on whichever database
 the suite runs on (CI: PostgreSQL and SQLite). The answer must be a page (200), a redirect within
@@ -33,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notifications import services
-from notifications.models import Digest, Mute, Notification
+from notifications.models import Digest, Follow, Mute, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,7 @@ CHANGELISTS = {
     "notification": "/admin/notifications/notification/",
     "mute": "/admin/notifications/mute/",
     "digest": "/admin/notifications/digest/",
+    "follow": "/admin/notifications/follow/",
 }
 SEND_URL = "/admin/notifications/notification/send/"
 
@@ -141,6 +143,11 @@ KEYS = {
         "status__exact", "status", "kind__exact", "kind", "user", "user__id__exact",
         "user__username", "sent_at__gte", "created_at__year", "attempts__gt", "notifications",
     ],
+    "follow": COMMON_KEYS + [
+        "content_type__id__exact", "content_type", "object_id", "object_id__regex", "reason",
+        "following", "muted", "muted_at__isnull", "user", "user__id__exact", "user__username",
+        "created_at__gte",
+    ],
 }  # fmt: skip
 
 
@@ -163,6 +170,10 @@ def admin_client(make_user):
         user=alice, kind="digest", status="sent", created_at=now, lease_until=now, sent_at=now
     )
     Notification.objects.filter(recipient=alice, title="Hello").update(digest=digest)
+    # Follows of a user (any model will do), one also muted: the send form's followers then
+    # have a type to choose, and object 1 or 2 may exist.
+    services.follow(alice, root, reason="author")
+    services.mute_object(root, alice)
     client = Client()
     client.force_login(root)
     return client
@@ -248,6 +259,14 @@ def test_the_send_page_answers_any_users_link(admin_client, parts):
     assert answered(admin_client, "GET", f"{SEND_URL}?users={'%2C'.join(parts)}") == 200
 
 
+@FUZZ
+@given(type_id=st.one_of(st.sampled_from(["1", "2", "3", "4"]), VALUE), object_id=VALUE,
+       colon=st.sampled_from(["%3A", ":", "", "::"]))  # fmt: skip
+def test_the_send_page_answers_any_followers_link(admin_client, type_id, object_id, colon):
+    url = f"{SEND_URL}?followers_of={type_id}{colon}{object_id}"
+    assert answered(admin_client, "GET", url) == 200
+
+
 FORM = "application/x-www-form-urlencoded"
 # A form's values as the browser typed them; a lone surrogate goes as the bytes it stands for.
 FORM_VALUE = st.one_of(
@@ -260,9 +279,14 @@ ID_LIST = st.lists(
 )
 SEND_FORM = st.fixed_dictionaries(
     {
-        "audience": st.one_of(st.sampled_from(["users", "groups", "all"]), FORM_VALUE),
+        "audience": st.one_of(
+            st.sampled_from(["users", "groups", "all", "followers", "followers"]), FORM_VALUE
+        ),
         "users": ID_LIST,
         "groups": ID_LIST,
+        # The followers' object: a content type's id (one is followed), and the object's id.
+        "object_type": st.one_of(st.just("followed"), st.sampled_from(SHARP_IDS), FORM_VALUE),
+        "object_id": st.one_of(st.sampled_from(SHARP_IDS), st.sampled_from(["1", "2"]), FORM_VALUE),
         "title": st.one_of(st.just("Hello"), FORM_VALUE),
         "body": FORM_VALUE,
         "level": st.one_of(st.sampled_from(["info", "error"]), FORM_VALUE),
@@ -281,6 +305,8 @@ SEND_FORM = st.fixed_dictionaries(
 @given(form=SEND_FORM)
 def test_the_send_form_answers_any_values(admin_client, settings, email_digests, form):
     settings.NOTIFICATIONS = {"EMAIL_DIGESTS": email_digests, "BASE_URL": "https://example.com"}
+    if form["object_type"] == "followed":
+        form["object_type"] = str(Follow.objects.values_list("content_type", flat=True).first())
     body = urlencode(
         [
             (name, item.encode("utf-8", "surrogateescape"))
