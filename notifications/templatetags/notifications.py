@@ -69,6 +69,19 @@ def widget_strings() -> dict[str, Any]:
             "notification preferences",
             "Always shown in the app: this site does not let you mute it.",
         ),
+        # An item's menu, and muting the thread (the notification's target) from it.
+        "moreActions": gettext("More actions"),
+        "muteThread": gettext("Mute this thread"),
+        "unmuteThread": gettext("Unmute this thread"),
+        "threadMuted": gettext("Thread muted: you will get no more notifications about it."),
+        "threadUnmuted": gettext("Thread unmuted: you will be notified about it again."),
+        "undo": pgettext("muted thread", "Undo"),
+        "threadNotFound": gettext("This thread cannot be muted: it may have been deleted."),
+        "tooManyRequests": gettext("Too many requests. Please wait a moment and try again."),
+        # The preferences view's muted threads.
+        "unmute": pgettext("muted thread", "Unmute"),
+        "threadUnmutedNamed": gettext("Unmuted: %(name)s."),
+        "mutedLoadFailed": gettext("Your muted threads could not be loaded."),
         "levels": {level.value: str(level.label) for level in Level},
         "states": {
             "connecting": gettext("Connecting…"),

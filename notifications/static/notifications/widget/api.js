@@ -146,4 +146,37 @@ export class NotificationsApi {
   deletePushSubscription(endpoint) {
     return this.json(this.url("push-subscriptions/"), { method: "DELETE", body: { endpoint } });
   }
+
+  // The user's follows and mutes (`subscriptions/`, newest first): {results, next}; `params`
+  // filter the first page (`{muted: "true"}`), `next` is the cursor of a later one.
+  subscriptions(next = null, params = {}) {
+    return this.json(next ? new URL(next, this.baseUrl) : this.url("subscriptions/", params));
+  }
+
+  // Mutes an object (`{type, id}`, a notification's `target`): its row, muted.
+  mute(object) {
+    const { type, id } = object;
+    return this.json(this.url("subscriptions/mute/"), {
+      method: "POST",
+      body: { object: { type, id } },
+    });
+  }
+
+  // Ends the mute of an object; a follow of it, if any, resumes.
+  unmute(object) {
+    const { type, id } = object;
+    return this.json(this.url("subscriptions/unmute/"), {
+      method: "POST",
+      body: { object: { type, id } },
+    });
+  }
+
+  // `{muted: false}` and/or `{following: false}`: the row (200), or null when the row is gone
+  // (204: it neither follows nor mutes any more).
+  updateSubscription(id, changes) {
+    return this.json(this.url(`subscriptions/${encodeURIComponent(id)}/`), {
+      method: "PATCH",
+      body: changes,
+    });
+  }
 }

@@ -6,6 +6,9 @@ import { NotificationsApi } from "./api.js";
 import { DesktopNotifications } from "./desktop.js";
 import { readTranslations } from "./i18n.js";
 import { Inbox } from "./inbox.js";
+import { setNote, targetKey } from "./item.js";
+import { closeMenu } from "./menu.js";
+import { errorText } from "./muted.js";
 import { Preferences } from "./preferences.js";
 import { WebPush } from "./push.js";
 import { safeUrl } from "./safe-url.js";
@@ -63,10 +66,14 @@ export class NotificationsWidget {
     });
     this.socketUrl = socketUrl(data.socketUrl || "/ws/notifications/");
     this.inbox = new Inbox();
+    // The threads (targets, `type:id`) this page muted: their items' menus offer to unmute.
+    this.mutedThreads = new Set();
     this.view = new WidgetView(root, this.shadow, this.t, {
       onToggle: () => this.toggle(),
       onClose: (how) => this.close(how),
       onAction: (id, action) => this.change(id, action),
+      onThread: (id, action) => this.thread(id, action),
+      isMuted: (key) => this.mutedThreads.has(key),
       onFollow: (id) => this.followed(id),
       onMarkAll: () => this.markAllRead(),
       onLoadMore: () => this.loadMore(),
@@ -93,6 +100,10 @@ export class NotificationsWidget {
         if (!open) this.forgetPreferencesFragment();
       },
       onSaved: (answer, before) => this.preferencesSaved(answer, before),
+      onUnmuted: (object) => {
+        this.mutedThreads.delete(`${object.type}:${object.id}`);
+        this.render();
+      },
     });
     this.toasts = new Toasts(this.shadow.querySelector(".nw-toasts"), {
       t: this.t,
@@ -235,6 +246,16 @@ export class NotificationsWidget {
     } catch (error) {
       this.failed(error);
     }
+  }
+
+  // Mutes the thread of a notification (its target): later notifications about it are not sent
+  // to this user. Resolves to whether it worked.
+  muteThread(id) {
+    return this.thread(id, "mute");
+  }
+
+  unmuteThread(id) {
+    return this.thread(id, "unmute");
   }
 
   async enableDesktopNotifications() {
@@ -469,6 +490,41 @@ export class NotificationsWidget {
     } catch (error) {
       this.failed(error);
     }
+  }
+
+  // Mute (`mute`) or unmute (`unmute`, or `undo` from the note) the thread of notification `id`:
+  // its item says what happened, or why it did not, and the status region says it too.
+  async thread(id, action) {
+    const notification = this.inbox.items.get(id);
+    const key = notification ? targetKey(notification) : null;
+    if (!key) return false;
+    const mute = action === "mute";
+    const item = this.view.items.get(id);
+    const menuButton = item?.querySelector(".nw-menu-button");
+    if (action !== "undo") closeMenu(menuButton, { focusButton: true });
+    try {
+      if (mute) await this.api.mute(notification.target);
+      else await this.api.unmute(notification.target);
+    } catch (error) {
+      if (error?.signedOut && error.status === 401) this.setConnection("signed-out");
+      const text = errorText(error, this.t, mute ? "threadNotFound" : "actionFailed");
+      if (item?.isConnected) setNote(item, { text, error: true });
+      this.view.announce(text);
+      console.warn("notifications:", error);
+      return false;
+    }
+    if (mute) this.mutedThreads.add(key);
+    else this.mutedThreads.delete(key);
+    this.render();
+    const text = this.t.get(mute ? "threadMuted" : "threadUnmuted");
+    if (item?.isConnected) {
+      const undo = item.querySelector(".nw-item-undo");
+      const hadFocus = this.shadow.activeElement === undo;
+      setNote(item, { text, undo: mute });
+      if (hadFocus && !mute) (menuButton ?? item.querySelector("button")).focus();
+    }
+    this.view.announce(text);
+    return true;
   }
 
   async markSeen() {

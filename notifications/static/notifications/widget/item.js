@@ -37,7 +37,14 @@ export function titleContent(notification, t, linkClass) {
   return [level, title];
 }
 
-export function renderItem(notification, { t, idPrefix }) {
+// The key of a notification's target (`{type, id}`), or null: the thread that can be muted.
+export function targetKey(notification) {
+  const target = notification.target;
+  if (!target || typeof target.type !== "string" || target.id == null) return null;
+  return `${target.type}:${target.id}`;
+}
+
+export function renderItem(notification, { t, idPrefix, isMuted = () => false }) {
   const item = element("li", "nw-item");
   item.dataset.id = String(notification.id);
   const titleId = `${idPrefix}-item-${notification.id}`;
@@ -75,25 +82,82 @@ export function renderItem(notification, { t, idPrefix }) {
   archive.dataset.action = "archive";
   archive.setAttribute("aria-describedby", titleId);
   actions.append(toggle, archive);
+  if (targetKey(notification)) {
+    actions.append(renderMenu(`${idPrefix}-item-${notification.id}`, titleId, t));
+  }
   const footer = element("div", "nw-item-footer");
   footer.append(meta, actions);
   main.append(footer);
+  // What muting the thread did (or why it failed), and its undo.
+  const note = element("p", "nw-item-note");
+  note.hidden = true;
+  note.append(element("span", "nw-item-note-text"));
+  const undo = element("button", "nw-action nw-item-undo", t.get("undo"));
+  undo.type = "button";
+  undo.dataset.thread = "undo";
+  undo.hidden = true;
+  note.append(undo);
+  main.append(note);
 
   item.append(
     icon(levelOf(notification), `nw-icon nw-level-icon nw-level-${levelOf(notification)}`),
   );
   item.append(main);
-  updateItem(item, notification, t);
+  updateItem(item, notification, t, isMuted);
   return item;
 }
 
-export function updateItem(item, notification, t) {
+// "More actions": a menu button (menu.js) and its menu, for a notification with a target.
+function renderMenu(id, titleId, t) {
+  const wrap = element("div", "nw-menu-wrap");
+  const button = element("button", "nw-action nw-menu-button");
+  button.type = "button";
+  button.id = `${id}-menu-button`;
+  button.setAttribute("aria-haspopup", "menu");
+  button.setAttribute("aria-expanded", "false");
+  button.setAttribute("aria-controls", `${id}-menu`);
+  button.setAttribute("aria-describedby", titleId);
+  button.append(
+    icon("more", "nw-icon nw-menu-icon"),
+    element("span", "nw-sr-only", t.get("moreActions")),
+  );
+  const menu = element("div", "nw-menu");
+  menu.id = `${id}-menu`;
+  menu.hidden = true;
+  menu.setAttribute("role", "menu");
+  menu.setAttribute("aria-labelledby", button.id);
+  const mute = element("button", "nw-menu-item nw-menu-mute");
+  mute.type = "button";
+  mute.tabIndex = -1;
+  mute.setAttribute("role", "menuitem");
+  menu.append(mute);
+  wrap.append(button, menu);
+  return wrap;
+}
+
+// Says what muting the thread did: `text`, an Undo button (`undo`), or an `error`; nothing
+// hides it.
+export function setNote(item, { text = "", undo = false, error = false } = {}) {
+  const note = item.querySelector(".nw-item-note");
+  note.hidden = !text;
+  note.classList.toggle("nw-item-note-error", error);
+  note.querySelector(".nw-item-note-text").textContent = text;
+  note.querySelector(".nw-item-undo").hidden = !undo;
+}
+
+export function updateItem(item, notification, t, isMuted = () => false) {
   const unread = !notification.read_at;
   item.classList.toggle("nw-unread", unread);
   item.querySelector(".nw-item-unread").hidden = !unread;
   const toggle = item.querySelector(".nw-action-toggle");
   toggle.dataset.action = unread ? "read" : "unread";
   toggle.textContent = unread ? t.get("markRead") : t.get("markUnread");
+  const mute = item.querySelector(".nw-menu-mute");
+  if (mute) {
+    const muted = isMuted(targetKey(notification));
+    mute.dataset.thread = muted ? "unmute" : "mute";
+    mute.textContent = muted ? t.get("unmuteThread") : t.get("muteThread");
+  }
   updateTime(item, t);
 }
 

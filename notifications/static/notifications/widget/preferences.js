@@ -16,6 +16,10 @@
 // the project does not let anyone mute in-app (locked on, with why; their email and push stay
 // the user's), the categories of the loaded notifications and those the page names
 // (`{% notifications_widget categories="..." %}`).
+//
+// Below the form, the threads the user muted (muted.js), read again each time the view opens.
+
+import { MutedThreads } from "./muted.js";
 
 const LEVELS = ["info", "success", "warning", "error"];
 // The part of each channel's column header's id.
@@ -37,7 +41,7 @@ export function errorMessages(data) {
 }
 
 export class Preferences {
-  constructor(root, { t, api, idPrefix, categories, onOpen, onSaved }) {
+  constructor(root, { t, api, idPrefix, categories, onOpen, onSaved, onUnmuted }) {
     this.t = t;
     this.api = api;
     this.idPrefix = idPrefix;
@@ -59,6 +63,8 @@ export class Preferences {
     this.save = find(".nw-prefs-save");
     this.status = find(".nw-prefs-status");
     this.current = null; // the server's last answer
+    // Below the switches: the muted threads, each unmuted at once.
+    this.mutedThreads = new MutedThreads(this.view, { t, api, idPrefix, onUnmuted });
     this.button.addEventListener("click", () => (this.isOpen ? this.close() : this.open()));
     this.neverEmail.addEventListener("change", () => this.showNeverEmail());
     this.form.addEventListener("submit", (event) => {
@@ -87,6 +93,7 @@ export class Preferences {
       this.button.setAttribute("aria-expanded", "true");
       this.onOpen?.(true);
       this.load();
+      this.mutedThreads.load();
     }
     if (focus) this.title.focus();
   }

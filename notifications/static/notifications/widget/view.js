@@ -4,6 +4,7 @@
 // (`shadow`); `root` is the element the page sees.
 
 import { renderItem, updateItem, updateTime } from "./item.js";
+import { bindMenus, closeMenu } from "./menu.js";
 
 const BADGE_MAX = 99;
 const EDGE = 8; // px between the open panel and the edges of the viewport
@@ -55,6 +56,7 @@ export class WidgetView {
       this.handlers.onDesktopOption(this.desktopOption.checked),
     );
     this.list.addEventListener("click", (event) => this.onListClick(event));
+    bindMenus(this.list);
     // Listened to in the shadow root, where targets are the widget's own elements (outside it,
     // the page sees them all as the root element).
     this.shadow.addEventListener("keydown", (event) => {
@@ -97,6 +99,11 @@ export class WidgetView {
     const item = event.target.closest(".nw-item");
     if (!item) return;
     const id = Number(item.dataset.id);
+    const thread = event.target.closest("button[data-thread]");
+    if (thread) {
+      this.handlers.onThread(id, thread.dataset.thread);
+      return;
+    }
     const action = event.target.closest("button[data-action]");
     if (action) this.handlers.onAction(id, action.dataset.action);
     else if (event.target.closest(".nw-item-link")) this.handlers.onFollow(id);
@@ -108,11 +115,13 @@ export class WidgetView {
 
   // The preferences view takes the list's place while it is open.
   setPreferencesOpen(open) {
+    closeMenu();
     this.scroller.hidden = open;
     this.panel.classList.toggle("nw-prefs-open", open);
   }
 
   setOpen(open, { focusBell = false } = {}) {
+    if (!open) closeMenu();
     this.panel.hidden = !open;
     this.bell.setAttribute("aria-expanded", String(open));
     this.place();
@@ -191,9 +200,13 @@ export class WidgetView {
     for (const notification of notifications) {
       let item = this.items.get(notification.id);
       if (item) {
-        updateItem(item, notification, this.t);
+        updateItem(item, notification, this.t, this.handlers.isMuted);
       } else {
-        item = renderItem(notification, { t: this.t, idPrefix: this.idPrefix });
+        item = renderItem(notification, {
+          t: this.t,
+          idPrefix: this.idPrefix,
+          isMuted: this.handlers.isMuted,
+        });
         this.items.set(notification.id, item);
         if (previous) previous.after(item);
         else this.list.prepend(item);
@@ -218,8 +231,8 @@ export class WidgetView {
     item.remove();
     this.items.delete(id);
     if (!focused) return;
-    const same = [".nw-action-archive", ".nw-action-toggle"].find((control) =>
-      focused.matches(control),
+    const same = [".nw-action-archive", ".nw-action-toggle", ".nw-menu-button"].find(
+      (control) => focused.matches(control),
     );
     const target =
       neighbour?.querySelector(same ?? "a, button") ?? neighbour?.querySelector("button");
