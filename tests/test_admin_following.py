@@ -562,7 +562,7 @@ def test_the_inline_shows_the_newest_rows_only(root_client, make_user, team, mon
     html, _ = inline_page(root_client, team)
     assert html.count('class="field-reason"') == 3
     assert all(f"<p>{user.username}</p>" in html for user in users[2:])
-    assert "the newest 3" in html
+    assert "All its followers, in the list of follows" in html
     # Saving the group leaves its follows alone.
     response = root_client.post(
         f"/project-admin/auth/group/{team.pk}/change/",
