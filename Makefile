@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m bench.peers $(PEERS_ARGS)
 	$(BIN)/python -m bench.digests $(DIGESTS_BENCH_ARGS)
 	$(BIN)/python -m bench.push $(PUSH_BENCH_ARGS)
+	$(BIN)/python -m bench.following $(FOLLOWING_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
