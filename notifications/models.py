@@ -109,7 +109,7 @@ def is_primary_key(model: type[models.Model], value: Any) -> bool:
                 field.get_internal_type()
             )
         except KeyError:  # an integer field of a type of its own: a 64-bit column, say
-            low, high = -(2**63), 2**63 - 1
+            low, high = -(2**63), 2**63 - 1  # a bigint column
         return low <= int(value) <= high
     if "\x00" in str(value):
         return False

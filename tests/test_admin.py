@@ -19,7 +19,7 @@ from notifications import services, signals
 from notifications.admin import forms as notifications_forms
 from notifications.admin.changelist import CheckedChangelistAdmin
 from notifications.admin.forms import SendNotificationForm
-from notifications.models import Digest, Notification
+from notifications.models import Digest, Notification, is_primary_key
 
 pytestmark = pytest.mark.django_db
 
@@ -880,7 +880,7 @@ def test_an_empty_table_has_an_empty_date_hierarchy(sender_client):
 )
 def test_is_primary_key_decides_without_a_query(model, value, expected, django_assert_num_queries):
     with django_assert_num_queries(0):
-        assert notifications_forms.is_primary_key(model, value) is expected
+        assert is_primary_key(model, value) is expected
 
 
 def test_an_integer_key_of_a_type_the_database_does_not_know_is_taken_as_64_bits(monkeypatch):
@@ -890,8 +890,8 @@ def test_an_integer_key_of_a_type_the_database_does_not_know_is_taken_as_64_bits
         raise KeyError(internal_type)
 
     monkeypatch.setattr(ops, "integer_field_range", unknown)
-    assert notifications_forms.is_primary_key(Notification, str(2**63 - 1))
-    assert not notifications_forms.is_primary_key(Notification, str(2**63))
+    assert is_primary_key(Notification, str(2**63 - 1))
+    assert not is_primary_key(Notification, str(2**63))
 
 
 class EverythingFilter(admin.ListFilter):

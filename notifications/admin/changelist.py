@@ -24,7 +24,8 @@ from django.db import connections, models
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
-from .forms import is_primary_key, shortened
+from ..models import is_primary_key
+from .forms import shortened
 
 
 class CheckedChangeList(ChangeList):

@@ -25,13 +25,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Follow, FollowQuerySet
+from ..models import Follow, FollowQuerySet, is_primary_key
 from .changelist import CheckedChangelistAdmin, LargeTablePaginator
 from .forms import (
     can_send,
     followed_object,
     followed_types,
-    is_primary_key,
     object_label,
     type_label,
 )

@@ -11,7 +11,6 @@ out, and the notification leads to it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -22,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import connections, models
+from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -31,8 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import services
 from ..conf import app_settings
-from ..models import Email, Follow, Level, Notification, id_list
-from ..protocol import MAX_ID
+from ..models import Email, Follow, Level, Notification, id_list, is_primary_key
 from ..users import active_users
 
 SEND_PERMISSION = "notifications.send_notification"
@@ -63,41 +61,10 @@ CHANNELS = {
 # The user admin's action passes the chosen ids in the URL: keep it well under the 8 KB that
 # common proxies accept in a request line.
 MAX_USERS_IN_URL = 500
-_DIGITS = re.compile(r"[0-9]{1,20}\Z")
 
 
 def can_send(request: HttpRequest) -> bool:
     return request.user.has_perm(SEND_PERMISSION)
-
-
-def is_primary_key(model: type[models.Model], value: Any) -> bool:
-    """Whether ``value`` (text from a form or a URL) can be a primary key of ``model``, decided
-    without a query: an integer key is ASCII digits within its column's range.
-
-    Looked up as they are, such values fail in the database driver rather than in Django: SQLite
-    raises OverflowError on an id past 2**63, int() reads "\u0663" (an Arabic-Indic three) as 3,
-    and PostgreSQL refuses a NUL byte in any text.
-    """
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return False
-    field = model._meta.pk
-    if isinstance(field, models.IntegerField):
-        if isinstance(value, str) and not _DIGITS.match(value):
-            return False
-        try:
-            low, high = connections[model._default_manager.db].ops.integer_field_range(
-                field.get_internal_type()
-            )
-        except KeyError:  # an integer field of a type of its own: a 64-bit column, say
-            low, high = -MAX_ID - 1, MAX_ID
-        return low <= int(value) <= high
-    if "\x00" in str(value):
-        return False
-    try:
-        field.to_python(value)
-    except ValidationError:
-        return False
-    return True
 
 
 def shortened(value: Any, limit: int = 24) -> str:
