@@ -68,4 +68,7 @@ async def test_bobs_comment_reaches_alices_bell_live(open_page, alice, bob, scre
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"at 360 px the page scrolls sideways by {overflow} px"
+    await alices.goto("/documents/")
+    await expect(alices.locator(".document-list")).to_contain_text("by alice · 1 comment")
+    await alices.screenshot(path=screenshots / "documents-360-dark.png", full_page=True)
     assert not errors, errors
