@@ -1,5 +1,6 @@
 """The demo's documents in two browsers: bob comments on alice's document, and alice's bell
-shows it live. NOTIFICATIONS_SCREENSHOTS=<directory> keeps the screenshots of the page."""
+shows it live; muted from the bell's item menu, the document's next comment does not reach her.
+NOTIFICATIONS_SCREENSHOTS=<directory> keeps the screenshots of the pages."""
 
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from channels.db import database_sync_to_async
 from playwright.async_api import expect
 
 from notifications import services
+from notifications.models import Notification
 from project.models import Document
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,6 +21,11 @@ def alices_document(alice) -> Document:
     document = Document.objects.create(title="Launch plan", body="Monday.", author=alice)
     services.follow(alice, document, reason="author")
     return document
+
+
+@database_sync_to_async
+def notifications_of(user) -> int:
+    return Notification.objects.filter(recipient=user).count()
 
 
 @pytest.fixture
@@ -71,4 +78,19 @@ async def test_bobs_comment_reaches_alices_bell_live(open_page, alice, bob, scre
     await alices.goto("/documents/")
     await expect(alices.locator(".document-list")).to_contain_text("by alice · 1 comment")
     await alices.screenshot(path=screenshots / "documents-360-dark.png", full_page=True)
+
+    # "Mute this thread" in the bell's item menu mutes the document: bob's next comment reaches
+    # nobody, and the document's page says so.
+    await alices.locator(".nw-bell").click()
+    newest = alices.locator(".nw-item").first
+    await newest.get_by_role("button", name="More actions").click()
+    await newest.get_by_role("menuitem", name="Mute this thread").click()
+    await expect(newest.locator(".nw-item-note-text")).to_contain_text("Thread muted")
+    await bobs.get_by_label("Add a comment").fill("Anyone?")
+    await bobs.get_by_role("button", name="Comment", exact=True).click()
+    await expect(bobs.locator(".comment-body")).to_have_count(2)
+    assert await notifications_of(alice) == 1
+    await alices.goto(path)
+    await expect(alices.locator(".following-status")).to_contain_text("You muted this document")
+    await expect(alices.get_by_role("button", name="Unmute")).to_be_visible()
     assert not errors, errors
