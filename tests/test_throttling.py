@@ -137,7 +137,11 @@ def test_the_schema_documents_the_429_of_every_limited_operation(client):
     assert ("GET", f"{BASE}unread-count/") not in limited
     assert ("POST", f"{BASE}push-subscriptions/") in limited
     assert ("GET", f"{BASE}push-subscriptions/") not in limited
-    assert len(limited) == 12  # ticket, the eight writes, and three of push subscriptions
+    assert ("POST", f"{BASE}subscriptions/mute/") in limited
+    assert ("PATCH", f"{BASE}subscriptions/{{id}}/") in limited
+    assert ("GET", f"{BASE}subscriptions/") not in limited
+    # The ticket, the eight writes, three of push subscriptions and five of following.
+    assert len(limited) == 17
 
 
 def test_windows_turn_over_at_a_moment_of_each_users_own():
