@@ -260,3 +260,20 @@ def test_prune_deletes_the_follows_of_objects_that_are_gone(alice, bob, document
     assert Follow.objects.count() == 5
     assert "Deleted 3 follows of objects that are gone." in prune()
     assert sorted(str(row.target) for row in Follow.objects.all()) == ["Budget", "bob"]
+
+
+@pytest.mark.parametrize(
+    "nobody",
+    [
+        lambda: get_user_model().objects.none(),
+        lambda: get_user_model().objects.filter(username__in=[]),
+    ],
+)
+def test_an_audience_that_is_empty_by_construction_writes_nothing(alice, document, nobody):
+    services.follow_all(nobody(), document, reason="mentioned")
+    assert services.notify(nobody(), "To no one").ids == []
+    assert services.notify(nobody(), "To no one, grouped", group_key="g").ids == []
+    assert services.notify(alice, "Not excluding anyone", exclude=nobody()).recipient_ids == [
+        alice.pk
+    ]
+    assert not Follow.objects.exists()

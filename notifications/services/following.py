@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -97,13 +98,16 @@ def _insert_missing(
         placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
     else:
         placeholders = ", ".join("%s" for _ in fields)
-    source, source_params = (
-        audience.order_by()
-        .values(audience_user_id=models.F("pk"))
-        .distinct()
-        .query.get_compiler(using)
-        .as_sql()
-    )
+    try:
+        source, source_params = (
+            audience.order_by()
+            .values(audience_user_id=models.F("pk"))
+            .distinct()
+            .query.get_compiler(using)
+            .as_sql()
+        )
+    except EmptyResultSet:  # filter(pk__in=[]), none(): no one to write for
+        return
     # "WHERE true": SQLite would otherwise read ON CONFLICT as part of the SELECT's join.
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({quote('user_id')}, {columns}) "

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -192,12 +193,15 @@ def _lock_group(group_key: str, audience: models.QuerySet, using: str) -> None:
     connection = connections[using]
     quote = connection.ops.quote_name
     if connection.vendor == "postgresql":
-        source, params = (
-            audience.order_by()
-            .values(audience_user_id=models.F("pk"))
-            .query.get_compiler(using)
-            .as_sql()
-        )
+        try:
+            source, params = (
+                audience.order_by()
+                .values(audience_user_id=models.F("pk"))
+                .query.get_compiler(using)
+                .as_sql()
+            )
+        except EmptyResultSet:  # no one: nothing to lock
+            return
         bucket = f"audience.{quote('audience_user_id')} %% {GROUP_LOCK_BUCKETS}"
         sql = (
             "SELECT pg_advisory_xact_lock(%s, buckets.bucket) FROM ("
@@ -529,13 +533,16 @@ def _insert(
         placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
     else:
         placeholders = ", ".join("%s" for _ in fields)
-    source, source_params = (
-        audience.order_by()
-        .values(audience_user_id=models.F("pk"))
-        .distinct()
-        .query.get_compiler(using)
-        .as_sql()
-    )
+    try:
+        source, source_params = (
+            audience.order_by()
+            .values(audience_user_id=models.F("pk"))
+            .distinct()
+            .query.get_compiler(using)
+            .as_sql()
+        )
+    except EmptyResultSet:  # filter(pk__in=[]), none(): no one to write to
+        return []
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({quote('recipient_id')}, {columns}) "
         f"SELECT audience.{quote('audience_user_id')}, {placeholders} FROM ({source}) AS audience "
