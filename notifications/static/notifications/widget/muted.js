@@ -36,6 +36,8 @@ export class MutedThreads {
     this.status = find(".nw-muted-status");
     this.next = null;
     this.rows = new Map(); // id -> <li>
+    this.objects = new Map(); // id -> the muted object ({type, id, display})
+    this.unmuting = new Set(); // ids sent and not yet answered
     this.more.addEventListener("click", () => this.loadMore());
     this.list.addEventListener("click", (event) => {
       const button = event.target.closest(".nw-muted-unmute");
@@ -57,6 +59,7 @@ export class MutedThreads {
     const loading = (this.loading = {});
     this.list.replaceChildren();
     this.rows.clear();
+    this.objects.clear();
     this.next = null;
     this.more.hidden = true;
     this.empty.hidden = true;
@@ -99,6 +102,7 @@ export class MutedThreads {
       if (!subscription.muted || this.rows.has(subscription.id)) continue;
       const row = this.row(subscription);
       this.rows.set(subscription.id, row);
+      this.objects.set(subscription.id, subscription.object);
       this.list.append(row);
       first ??= row;
     }
@@ -116,7 +120,6 @@ export class MutedThreads {
   row(subscription) {
     const li = element("li", "nw-muted-row");
     li.dataset.id = String(subscription.id);
-    li.subscription = subscription;
     const name = element("span", "nw-muted-name", objectName(subscription.object));
     name.id = `${this.idPrefix}-muted-${subscription.id}`;
     const button = element("button", "nw-muted-unmute", this.t.get("unmute"));
@@ -128,20 +131,21 @@ export class MutedThreads {
 
   async unmute(id) {
     const row = this.rows.get(id);
-    if (!row || row.busy) return;
-    row.busy = true;
-    const { object } = row.subscription;
+    if (!row || this.unmuting.has(id)) return;
+    this.unmuting.add(id);
+    const object = this.objects.get(id);
     try {
       await this.api.updateSubscription(id, { muted: false }); // 200 (still followed) or 204
     } catch (error) {
       // 404: the row is gone already (unmuted elsewhere): done all the same.
       if (error?.status !== 404) {
-        row.busy = false;
+        this.unmuting.delete(id);
         this.setStatus(errorText(error, this.t, "actionFailed"), { error: true });
         console.warn("notifications:", error);
         return;
       }
     }
+    this.unmuting.delete(id);
     this.remove(id, row);
     const name = objectName(object);
     this.setStatus(this.t.get("threadUnmutedNamed").replace("%(name)s", () => name));
@@ -155,6 +159,7 @@ export class MutedThreads {
     const neighbour = row.nextElementSibling ?? row.previousElementSibling;
     row.remove();
     this.rows.delete(id);
+    this.objects.delete(id);
     this.showEmpty();
     if (focused) (neighbour?.querySelector("button") ?? this.title).focus();
   }
