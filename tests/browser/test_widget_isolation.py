@@ -224,9 +224,11 @@ async def test_a_page_that_styles_everything_cannot_change_the_widget(
     await create(
         alice, "Disk almost full", body="At 92%.", level="warning", read_at="2026-01-01T00:00:00Z"
     )
-    # Strict CSP, as the demo serves it: the page's stylesheet is a file of the site.
+    # Strict CSP, as the demo serves it: the page's stylesheet is a file of the site. Tall
+    # enough that no view reaches the panel's max-height, which follows where the page puts
+    # the bell: the preferences (with their muted threads) would be cut at different heights.
     page = await open_widget(
-        alice, path=None, viewport={"width": 1000, "height": 1000}, reduced_motion="reduce"
+        alice, path=None, viewport={"width": 1000, "height": 1400}, reduced_motion="reduce"
     )
     await page.route("**/hostile.css", lambda route: route.fulfill(path=HOSTILE_CSS))
     await page.goto("/")
