@@ -666,10 +666,22 @@ class FollowQuerySet(models.QuerySet["Follow"]):
 
     def following(self) -> FollowQuerySet:
         """Rows whose user follows the object and has not muted it: who hears of it."""
-        return self.exclude(reason="").filter(muted_at__isnull=True)
+        return self.in_state(following=True, muted=False)
 
     def muted(self) -> FollowQuerySet:
-        return self.filter(muted_at__isnull=False)
+        return self.in_state(muted=True)
+
+    def in_state(
+        self, *, following: bool | None = None, muted: bool | None = None
+    ) -> FollowQuerySet:
+        """Rows by whether their user follows the object, and whether they muted it (None:
+        either): the REST list's and the admin's filters."""
+        rows = self
+        if following is not None:
+            rows = rows.exclude(reason="") if following else rows.filter(reason="")
+        if muted is not None:
+            rows = rows.filter(muted_at__isnull=not muted)
+        return rows
 
 
 class Follow(models.Model):

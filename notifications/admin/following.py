@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Follow, FollowQuerySet, is_primary_key
-from .changelist import CheckedChangelistAdmin, LargeTablePaginator
+from .changelist import CheckedChangelistAdmin, LargeTablePaginator, RecentValuesFilter
 from .forms import (
     can_send,
     followed_object,
@@ -93,22 +93,9 @@ class ObjectTypeFilter(admin.SimpleListFilter):
         return queryset.filter(content_type_id=value)
 
 
-class ReasonFilter(admin.SimpleListFilter):
-    """The reasons seen among the newest rows: ``SELECT DISTINCT reason`` reads the whole table."""
-
+class ReasonFilter(RecentValuesFilter):
     title = _("reason")
-    parameter_name = "reason"
-    sample_size = 5_000
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        recent = model_admin.get_queryset(request).order_by("-pk").values_list("reason")
-        reasons = {reason for (reason,) in recent[: self.sample_size] if reason}
-        if self.value():
-            reasons.add(cast(str, self.value()))
-        return [(reason, reason) for reason in sorted(reasons)]
-
-    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
-        return queryset.filter(reason=self.value()) if self.value() else queryset
+    parameter_name = field = "reason"
 
 
 class FollowingFilter(admin.SimpleListFilter):
@@ -119,11 +106,9 @@ class FollowingFilter(admin.SimpleListFilter):
         return [("yes", _("Yes")), ("no", _("No (muted only)"))]
 
     def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
-        if self.value() == "yes":
-            return queryset.exclude(reason="")
-        if self.value() == "no":
-            return queryset.filter(reason="")
-        return queryset
+        if self.value() not in ("yes", "no"):
+            return queryset
+        return cast(FollowQuerySet, queryset).in_state(following=self.value() == "yes")
 
 
 class MutedFilter(admin.SimpleListFilter):
@@ -134,12 +119,9 @@ class MutedFilter(admin.SimpleListFilter):
         return [("yes", _("Yes")), ("no", _("No"))]
 
     def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
-        follows = cast(FollowQuerySet, queryset)
-        if self.value() == "yes":
-            return follows.muted()
-        if self.value() == "no":
-            return follows.filter(muted_at__isnull=True)
-        return queryset
+        if self.value() not in ("yes", "no"):
+            return queryset
+        return cast(FollowQuerySet, queryset).in_state(muted=self.value() == "yes")
 
 
 class FollowColumns:

@@ -173,10 +173,7 @@ class SubscriptionViewSet(
         filters.is_valid(raise_exception=True)
         options = filters.validated_data
         rows = self.get_queryset()
-        if options["muted"] is not None:
-            rows = rows.muted() if options["muted"] else rows.filter(muted_at__isnull=True)
-        if options["following"] is not None:
-            rows = rows.exclude(reason="") if options["following"] else rows.filter(reason="")
+        rows = rows.in_state(following=options["following"], muted=options["muted"])
         if "type" in options:
             key = _key(options["type"], options["id"])
             rows = rows.filter(content_type=key[0], object_id=key[1]) if key else rows.none()

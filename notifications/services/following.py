@@ -11,17 +11,17 @@ nothing and raises nothing.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ..models import REASON_MAX_LENGTH, Follow, is_category
 from ..users import active_users
+from .per_user import insert_per_user
 from .sending import recipient_users
 
 
@@ -63,59 +63,13 @@ def follow_all(users: Any, obj: models.Model, *, reason: str) -> None:
             reason="",
             user_id__in=audience.order_by().values("pk"),
         ).update(reason=reason)
-        _insert_missing(audience, content_type.pk, object_id, reason)
-
-
-def _insert_missing(
-    audience: models.QuerySet, content_type_id: int, object_id: str, reason: str
-) -> None:
-    """A row for each user of ``audience`` who has none for this object, in one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL): the unique index
-    decides, so a concurrent follow costs neither an error nor a duplicate."""
-    using = DEFAULT_DB_ALIAS
-    connection = connections[using]
-    if connection.vendor not in ("postgresql", "sqlite"):
-        user_ids = list(audience.values_list("pk", flat=True))
-        rows = [
-            Follow(
-                user_id=user_id, content_type_id=content_type_id, object_id=object_id, reason=reason
-            )
-            for user_id in user_ids
-        ]
-        Follow.objects.bulk_create(rows, ignore_conflicts=True)
-        return
-    meta = Follow._meta
-    names = ("content_type", "object_id", "reason", "created_at")
-    fields = cast("list[models.Field[Any, Any]]", [meta.get_field(name) for name in names])
-    values = [content_type_id, object_id, reason, timezone.now()]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
-    prepared = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, values, strict=True)
-    ]
-    if connection.vendor == "postgresql":  # a bare parameter in a SELECT list is text there
-        placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
-    else:
-        placeholders = ", ".join("%s" for _ in fields)
-    try:
-        source, source_params = (
-            audience.order_by()
-            .values(audience_user_id=models.F("pk"))
-            .distinct()
-            .query.get_compiler(using)
-            .as_sql()
-        )
-    except EmptyResultSet:  # filter(pk__in=[]), none(): no one to write for
-        return
-    # "WHERE true": SQLite would otherwise read ON CONFLICT as part of the SELECT's join.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({quote('user_id')}, {columns}) "
-        f"SELECT audience.{quote('audience_user_id')}, {placeholders} "
-        f"FROM ({source}) AS audience WHERE 1 = 1 ON CONFLICT DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (*prepared, *source_params))
+        values = {
+            "content_type": content_type.pk,
+            "object_id": object_id,
+            "reason": reason,
+            "created_at": timezone.now(),
+        }
+        insert_per_user(Follow, "user", values, audience, DEFAULT_DB_ALIAS, skip_existing=True)
 
 
 def unfollow(user: Any, obj: models.Model) -> bool:

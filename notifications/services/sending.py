@@ -15,7 +15,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +25,7 @@ from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
 from .batch import NotificationBatch
+from .per_user import AUDIENCE_USER_ID, audience_sql, insert_per_user
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
@@ -193,16 +193,11 @@ def _lock_group(group_key: str, audience: models.QuerySet, using: str) -> None:
     connection = connections[using]
     quote = connection.ops.quote_name
     if connection.vendor == "postgresql":
-        try:
-            source, params = (
-                audience.order_by()
-                .values(audience_user_id=models.F("pk"))
-                .query.get_compiler(using)
-                .as_sql()
-            )
-        except EmptyResultSet:  # no one: nothing to lock
+        ids = audience_sql(audience, using, distinct=False)
+        if ids is None:  # no one: nothing to lock
             return
-        bucket = f"audience.{quote('audience_user_id')} %% {GROUP_LOCK_BUCKETS}"
+        source, params = ids
+        bucket = f"audience.{quote(AUDIENCE_USER_ID)} %% {GROUP_LOCK_BUCKETS}"
         sql = (
             "SELECT pg_advisory_xact_lock(%s, buckets.bucket) FROM ("
             f"SELECT DISTINCT {bucket} AS bucket FROM ({source}) AS audience ORDER BY bucket"
@@ -511,7 +506,6 @@ def _insert(
     prototype: Notification, audience: models.QuerySet, using: str
 ) -> list[tuple[int, int]]:
     """Write one row per user of ``audience`` in one statement; return (id, recipient id) pairs."""
-    connection = connections[using]
     for role in ("actor", "target"):
         obj = getattr(prototype, role)
         if obj is not None:
@@ -520,34 +514,11 @@ def _insert(
             )
             setattr(prototype, f"{role}_content_type_id", content_type.pk)
             setattr(prototype, f"{role}_object_id", str(obj.pk))
-    meta = Notification._meta
-    fields = cast("list[models.Field[Any, Any]]", [meta.get_field(name) for name in _COLUMNS])
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
-    values = [
-        field.get_db_prep_save(getattr(prototype, field.attname), connection) for field in fields
-    ]
-    if connection.vendor == "postgresql":
-        # In a SELECT list PostgreSQL types a bare parameter as text, which an integer or JSON
-        # column then refuses: say what each one is.
-        placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
-    else:
-        placeholders = ", ".join("%s" for _ in fields)
-    try:
-        source, source_params = (
-            audience.order_by()
-            .values(audience_user_id=models.F("pk"))
-            .distinct()
-            .query.get_compiler(using)
-            .as_sql()
-        )
-    except EmptyResultSet:  # filter(pk__in=[]), none(): no one to write to
-        return []
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({quote('recipient_id')}, {columns}) "
-        f"SELECT audience.{quote('audience_user_id')}, {placeholders} FROM ({source}) AS audience "
-        f"RETURNING {quote('id')}, {quote('recipient_id')}"
+    fields = cast(
+        "list[models.Field[Any, Any]]", [Notification._meta.get_field(n) for n in _COLUMNS]
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (*values, *source_params))
-        return [(row[0], row[1]) for row in cursor.fetchall()]
+    values = {field.name: getattr(prototype, field.attname) for field in fields}
+    rows = insert_per_user(
+        Notification, "recipient", values, audience, using, returning=("id", "recipient_id")
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -5,7 +5,6 @@ object does not get it.
 NOTIFICATIONS_SCREENSHOTS=<directory> keeps the screenshots of the page (desktop and 360 px).
 """
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from playwright.async_api import expect
 
 from notifications import services
 from notifications.models import Notification
+from tests.browser.test_admin_send import open_connected
 from tests.live import daphne_serving
 
 # Between tests the tables are emptied and the content types written again, under new ids,
@@ -68,22 +68,6 @@ def sent(title):
     rows = Notification.objects.filter(title=title)
     return {row.recipient.username: (row.target_object_id, row.target_content_type.model)
             for row in rows.select_related("recipient", "target_content_type")}  # fmt: skip
-
-
-async def open_connected(open_page, user, path="/"):
-    """The user's page, once its notification socket has said hello: a notification sent from
-    now on can only arrive live."""
-    page = await open_page(user, path=None)
-    greeted = asyncio.Event()
-
-    def watch(socket):
-        if "/ws/notifications/" in socket.url:
-            socket.on("framereceived", lambda payload: '"hello"' in payload and greeted.set())
-
-    page.on("websocket", watch)
-    await page.goto(path)
-    await asyncio.wait_for(greeted.wait(), 10)
-    return page
 
 
 async def choose_the_team(admin, team, title):
