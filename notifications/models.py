@@ -651,18 +651,25 @@ class PushSubscription(models.Model):
         return f"{self.user}: {urlsplit(self.endpoint).hostname or self.endpoint[:40]}"
 
 
-REASON_MAX_LENGTH = 64
+REASON_MAX_LENGTH = CATEGORY_MAX_LENGTH  # a reason is a slug as a category is (is_category)
 # Why a user follows an object. A project may use its own slugs beside these.
 FOLLOW_REASONS = ("manual", "author", "mentioned", "participated")
+
+
+def object_key(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> tuple[ContentType, str]:
+    """How a follow (and a notification's target) names ``obj``: its content type (of its own
+    model, a proxy's included) and its primary key as text."""
+    content_type = ContentType.objects.db_manager(using).get_for_model(
+        obj, for_concrete_model=False
+    )
+    return content_type, str(obj.pk)
 
 
 class FollowQuerySet(models.QuerySet["Follow"]):
     def of(self, obj: models.Model) -> FollowQuerySet:
         """The rows about one object (any user): the unique index's leading columns."""
-        content_type = ContentType.objects.db_manager(self.db).get_for_model(
-            obj, for_concrete_model=False
-        )
-        return self.filter(content_type=content_type, object_id=str(obj.pk))
+        content_type, object_id = object_key(obj, self.db)
+        return self.filter(content_type=content_type, object_id=object_id)
 
     def following(self) -> FollowQuerySet:
         """Rows whose user follows the object and has not muted it: who hears of it."""

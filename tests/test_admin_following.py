@@ -10,7 +10,7 @@ import re
 import pytest
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.db import connection
@@ -22,6 +22,7 @@ from notifications.admin import FollowersInline
 from notifications.admin.forms import followed_types
 from notifications.models import Follow, Mute, Notification
 from project import urls as project_urls
+from tests.test_admin import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +40,6 @@ class GroupWithFollowersAdmin(GroupAdmin):
 
 
 urlpatterns = [*project_urls.urlpatterns, path("project-admin/", site.urls)]
-
-
-def grant(user, *codenames):
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
 
 
 @pytest.fixture

@@ -358,3 +358,14 @@ def test_anything_but_json_is_a_json_415(api, document, followable):
 def test_numbers_are_no_type_or_id(api, document, followable, reference):
     response = api.post(BASE, {"object": reference}, format="json")
     assert response.status_code == 400 and "object" in response.json()
+
+
+def test_an_id_with_leading_zeros_names_the_same_object_in_every_route(api, alice, document):
+    services.notify(alice, "Comment", target=document)
+    padded = {"object": {"type": "auth.group", "id": f"00{document.pk}"}}
+    assert api.post(f"{BASE}mute/", padded, format="json").status_code == 201
+    assert Follow.objects.get().object_id == str(document.pk)
+    listed = api.get(f"{BASE}?type=auth.group&id=00{document.pk}").json()["results"]
+    assert [row["object"]["id"] for row in listed] == [str(document.pk)]
+    assert api.post(f"{BASE}unmute/", padded, format="json").status_code == 204
+    assert not Follow.objects.exists()

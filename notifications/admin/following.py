@@ -98,30 +98,30 @@ class ReasonFilter(RecentValuesFilter):
     parameter_name = field = "reason"
 
 
-class FollowingFilter(admin.SimpleListFilter):
+class StateFilter(admin.SimpleListFilter):
+    """Yes or no on one state of ``FollowQuerySet.in_state()``: its parameter's name."""
+
+    no_label = _("No")
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("yes", _("Yes")), ("no", self.no_label)]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        state = {cast(str, self.parameter_name): self.value() == "yes"}
+        return cast(FollowQuerySet, queryset).in_state(**state)
+
+
+class FollowingFilter(StateFilter):
     title = _("following")
     parameter_name = "following"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [("yes", _("Yes")), ("no", _("No (muted only)"))]
-
-    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
-        if self.value() not in ("yes", "no"):
-            return queryset
-        return cast(FollowQuerySet, queryset).in_state(following=self.value() == "yes")
+    no_label = _("No (muted only)")
 
 
-class MutedFilter(admin.SimpleListFilter):
+class MutedFilter(StateFilter):
     title = _("muted")
     parameter_name = "muted"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
-        if self.value() not in ("yes", "no"):
-            return queryset
-        return cast(FollowQuerySet, queryset).in_state(muted=self.value() == "yes")
 
 
 class FollowColumns:

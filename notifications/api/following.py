@@ -28,7 +28,14 @@ from rest_framework.response import Response
 
 from .. import services
 from ..conf import app_settings
-from ..models import REASON_MAX_LENGTH, Follow, FollowQuerySet, Notification, is_primary_key
+from ..models import (
+    REASON_MAX_LENGTH,
+    Follow,
+    FollowQuerySet,
+    Notification,
+    is_primary_key,
+    object_key,
+)
 from ..protocol import ObjectRefSerializer, object_ref
 from .pagination import NotificationCursorPagination
 from .parsers import JSONParser
@@ -281,7 +288,7 @@ class SubscriptionViewSet(
         existing = Follow.objects.of(obj).filter(user_id=_user_id(self.request)).exists()
         if existing or may_follow(user, obj):
             return obj, existing
-        content_type, object_id = _key(reference["type"], reference["id"]) or (None, "")
+        content_type, object_id = object_key(obj)
         heard_of = Notification.objects.filter(
             recipient_id=_user_id(self.request),
             target_content_type=content_type,
@@ -307,7 +314,8 @@ def _key(type_label: str, object_id: str) -> tuple[ContentType, str] | None:
     model = content_type.model_class()
     if model is None or not is_primary_key(model, object_id):
         return None
-    return content_type, object_id
+    # As a follow stores it (str(obj.pk)): "007" names the object 7 in every route alike.
+    return content_type, str(model._meta.pk.to_python(object_id))
 
 
 def _lookup(reference: dict[str, str]) -> models.Model | None:

@@ -11,18 +11,19 @@ nothing and raises nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from ..models import REASON_MAX_LENGTH, Follow, is_category
+from ..models import Follow, is_category, object_key
 from ..users import active_users
 from .per_user import insert_per_user
-from .sending import recipient_users
+from .sending import recipient_users, user_id_of
 
 
 def follow(user: Any, obj: models.Model, *, reason: str = "manual") -> Follow:
@@ -74,11 +75,11 @@ def follow_all(users: Any, obj: models.Model, *, reason: str) -> None:
 
 def unfollow(user: Any, obj: models.Model) -> bool:
     """Stop ``user`` following ``obj`` (a mute stays); False when they did not follow it."""
-    rows = Follow.objects.of(_saved(obj)).filter(user_id=_user_id(user)).exclude(reason="")
-    with transaction.atomic():
-        deleted, _ = rows.filter(muted_at__isnull=True).delete()
-        cleared = rows.update(reason="")
-    return bool(deleted or cleared)
+    row = _row(user, obj)
+    if row is None or not row.is_following:
+        return False
+    change_follow(row, following=False)
+    return True
 
 
 def mute_object(user: Any, obj: models.Model) -> Follow:
@@ -94,18 +95,17 @@ def mute_object(user: Any, obj: models.Model) -> Follow:
         defaults={"muted_at": now},
     )
     if not created and row.muted_at is None:
-        Follow.objects.filter(pk=row.pk, muted_at__isnull=True).update(muted_at=now)
-        row.muted_at = now
+        row = cast(Follow, change_follow(row, muted=True))
     return row
 
 
 def unmute_object(user: Any, obj: models.Model) -> bool:
     """Undo :func:`mute_object` (following, if any, resumes); False when it was not muted."""
-    rows = Follow.objects.of(_saved(obj)).filter(user_id=_user_id(user)).muted()
-    with transaction.atomic():
-        deleted, _ = rows.filter(reason="").delete()
-        cleared = rows.update(muted_at=None)
-    return bool(deleted or cleared)
+    row = _row(user, obj)
+    if row is None or not row.is_muted:
+        return False
+    change_follow(row, muted=False)
+    return True
 
 
 def followers(obj: models.Model) -> models.QuerySet:
@@ -136,13 +136,11 @@ async def aunmute_object(user: Any, obj: models.Model) -> bool:
 
 
 def _user_id(user: Any) -> Any:
-    if isinstance(user, models.Model):
-        if not isinstance(user, get_user_model()) or user.pk is None:
-            raise ValueError(f"user: a saved user is required (got {user!r:.60})")
-        return user.pk
-    if isinstance(user, int) and not isinstance(user, bool) and user > 0:
-        return user
-    raise ValueError(f"user: a saved user or a positive user id is required (got {user!r:.60})")
+    return user_id_of(user, get_user_model(), "user")
+
+
+def _row(user: Any, obj: models.Model) -> Follow | None:
+    return Follow.objects.of(_saved(obj)).filter(user_id=_user_id(user)).first()
 
 
 def _saved(obj: Any) -> models.Model:
@@ -151,18 +149,15 @@ def _saved(obj: Any) -> models.Model:
     return obj
 
 
-def _object_key(obj: Any) -> tuple[Any, str]:
-    from django.contrib.contenttypes.models import ContentType
-
-    obj = _saved(obj)
-    object_id = str(obj.pk)
+def _object_key(obj: Any) -> tuple[ContentType, str]:
+    content_type, object_id = object_key(_saved(obj))
     if len(object_id) > 255:
         raise ValueError("obj: its primary key is longer than 255 characters as text")
-    return ContentType.objects.get_for_model(obj, for_concrete_model=False), object_id
+    return content_type, object_id
 
 
 def _check_reason(reason: Any) -> None:
-    if not reason or not is_category(reason) or len(reason) > REASON_MAX_LENGTH:
+    if not reason or not is_category(reason):
         raise ValueError(
             "reason: a slug of at most 64 letters, digits, hyphens and underscores is required"
         )
@@ -195,8 +190,6 @@ def change_follow(
 def orphaned_follows() -> models.QuerySet:
     """The rows whose object is gone (a generic relation does not cascade): what
     ``prune_notifications`` deletes. One query per followed model, and one for the models."""
-    from django.contrib.contenttypes.models import ContentType
-
     orphans = Follow.objects.none()
     type_ids = Follow.objects.order_by().values_list("content_type_id", flat=True).distinct()
     for content_type in ContentType.objects.filter(pk__in=list(type_ids)):

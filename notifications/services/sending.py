@@ -467,18 +467,20 @@ def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
         return recipients, None
     if isinstance(recipients, user_model | int | str) or not isinstance(recipients, Iterable):
         recipients = [recipients]
-    ids = list(dict.fromkeys(_user_id(item, user_model) for item in recipients))
+    ids = list(dict.fromkeys(user_id_of(item, user_model) for item in recipients))
     return user_model._default_manager.filter(pk__in=id_list(ids)), ids
 
 
-def _user_id(item: Any, user_model: type[models.Model]) -> int:
+def user_id_of(item: Any, user_model: type[models.Model], name: str = "recipients") -> int:
+    """The id of a user given as a saved user or a positive id; ``ValueError`` naming the
+    argument ``name`` otherwise."""
     if isinstance(item, user_model):
         if item.pk is None:
-            raise ValueError("recipients: a user that is not saved has no id")
+            raise ValueError(f"{name}: a user that is not saved has no id")
         return item.pk
     if isinstance(item, int) and not isinstance(item, bool) and item > 0:
         return item
-    raise ValueError(f"recipients: expected users or positive user ids, got {item!r}")
+    raise ValueError(f"{name}: expected users or positive user ids, got {item!r:.60}")
 
 
 _COLUMNS = (

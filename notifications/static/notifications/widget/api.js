@@ -155,17 +155,16 @@ export class NotificationsApi {
 
   // Mutes an object (`{type, id}`, a notification's `target`): its row, muted.
   mute(object) {
-    const { type, id } = object;
-    return this.json(this.url("subscriptions/mute/"), {
-      method: "POST",
-      body: { object: { type, id } },
-    });
+    return this.muting("mute", object);
   }
 
   // Ends the mute of an object; a follow of it, if any, resumes.
   unmute(object) {
-    const { type, id } = object;
-    return this.json(this.url("subscriptions/unmute/"), {
+    return this.muting("unmute", object);
+  }
+
+  muting(verb, { type, id }) {
+    return this.json(this.url(`subscriptions/${verb}/`), {
       method: "POST",
       body: { object: { type, id } },
     });

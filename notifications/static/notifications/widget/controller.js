@@ -6,7 +6,7 @@ import { NotificationsApi } from "./api.js";
 import { DesktopNotifications } from "./desktop.js";
 import { readTranslations } from "./i18n.js";
 import { Inbox } from "./inbox.js";
-import { setNote, targetKey } from "./item.js";
+import { setNote, targetKey, threadKey } from "./item.js";
 import { closeMenu } from "./menu.js";
 import { errorText } from "./muted.js";
 import { Preferences } from "./preferences.js";
@@ -101,7 +101,7 @@ export class NotificationsWidget {
       },
       onSaved: (answer, before) => this.preferencesSaved(answer, before),
       onUnmuted: (object) => {
-        this.mutedThreads.delete(`${object.type}:${object.id}`);
+        this.mutedThreads.delete(threadKey(object));
         this.render();
       },
     });

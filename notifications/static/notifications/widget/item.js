@@ -1,5 +1,6 @@
 // One notification in the panel's list. Content is always set as text, never parsed as HTML.
 
+import { element } from "./dom.js";
 import { icon } from "./icons.js";
 import { safeUrl } from "./safe-url.js";
 import { absoluteTime, relativeTime } from "./time.js";
@@ -8,13 +9,6 @@ const LEVELS = new Set(["info", "success", "warning", "error"]);
 
 export function levelOf(notification) {
   return LEVELS.has(notification.level) ? notification.level : "info";
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 // Who is behind it, in words: "alice", or for a grouped notification standing for more than one
@@ -37,11 +31,15 @@ export function titleContent(notification, t, linkClass) {
   return [level, title];
 }
 
-// The key of a notification's target (`{type, id}`), or null: the thread that can be muted.
+// The key of an object (`{type, id}`: a notification's target, a muted row's object), or null:
+// the thread that can be muted.
+export function threadKey(object) {
+  if (!object || typeof object.type !== "string" || object.id == null) return null;
+  return `${object.type}:${object.id}`;
+}
+
 export function targetKey(notification) {
-  const target = notification.target;
-  if (!target || typeof target.type !== "string" || target.id == null) return null;
-  return `${target.type}:${target.id}`;
+  return threadKey(notification.target);
 }
 
 export function renderItem(notification, { t, idPrefix, isMuted = () => false }) {

@@ -3,12 +3,7 @@
 // more" follows the cursor), each with an "Unmute" button (`PATCH subscriptions/<id>/`
 // `{"muted": false}`: 200 or 204, the row goes). They act at once: Save is the switches' only.
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { element } from "./dom.js";
 
 // What a row shows: the object's str(), or its type and id when it has none (it is gone).
 export function objectName(object) {

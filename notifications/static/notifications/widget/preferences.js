@@ -19,18 +19,12 @@
 //
 // Below the form, the threads the user muted (muted.js), read again each time the view opens.
 
+import { element } from "./dom.js";
 import { MutedThreads } from "./muted.js";
 
 const LEVELS = ["info", "success", "warning", "error"];
 // The part of each channel's column header's id.
 const COLUMNS = { inApp: "in-app", email: "email", push: "push" };
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 // Every message of a DRF error body ({field: [messages]}, nested for list items), as text.
 export function errorMessages(data) {
