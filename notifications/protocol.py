@@ -116,6 +116,22 @@ def notification_frame(
     return frame
 
 
+class NotificationFrames:
+    """``encode(notification_frame({**shape, "id": nid}, unread, unseen))`` for many ids and
+    counts of one notification's shape (a send to many users), the shape encoded once: the
+    same text, a few string joins per recipient instead of a JSON encoding."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, shape: dict[str, Any]) -> None:
+        rest = encode({key: value for key, value in shape.items() if key != "id"})[1:-1]
+        self._head = encode({"type": NOTIFICATION})[:-1] + ', "notification": {"id": '
+        self._tail = (", " + rest if rest else "") + '}, "unread_count": '
+
+    def __call__(self, nid: int, unread: int, unseen: int) -> str:
+        return f'{self._head}{int(nid)}{self._tail}{int(unread)}, "unseen_count": {int(unseen)}}}'
+
+
 def changed_frame(
     ids: list[int],
     state: str,

@@ -130,7 +130,14 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One channel per process carries every push to its sockets (notifications/realtime/hub.py):
+    # room for bursts past the default 100, which this layer drops without a word.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 10_000},
+        }
+    }
 
 # Email digests run as tasks; the database backend is the embedded default (`make demo` runs its
 # worker, manage.py db_worker, beside daphne).

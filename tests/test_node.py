@@ -56,9 +56,16 @@ async def trigger_change(communicator, user):
 
 
 async def trigger_revoke(communicator, user):
-    await database_sync_to_async(broker.send)(
-        [(broker.user_group(user.pk), broker.revoke_event("x"))]
-    )
+    await database_sync_to_async(broker.send)([broker.to_user(user.pk, broker.revoke_event("x"))])
+
+
+def breaks_on_changes(push):
+    async def broken(self, frames, ids):
+        if any('"type": "changed"' in frame for frame in frames):
+            raise RuntimeError("injected")
+        await push(self, frames, ids)
+
+    return broken
 
 
 def client_message(type_, **fields):
@@ -78,9 +85,9 @@ BREAKS = {
     "mark_all_read": ("handlers:mark_all_read", client_message("mark_all_read")),
     "mark_seen": ("handlers:mark_seen", client_message("mark_seen", up_to=1)),
     "serializing a backlog": ("_backlog", client_message("resume", after=0)),
-    "notifications_created": ("notifications_created", trigger_notification),
-    "notifications_changed": ("notifications_changed", trigger_change),
-    "notifications_revoke": ("notifications_revoke", trigger_revoke),
+    "a pushed notification": ("push", trigger_notification),
+    "a pushed change": ("push:changed", trigger_change),
+    "a revocation": ("revoked", trigger_revoke),
 }
 
 
@@ -93,6 +100,10 @@ async def test_whatever_a_handler_raises_the_socket_closes_4500_and_gives_its_pl
     with monkeypatch.context() as patch:
         if target.startswith("handlers:"):
             patch.setitem(NotificationConsumer.handlers, target.partition(":")[2], aboom)
+        elif target == "push:changed":
+            patch.setattr(
+                NotificationConsumer, "push", breaks_on_changes(NotificationConsumer.push)
+            )
         else:
             patch.setattr(NotificationConsumer, target, aboom)
         communicator, connected, _ = await open_socket(alice)
@@ -217,7 +228,9 @@ async def test_a_socket_the_node_closed_while_it_joined_does_not_stay_joined(
     join_returned = asyncio.Event()
 
     async def join_while_the_layer_is_lost(user_id, channel_name, attempts=3):
-        await node().close_all(4013, "lost while joining")
+        closing = asyncio.ensure_future(node().close_all(4013, "lost while joining"))
+        await asyncio.sleep(0.05)  # the close is under way (it waits for the join to leave)
+        assert not closing.done()
         result = await real_join(user_id, channel_name, attempts)
         joined.append(channel_name)
         join_returned.set()

@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
@@ -46,6 +46,10 @@ logger = logging.getLogger("notifications.push")  # the name docs/settings.md gi
 events = logging.getLogger("notifications.events")
 
 GROUP_PREFIX = "notifications.user."
+# Every process with sockets open has its channel in this group (hub.py).
+NODES_GROUP = "notifications.nodes"
+FAN_OUT_FROM_USERS = 32
+ROWS_PER_EVENT = 2000
 # Channel-layer sends in flight at once while a batch fans out to its recipients' sockets.
 PUSH_CONCURRENCY = 100
 
@@ -83,21 +87,64 @@ def _layer_class(path: str) -> Any:
 
 
 def user_group(user_id: int) -> str:
-    """The group holding every open socket of one user (ids only: group names are not secret)."""
+    """The group holding the channel of every process with a socket of this user open (ids
+    only: group names are not secret)."""
     return f"{GROUP_PREFIX}{int(user_id)}"
 
 
-def created_event(notifications: list[dict[str, Any]], unread: int, unseen: int) -> dict[str, Any]:
-    """The ``notification`` frames for new notifications, encoded here, once per user: each
-    socket of the user sends them as they are, and remembers their ids for gap detection."""
-    return {
-        "type": CREATED,
-        "ids": [notification["id"] for notification in notifications],
-        "frames": [
-            protocol.encode(protocol.notification_frame(notification, unread, unseen))
-            for notification in notifications
-        ],
-    }
+def to_user(user_id: int, event: dict[str, Any]) -> Message:
+    """``event`` for every socket of one user: to the user's group, naming the user (a process's
+    channel is in many users' groups, and a message does not say which group it came through)."""
+    return user_group(user_id), {**event, "user": int(user_id)}
+
+
+# A new notification's row for one recipient: (user id, notification id, unread, unseen).
+Row = tuple[int, int, int, int]
+
+
+def created_messages(parts: Sequence[tuple[dict[str, Any], Sequence[Row]]]) -> list[Message]:
+    """The ``created`` events for new notifications: each part is one shape (``serialize``
+    without its id) and the rows of its recipients with a socket open.
+
+    To a few users, one event per user, to their groups. From ``FAN_OUT_FROM_USERS`` users on,
+    the same events go to every process (``NODES_GROUP``), in chunks of ``ROWS_PER_EVENT`` rows:
+    each process receives a send to 5,000 users as a few messages, not 5,000, and picks out the
+    rows of its own users (``created_frames``).
+    """
+    users = {row[0] for _, rows in parts for row in rows}
+    if len(users) >= FAN_OUT_FROM_USERS:
+        return [
+            (
+                NODES_GROUP,
+                {"type": CREATED, "parts": [[shape, list(rows[start : start + ROWS_PER_EVENT])]]},
+            )
+            for shape, rows in parts
+            for start in range(0, len(rows), ROWS_PER_EVENT)
+        ]
+    by_user: dict[int, list[list[Any]]] = defaultdict(list)
+    for shape, rows in parts:
+        for row in rows:
+            by_user[row[0]].append([shape, [list(row)]])
+    return [to_user(user_id, {"type": CREATED, "parts": mine}) for user_id, mine in by_user.items()]
+
+
+def created_frames(
+    event: dict[str, Any], users: Container[int]
+) -> dict[int, tuple[list[str], list[int]]]:
+    """The ``notification`` frames of a ``created`` event for those of its recipients who are
+    among ``users`` (this process's), and their ids, by user; each shape is encoded once."""
+    out: dict[int, tuple[list[str], list[int]]] = {}
+    for shape, rows in event["parts"]:
+        frames: protocol.NotificationFrames | None = None
+        for user_id, nid, unread, unseen in rows:
+            if user_id not in users:
+                continue
+            if frames is None:
+                frames = protocol.NotificationFrames(shape)
+            mine = out.setdefault(user_id, ([], []))
+            mine[0].append(frames(nid, unread, unseen))
+            mine[1].append(nid)
+    return out
 
 
 def changed_event(
@@ -539,6 +586,14 @@ def heartbeat_groups(process_token: str) -> list[str]:
         groups.setdefault(_consistent_hash(name(group), count), group)
         suffix += 1
     return [groups[index] for index in range(count)]
+
+
+async def node_channel() -> str | None:
+    """A new channel for this process's hub (None: no channel layer is configured). It carries
+    every push to the process's sockets: a layer's per-channel ``capacity`` (100 by default, past
+    which it drops without a word) is per process now, not per socket."""
+    layer = get_channel_layer()
+    return None if layer is None else cast(str, await layer.new_channel())
 
 
 async def new_channel() -> str | None:

@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -30,13 +30,11 @@ from ..protocol import (
     CLOSE_UNAUTHENTICATED,
     serialize,
 )
-from . import broker
 from .credentials import Credential
 from .gaps import RecentIds
 from .node import node
 from .presence import PROCESS, registry
 
-LAYER_FAILED = f"{broker.EVENT_PREFIX}layer_failed"  # not from the layer: see channel_receive
 # Processes' clocks differ: a revocation stamped this long before a socket's authentication
 # still makes it check its credentials.
 CLOCK_SKEW_SECONDS = 5.0
@@ -72,26 +70,27 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     node (realtime/node.py): the consumer asks the node to add, remove and close it. Whatever a
     handler raises, the socket is closed with 4500 and everything it held is released."""
 
+    # No layer by this alias: Channels then gives the socket no channel, queue or receiving
+    # task of its own. The process's hub (hub.py) receives for all of its sockets and calls
+    # push().
+    channel_layer_alias = None
     user_id: int | None = None
     credential: Credential | None = None
     closed_with: int | None = None
     # (after, cursor) of the backlog page the client may ask for next without spending its
     # message budget: paging is paced by the server's answers, never a flood.
     next_page: tuple[int, int] | None = None
+    # What the hub delivered before the socket was sent hello, sent right after it.
+    held: list[tuple[list[str], Iterable[int]]] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # A name of its own for the registry; no channel of the layer (see channel_layer_alias).
+        self.channel_name = f"{PROCESS}.{uuid.uuid4().hex}"
         try:
             await super().__call__(scope, receive, send)
-        except Exception as error:
-            if getattr(self, "channel_name", None) is not None:
-                await node().remove(self)  # whatever failed, nothing stays claimed
-                raise
-            # The layer could not even give the socket a channel (Redis is down): answer the
-            # handshake with a code the client understands rather than daphne's bare 1011.
-            logger.warning("notifications: no channel for a new socket: %r", error)
-            if (await receive())["type"] == "websocket.connect":
-                await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+        except Exception:
+            await node().remove(self)  # whatever failed, nothing stays claimed
+            raise
         except asyncio.CancelledError:
             # Daphne cancels every application when it shuts down, and disconnect() never runs:
             # tell the client to come back soon (it will resume), and clean up what we can.
@@ -102,42 +101,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                     await asyncio.wait_for(node().remove(self), 1)
             raise
 
-    # Channels sets ``channel_receive`` to the layer's receive for this socket's channel, and a
-    # failure there (Redis restarting under the core layer) would end the consumer with no
-    # cleanup. The property hands Channels a receive that turns the failure into an event.
-    @property
-    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
-        return self._receive_from_layer
-
-    @channel_receive.setter
-    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self._layer_receive = receive
-        self._layer_failed = False
-
-    async def _receive_from_layer(self) -> dict[str, Any]:
-        if self._layer_failed:
-            await asyncio.Event().wait()  # the socket is closing: wait for the client's side
-        try:
-            return await self._layer_receive()
-        except Exception as error:
-            self._layer_failed = True
-            return {"type": LAYER_FAILED, "error": repr(error)}
-
-    async def notifications_layer_failed(self, event: dict[str, Any]) -> None:
-        # Whatever the layer carried for this socket meanwhile is lost: resume elsewhere.
-        logger.warning("notifications: the channel layer failed a socket: %s", event["error"])
-        await node().close(self, CLOSE_TRY_AGAIN, "channel_layer_failed")
-
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:
-            # Channels closes stale database connections before every handler: a hop to the
-            # database thread that cost 40 % of daphne's time per pushed event. Our channel-layer
-            # events never touch the database, so they skip it; everything else keeps it.
-            if message["type"].startswith(broker.EVENT_PREFIX):
-                handler = getattr(self, get_handler_name(message), None)
-                if handler is not None:
-                    await handler(message)
-                    return
             await super().dispatch(message)
         except StopConsumer:
             raise
@@ -187,6 +152,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         )
         # From here on gap detection looks after it: what committed before, its resume brings.
         self.greeted_at = time.monotonic()
+        held, self.held = self.held or [], None
+        for frames, ids in held:
+            await self.push(frames, ids)
         await registry().count("connects")
         events.info(
             "event=connect process=%s user=%s channel=%s", PROCESS, user.pk, self.channel_name
@@ -297,25 +265,27 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 protocol.changed_frame([], state, counts["unread_count"], counts["unseen_count"])
             )
 
-    # --- from the channel layer ------------------------------------------------------------
+    # --- from the hub ----------------------------------------------------------------------
 
-    async def notifications_created(self, event: dict[str, Any]) -> None:
-        # The frames arrive encoded (broker.created_event): once per user, not once per socket.
-        for frame in event["frames"]:
-            await self.send(text_data=frame)
-        self.delivered.add(event.get("ids", ()))
+    async def push(self, frames: list[str], ids: Iterable[int]) -> None:
+        """Frames for this socket's user, encoded once per process (hub.py), and the ids of the
+        notifications among them, remembered for gap detection. Nothing may come before hello:
+        until then they wait."""
+        if self.closed_with is not None:
+            return
+        if self.greeted_at is None:
+            self.held = [*(self.held or []), (frames, ids)]
+            return
+        for frame in frames:
+            # What self.send(text_data=frame) sends, without its two layers of calls: this is
+            # the one path that runs per socket for every push.
+            await self.base_send({"type": "websocket.send", "text": frame})
+        self.delivered.add(ids)
 
-    async def notifications_changed(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["frame"])
-
-    async def notifications_revoke(self, event: dict[str, Any]) -> None:
-        credential = event.get("credential")
+    async def revoked(self, credential: str | None) -> None:
+        """A credential of the user was revoked (its digest; None: all of them)."""
         if credential is None or (self.credential and credential == self.credential.digest):
             await node().close(self, CLOSE_UNAUTHENTICATED, "signed_out")
-
-    async def notifications_recheck(self, event: dict[str, Any]) -> None:
-        # The user changed (password, activity): does what opened this socket still hold?
-        await node().revocations.check([self])
 
     # --- database --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, Protocol
 
 from ..protocol import CLOSE_SERVICE_RESTART, CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN
@@ -25,6 +25,7 @@ from .credential_checks import Revocations
 from .credentials import Credential
 from .gaps import GapDetector, RecentIds
 from .gcfreeze import Freezer
+from .hub import Hub
 from .presence import PROCESS, registry
 from .sweep import Sweep
 from .watchdog import Watchdog
@@ -46,6 +47,10 @@ class Socket(Protocol):
 
     async def close(self, code: int | None = None) -> None: ...
 
+    async def push(self, frames: list[str], ids: Iterable[int]) -> None: ...
+
+    async def revoked(self, credential: str | None) -> None: ...
+
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None: ...
 
 
@@ -56,6 +61,7 @@ class Node:
         self.sockets: dict[str, Socket] = {}  # by channel name
         self.users: dict[int, dict[str, Socket]] = {}  # by user, then channel name
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.hub = Hub(self)
         self.sweep = Sweep(self)
         self.watchdog = Watchdog(self)
         self.gaps = GapDetector(self)
@@ -84,12 +90,12 @@ class Node:
                 await self.close(socket, CLOSE_TOO_MANY_SOCKETS, "too_many_sockets")
                 return False
             # Join before the consumer reads counts and backlog, so nothing falls in between.
-            if not await broker.join(user_id, channel):
+            if not await self.hub.join(user_id):
                 await self.close(socket, CLOSE_TRY_AGAIN, "channel_layer_unreachable")
                 return False
         except BaseException:
-            await self._release(user_id, channel)
             self._forget(user_id, channel)
+            await self._release(user_id, channel)
             raise
         if channel not in self.sockets:
             # Closed by the node meanwhile (a lost shard, a shutdown): the join came after the
@@ -133,6 +139,8 @@ class Node:
     def lose_shard(self, shard: int | None, why: str) -> None:
         """Pushes to the groups of channel-layer shard ``shard`` (None: every shard) may have
         been lost: close those sockets with 4013, so that their clients reconnect and resume."""
+        if shard is not None and shard == broker.shard_of(broker.NODES_GROUP):
+            shard = None  # sends to many users pass through that shard, whoever they are for
         lost = [
             socket
             for socket in self
@@ -160,7 +168,7 @@ class Node:
                 del self.users[user_id]
 
     async def _release(self, user_id: int, channel: str) -> None:
-        await broker.leave(user_id, channel)
+        await self.hub.leave(user_id)
         await registry().release(user_id, channel, self.id)
 
     # --- what runs for all sockets -------------------------------------------------------------

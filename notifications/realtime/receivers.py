@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from .. import versions
@@ -14,12 +13,13 @@ from .budget import Budget, counted
 
 
 def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
-    """One event per recipient with a socket open, carrying all of this batch's notifications
-    for them and their counts: each content is shaped once, the counts come from one query.
+    """The batch's notifications for its recipients with a socket open, with their counts:
+    each content is shaped once, the counts come from one query, and the events go to the
+    users' groups or, for many users, once to every process (``broker.created_messages``).
 
     Recipients with no socket anywhere get no push (a send to 100,000 users of whom 1,000 are
-    online costs 1,000 group sends): they see the notification when they connect, from ``hello``
-    and ``resume``, or when they poll.
+    online pushes 1,000 rows): they see the notification when they connect, from ``hello`` and
+    ``resume``, or when they poll.
 
     The Redis work (version bump, who is online, the pushes) waits at most
     ``PUSH_TIMEOUT_SECONDS`` in all (``budget.py``).
@@ -34,26 +34,28 @@ def push_sent(sender: Any, batch: NotificationBatch, **kwargs: Any) -> None:
             recipients,
             share=0.5,
         )
-        by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        parts: list[tuple[dict[str, Any], list[tuple[int, int]]]] = []
+        users: set[int] = set()
         for prototype, rows in batch.parts():
-            shape = serialize(prototype)
-            for nid, recipient_id in rows:
-                if online is None or recipient_id in online:
-                    by_user[recipient_id].append({**shape, "id": nid})
-        if not by_user:
+            mine = [
+                (recipient_id, nid)
+                for nid, recipient_id in rows
+                if online is None or recipient_id in online
+            ]
+            if mine:
+                parts.append((serialize(prototype), mine))
+                users.update(recipient_id for recipient_id, _ in mine)
+        if not parts:
             return
         with budget.paused():  # the database, not Redis
-            counts = Notification.objects.counts_by_recipient(list(by_user))
-        broker.send(
+            counts = Notification.objects.counts_by_recipient(list(users))
+        messages = broker.created_messages(
             [
-                (
-                    broker.user_group(user_id),
-                    broker.created_event(items, *counts.get(user_id, (0, 0))),
-                )
-                for user_id, items in by_user.items()
-            ],
-            budget,
+                (shape, [(user_id, nid, *counts.get(user_id, (0, 0))) for user_id, nid in mine])
+                for shape, mine in parts
+            ]
         )
+        broker.send(messages, budget)
 
 
 def _bump_and_look_up(recipients: list[int]) -> set[int] | None:
@@ -78,4 +80,4 @@ def push_changed(
     )
     with Budget() as budget:
         budget.call("the version bump (1 user)", versions.bump, [user_id], share=0.5)
-        broker.send([(broker.user_group(user_id), event)], budget)
+        broker.send([broker.to_user(user_id, event)], budget)

@@ -110,7 +110,7 @@ def _tell(user_id: int, event: dict[str, Any]) -> None:
             budget.call("the revocation stamp (1 user)", _stamp, user_id, share=0.5)
         except Exception as error:  # sockets joining now may miss it; the checks catch them
             logger.warning("notifications: could not stamp a revocation: %r", error)
-        broker.send([(broker.user_group(user_id), event)], budget)
+        broker.send([broker.to_user(user_id, event)], budget)
 
 
 def _stamp(user_id: int) -> None:
