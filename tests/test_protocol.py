@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.exceptions import ValidationError
 
 from notifications import protocol
@@ -236,3 +238,26 @@ def test_docs_websocket_md_documents_every_frame_message_error_and_close_code():
     }
     assert documented == close_codes
     assert "`notifications/protocol.py` is the one source of this protocol" in docs
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.dictionaries(st.text(), json_values, max_size=6),
+    nid=st.integers(min_value=1, max_value=2**63 - 1),
+    unread=st.integers(min_value=0, max_value=10**9),
+    unseen=st.integers(min_value=0, max_value=10**9),
+)
+def test_notification_frames_are_the_text_encode_gives(shape, nid, unread, unseen):
+    """The hub's frames, from a shape encoded once, are exactly what encoding each frame gives
+    (NUL bytes, surrogates, nesting and an empty shape included)."""
+    shape = {"id": None, **shape}
+    frames = protocol.NotificationFrames(shape)
+    expected = protocol.encode(protocol.notification_frame({**shape, "id": nid}, unread, unseen))
+    assert frames(nid, unread, unseen) == expected
