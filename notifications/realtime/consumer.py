@@ -30,10 +30,12 @@ from ..protocol import (
     CLOSE_UNAUTHENTICATED,
     serialize,
 )
+from . import eager
 from .credentials import Credential
 from .gaps import RecentIds
 from .node import node
 from .presence import PROCESS, registry
+from .slow import SlowClient
 
 # Processes' clocks differ: a revocation stamped this long before a socket's authentication
 # still makes it check its credentials.
@@ -82,6 +84,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     next_page: tuple[int, int] | None = None
     # What the hub delivered before the socket was sent hello, sent right after it.
     held: list[tuple[list[str], Iterable[int]]] | None = None
+    # The pushes queued behind a send the client is slow to take (None: none is waiting).
+    queued: SlowClient | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # A name of its own for the registry; no channel of the layer (see channel_layer_alias).
@@ -270,17 +274,25 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def push(self, frames: list[str], ids: Iterable[int]) -> None:
         """Frames for this socket's user, encoded once per process (hub.py), and the ids of the
         notifications among them, remembered for gap detection. Nothing may come before hello:
-        until then they wait."""
+        until then they wait. Never waits on the client: a send the server makes wait (uvicorn,
+        while the client's TCP window is full) goes on in a task, and what follows queues
+        behind it (``slow.py``)."""
         if self.closed_with is not None:
             return
         if self.greeted_at is None:
             self.held = [*(self.held or []), (frames, ids)]
             return
-        for frame in frames:
+        self.delivered.add(ids)
+        if self.queued is not None:
+            self.queued.add(self, frames)
+            return
+        for index, frame in enumerate(frames):
             # What self.send(text_data=frame) sends, without its two layers of calls: this is
             # the one path that runs per socket for every push.
-            await self.base_send({"type": "websocket.send", "text": frame})
-        self.delivered.add(ids)
+            waiting = eager.start(self.base_send({"type": "websocket.send", "text": frame}))
+            if waiting is not None:
+                self.queued = SlowClient(self, waiting, frames[index + 1 :])
+                return
 
     async def revoked(self, credential: str | None) -> None:
         """A credential of the user was revoked (its digest; None: all of them)."""

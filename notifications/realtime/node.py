@@ -17,7 +17,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import CLOSE_SERVICE_RESTART, CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN
 from . import broker, shutdown
@@ -30,8 +30,13 @@ from .presence import PROCESS, registry
 from .sweep import Sweep
 from .watchdog import Watchdog
 
+if TYPE_CHECKING:
+    from .slow import SlowClient
+
 events = logging.getLogger("notifications.events")
 logger = logging.getLogger("notifications")
+
+CLOSE_WAIT_SECONDS = 2.0
 
 
 class Socket(Protocol):
@@ -44,6 +49,7 @@ class Socket(Protocol):
     credential: Credential | None  # what it was opened with (None: a ticket of another kind)
     closed_with: int | None  # the code the node closed it with (None: open)
     delivered: RecentIds  # what it was sent lately, for gap detection
+    queued: SlowClient | None  # pushes queued behind a send the client is slow to take
 
     async def close(self, code: int | None = None) -> None: ...
 
@@ -123,8 +129,10 @@ class Node:
         events.info(
             "event=drop process=%s user=%s code=%s reason=%s", PROCESS, socket.user_id, code, reason
         )
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await socket.close(code=code)
+        # The client may be gone already, or take nothing (under uvicorn a close waits for the
+        # client's TCP window like any send): its place is given back all the same.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(socket.close(code=code), CLOSE_WAIT_SECONDS)
         await self.remove(socket)
 
     def close_soon(self, socket: Socket, code: int, reason: str) -> None:
