@@ -18,8 +18,8 @@ from websockets.asyncio.client import connect
 from notifications.realtime import broker
 from notifications.realtime.node import node
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import DaphneServer, database_url
 from tests.live import use_the_servers_redis
+from tests.servers import DaphneServer, database_url
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
