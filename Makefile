@@ -5,6 +5,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Where the links in the demo's emails point.
 BASE_URL ?= http://$(HOST):$(PORT)
+# The demo's server: daphne, or SERVER=uvicorn (wsproto; docs/deployment.md, "Which server").
+SERVER ?= daphne
+SERVE_daphne = $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+SERVE_uvicorn = $(BIN)/uvicorn --host $(HOST) --port $(PORT) --ws wsproto --lifespan off \
+	--ws-per-message-deflate false --ws-max-size 1048576 --timeout-graceful-shutdown 10 \
+	project.asgi:application
 
 .PHONY: demo test install lint bench clean
 
@@ -18,8 +24,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The email task worker runs in the background, where sh ignores Ctrl-C for it: it is stopped
-# when daphne ends (Ctrl-C), its output beside daphne's.
+# when the server ends (Ctrl-C), its output beside the server's.
 demo: install
+	$(if $(SERVE_$(SERVER)),,$(error SERVER must be daphne or uvicorn, not "$(SERVER)"))
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop), with the email task worker beside it"
@@ -27,7 +34,7 @@ demo: install
 	$(BIN)/python manage.py db_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+	$(SERVE_$(SERVER))
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

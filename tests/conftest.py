@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from tests.redis_keys import PREFIX, delete_keys
 
 pytest_plugins = [
-    "tests.live",  # the daphne fixtures of the end-to-end and browser tests
+    "tests.live",  # the server fixtures of the end-to-end and browser tests
     "tests.smtp",  # a real SMTP server for the email tests
     "tests.push_service",  # a push service for the Web Push tests
 ]

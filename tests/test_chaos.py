@@ -1,13 +1,14 @@
-"""The chaos test (issue 12): three daphnes, three sender processes and sixty clients on real
+"""The chaos test (issue 12): three servers, three sender processes and sixty clients on real
 PostgreSQL and Redis, while faults are injected; then nothing may be lost and nobody locked out.
+It runs once with three daphnes and once with three uvicorns (``[daphne]``, ``[uvicorn]``).
 
-Daphnes run ``tests.chaos.asgi`` (a consumer that raises on purpose while faults are on) with
+The servers run ``tests.chaos.asgi`` (a consumer that raises on purpose while faults are on) with
 ``tests.chaos.settings`` (small BACKLOG_LIMIT and margin); the channel layer and the cache each
 have a private redis-server. Senders (``tests.chaos.sender``) call ``notify()`` in loops. Each
 client (``tests.chaos.client``) follows the contract: resume after hello, page, reconnect with
-backoff to a daphne chosen at random, drop duplicates by id. Faults, on a schedule drawn from
+backoff to a server chosen at random, drop duplicates by id. Faults, on a schedule drawn from
 the seed: bursts of three times BACKLOG_LIMIT to one user (in one transaction and in many),
-``cache.clear()``, ``CLIENT KILL TYPE pubsub`` on the layer's Redis, one daphne killed with
+``cache.clear()``, ``CLIENT KILL TYPE pubsub`` on the layer's Redis, one server killed with
 SIGKILL and started again, a sender killed right after a COMMIT, exceptions in the consumers'
 handlers, hostile frames. Then the faults stop, everything settles (bounded), and:
 
@@ -44,11 +45,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from notifications.models import Notification
 from tests.chaos.client import ContractClient
-from tests.chaos.processes import ChaosDaphne, FaultLog, SenderProcess, ShowChaosLogsOnFailure
+from tests.chaos.processes import FaultLog, SenderProcess, ShowChaosLogsOnFailure
 from tests.chaos.report import describe_failures, diff_client, figures, summary
 from tests.chaos.settings import CHAOS_NOTIFICATIONS
 from tests.conftest import service_missing
-from tests.daphne_server import ROOT, DaphneServer, database_url
+from tests.servers import ROOT, SERVERS, Server, database_url
 from tests.sockets import session_of
 from tests.test_faults import RedisServer
 
@@ -61,13 +62,13 @@ pytestmark = [
 USERS = 20
 CLIENTS_PER_USER = 3
 HOSTILE_USERS = 6  # the last client of each of these users sends hostile frames
-DAPHNES = 3
+SERVER_PROCESSES = 3
 SENDERS = 3
 WARM_UP_SECONDS = 3
 FAULT_SECONDS = float(os.environ.get("CHAOS_SECONDS", "25"))
 SETTLE_SECONDS = 15  # gap checks (2 s), backoffs (3 s at most) and paging fit well within
-CONNECT_CHECK_SECONDS = 10  # sockets just closed, or of a killed daphne, may count a moment
-START_TIMEOUT = 60  # a loaded 2-core machine, under coverage, starts a daphne slowly
+CONNECT_CHECK_SECONDS = 10  # sockets just closed, or of a killed server, may count a moment
+START_TIMEOUT = 60  # a loaded 2-core machine, under coverage, starts a server slowly
 RAISE_PROBABILITY = "0.01"  # per handler call, while faults are on
 BURST = 3 * CHAOS_NOTIFICATIONS["BACKLOG_LIMIT"]
 MAX_SOCKETS = CHAOS_NOTIFICATIONS["MAX_SOCKETS_PER_USER"]
@@ -76,7 +77,7 @@ FAULTS = (
     "bursts",
     "cache_clear",
     "pubsub_kill",
-    "daphne_kill",
+    "server_kill",
     "sender_death",
     "exceptions",
     "hostile",
@@ -114,7 +115,8 @@ class Rig:
     log: FaultLog
     layer: RedisServer
     cache: RedisServer
-    daphnes: list[DaphneServer] = field(default_factory=list)
+    kind: type[Server]  # daphne or uvicorn, all three alike
+    servers: list[Server] = field(default_factory=list)
     senders: list[SenderProcess] = field(default_factory=list)
     injected: Counter[str] = field(default_factory=Counter)
     harness_errors: list[str] = field(default_factory=list)
@@ -131,7 +133,7 @@ class Rig:
         }
 
 
-@pytest.fixture
+@pytest.fixture(params=list(SERVERS))
 def rig(request, tmp_path, settings):
     if connection.vendor != "postgresql":
         service_missing("the chaos test needs PostgreSQL (DATABASE_URL)")
@@ -141,13 +143,13 @@ def rig(request, tmp_path, settings):
         servers.append(RedisServer(tmp_path / name))
     layer, cache = servers
     log = FaultLog(tmp_path / "faults.log")
-    rig = Rig(tmp_path, log, layer, cache)
-    plugin = ShowChaosLogsOnFailure(request.module.__name__, log, rig.daphnes, rig.senders)
+    rig = Rig(tmp_path, log, layer, cache, SERVERS[request.param])
+    plugin = ShowChaosLogsOnFailure(request.module.__name__, log, rig.servers, rig.senders)
     request.config.pluginmanager.register(plugin)
     try:
         layer.start()
         cache.start()
-        # This process writes the sessions, into the daphnes' cache (and the database).
+        # This process writes the sessions, into the servers' cache (and the database).
         settings.CACHES = {
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -158,8 +160,8 @@ def rig(request, tmp_path, settings):
     finally:
         for sender in rig.senders:
             sender.kill()
-        for daphne in rig.daphnes:
-            daphne.stop()
+        for server in rig.servers:
+            server.stop()
         layer.stop()
         cache.stop()
         request.config.pluginmanager.unregister(plugin)
@@ -239,8 +241,8 @@ def fault_schedule(rng: random.Random, kinds: list[str], users: list[int]) -> li
         events += [(at(0.1, 0.85), "cache_clear", {}) for _ in range(2)]
     if "pubsub_kill" in kinds:
         events += [(at(0.1, 0.85), "pubsub_kill", {}) for _ in range(3)]
-    if "daphne_kill" in kinds:
-        events.append((at(0.25, 0.5), "daphne_kill", {"daphne": rng.randrange(DAPHNES)}))
+    if "server_kill" in kinds:
+        events.append((at(0.25, 0.5), "server_kill", {"server": rng.randrange(SERVER_PROCESSES)}))
     if "sender_death" in kinds:
         events += [
             (at(0.1, 0.8), "sender_death", {"sender": rng.randrange(SENDERS)}) for _ in range(2)
@@ -267,13 +269,13 @@ async def inject(rig: Rig, schedule: list[tuple], started: float) -> None:
             client.close()
             rig.log(f"CLIENT KILL TYPE pubsub on the layer's Redis: {killed} connections")
             rig.injected["pubsub connections killed"] += killed
-        elif fault == "daphne_kill":
-            daphne = rig.daphnes[options["daphne"]]
-            assert daphne.process is not None
-            daphne.process.kill()
-            await asyncio.to_thread(daphne.process.wait, 5)
-            rig.log(f"daphne {options['daphne']} (port {daphne.port}) killed with SIGKILL")
-            restarts.append(asyncio.create_task(restart_daphne(rig, options["daphne"], 3)))
+        elif fault == "server_kill":
+            server = rig.servers[options["server"]]
+            assert server.process is not None
+            server.process.kill()
+            await asyncio.to_thread(server.process.wait, 5)
+            rig.log(f"{server.name} {options['server']} (port {server.port}) killed with SIGKILL")
+            restarts.append(asyncio.create_task(restart_server(rig, options["server"], 3)))
         elif fault == "sender_death":
             sender = rig.senders[options["sender"]]
             sender.expected_exit = True
@@ -283,10 +285,11 @@ async def inject(rig: Rig, schedule: list[tuple], started: float) -> None:
     await asyncio.gather(*restarts)
 
 
-async def restart_daphne(rig: Rig, index: int, after: float) -> None:
+async def restart_server(rig: Rig, index: int, after: float) -> None:
     await asyncio.sleep(after)
-    await asyncio.to_thread(rig.daphnes[index].start, START_TIMEOUT)
-    rig.log(f"daphne {index} (port {rig.daphnes[index].port}) started again")
+    server = rig.servers[index]
+    await asyncio.to_thread(server.start, START_TIMEOUT)
+    rig.log(f"{server.name} {index} (port {server.port}) started again")
 
 
 async def keep_senders_running(rig: Rig, stopping: asyncio.Event) -> None:
@@ -382,18 +385,18 @@ async def play(rig: Rig, make_user, seed: int, kinds: list[str]) -> Played:
     user_ids = [user.pk for user in users]
     env = rig.process_env(seed)
     env["CHAOS_RAISE_PROBABILITY"] = RAISE_PROBABILITY if "exceptions" in kinds else "0"
-    for index in range(DAPHNES):
-        log = rig.directory / f"daphne-{index}.log"
-        rig.daphnes.append(ChaosDaphne(env, log))
+    for index in range(SERVER_PROCESSES):
+        log = rig.directory / f"{rig.kind.name}-{index}.log"
+        rig.servers.append(rig.kind(env, log, application="tests.chaos.asgi:application"))
     for index in range(SENDERS):
         log = rig.directory / f"sender-{index}.log"
         rig.senders.append(SenderProcess(index, seed, user_ids, groups, env, log))
-    processes = rig.daphnes + rig.senders
+    processes = rig.servers + rig.senders
     await asyncio.gather(
         *(asyncio.to_thread(process.start, START_TIMEOUT) for process in processes)
     )
-    ports = [daphne.port for daphne in rig.daphnes]
-    rig.log(f"started daphnes on ports {ports}")
+    ports = [server.port for server in rig.servers]
+    rig.log(f"started {rig.kind.name} on ports {ports}")
 
     clients = await make_clients(users, ports, seed)
     tasks = [asyncio.create_task(client.run()) for client in clients]
@@ -465,10 +468,10 @@ def judge(rig: Rig, played: Played, seed: int) -> tuple[str, list[str]]:
                 rolled_back += len(event["titles"])
     numbers = figures(diffs, expected, calls, rolled_back)
     faults = Counter(rig.injected)
-    for index, daphne in enumerate(rig.daphnes):
-        injected = daphne.log(10**9).count("chaos: injected")
+    for index, server in enumerate(rig.servers):
+        injected = server.log(10**9).count("chaos: injected")
         if injected:
-            faults[f"consumer exceptions (daphne {index})"] = injected
+            faults[f"consumer exceptions ({server.name} {index})"] = injected
     probes = sum(sum(outcomes.values()) for outcomes in numbers.probes.values())
     if probes:
         faults["hostile frames"] = probes
@@ -506,9 +509,9 @@ def judge(rig: Rig, played: Played, seed: int) -> tuple[str, list[str]]:
     protocol = {c.name: c.protocol_errors[:3] for c in clients if c.protocol_errors}
     if protocol:
         failures.append(f"messages outside the protocol: {protocol}")
-    dead = [i for i, daphne in enumerate(rig.daphnes) if daphne.process.poll() is not None]
+    dead = [i for i, server in enumerate(rig.servers) if server.process.poll() is not None]
     if dead:
-        failures.append(f"daphnes that died on their own: {dead}")
+        failures.append(f"{rig.kind.name} servers that died on their own: {dead}")
     return text, failures + rig.harness_errors
 
 

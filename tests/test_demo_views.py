@@ -111,6 +111,18 @@ def test_make_demo_seeds_with_the_url_it_serves():
     assert "daphne -b 0.0.0.0 -p 8100 " in plan
 
 
+def test_make_demo_serves_with_uvicorn_when_asked():
+    plan = subprocess.run(
+        ["make", "-n", "demo", "SERVER=uvicorn", "HOST=0.0.0.0", "PORT=8100"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "uvicorn --host 0.0.0.0 --port 8100 --ws wsproto --lifespan off " in plan
+    assert "daphne" not in plan
+
+
 @pytest.mark.parametrize(("value", "level"), [(None, "WARNING"), ("0", "WARNING"), ("1", "INFO")])
 def test_the_demos_event_log_is_off_unless_asked(monkeypatch, value, level):
     if value is None:

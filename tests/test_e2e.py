@@ -1,6 +1,7 @@
-"""End to end: a real daphne process, real WebSocket clients, notify() from this process.
+"""End to end: a real server process, real WebSocket clients, notify() from this process.
 
 Everything between the two processes goes through the database and Redis, as in production.
+Each test runs on daphne and on uvicorn with wsproto (``[daphne]``, ``[uvicorn]``).
 """
 
 import asyncio
@@ -200,9 +201,10 @@ async def places_settle_at(user, count: int) -> bool:
 
 
 async def test_a_text_frame_that_is_not_utf8_drops_only_that_socket(server, alice):
-    """Daphne's WebSocket layer refuses it before the app sees it (RFC 6455 section 8.1): it
-    drops the connection (1006 for the client, or the 1007 close frame). The socket's place is
-    given back like any other's, and the user's other socket stays open."""
+    """The server's WebSocket layer refuses it before the app sees it (RFC 6455 section 8.1):
+    daphne and uvicorn's wsproto drop the connection (1006 for the client, or the 1007 close
+    frame). The socket's place is given back like any other's, and the user's other socket stays
+    open."""
     session = await session_of(alice)
     async with open_socket(server, session) as other:
         await hello(other)

@@ -33,7 +33,7 @@ from notifications import cache, services
 from notifications.conf import app_settings
 from notifications.email import claims, delivery
 from notifications.models import Digest, Notification
-from tests.daphne_server import ROOT, database_url
+from tests.servers import ROOT, database_url
 from tests.smtp import SMTPServer, free_port
 
 EMAIL_ON = {"EMAIL_DIGESTS": True, "BASE_URL": "http://testserver", "EMAIL_BATCH_SIZE": 100}

@@ -1,5 +1,7 @@
-"""Failures injected into a running system: Redis down, daphne restarted, PostgreSQL restarted,
-a client that stops reading. Each test runs its own servers, so nothing else is disturbed."""
+"""Failures injected into a running system: Redis down, the server restarted, PostgreSQL
+restarted, a client that stops reading. Each test runs its own servers, so nothing else is
+disturbed, once on daphne and once on uvicorn (``[daphne]``, ``[uvicorn]``; PostgreSQL's restart
+on daphne alone)."""
 
 import asyncio
 import glob
@@ -11,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from notifications import services
 from notifications.models import Notification
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import ROOT, DaphneServer, database_url, free_port
 from tests.redis_keys import layer_config, redis_cache
+from tests.servers import ROOT, SERVERS, Server, database_url, free_port
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -78,32 +82,42 @@ def private_redis(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def daphne_for(tmp_path):
-    """``daphne_for(env, *args)``: a daphne of the test's own, on the test database."""
-    started = []
+@contextmanager
+def own_servers(kind: type[Server], directory: Path) -> Iterator[Callable[..., Server]]:
+    """``start(env, heartbeat=None)``: a server of ``kind`` of the test's own, on the test
+    database; ``heartbeat``: (ping interval, ping timeout) in seconds. All stopped at the end."""
+    started: list[Server] = []
 
-    def start(env: dict[str, str], *args: str) -> DaphneServer:
-        server = DaphneServer(
+    def start(env: dict[str, str], heartbeat: tuple[int, int] | None = None) -> Server:
+        server = kind(
             {
                 "DJANGO_SETTINGS_MODULE": "tests.settings",
                 "DATABASE_URL": database_url(connection.settings_dict),
                 **env,
             },
-            tmp_path / f"daphne-{len(started)}.log",
-            args,
+            directory / f"{kind.name}-{len(started)}.log",
+            kind.heartbeat(*heartbeat) if heartbeat else (),
         )
         started.append(server)
         server.start()
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(params=list(SERVERS))
+def server_for(request, tmp_path):
+    """``server_for(env, heartbeat=None)``: own_servers' start, on daphne and then uvicorn."""
+    with own_servers(SERVERS[request.param], tmp_path) as start:
+        yield start
 
 
 def use_redis(settings, url: str) -> None:
-    """Point this process's channel layer and cache at ``url``, as daphne's are (tests.settings:
+    """Point this process's channel layer and cache at ``url``, as the server's are (tests.settings:
     the run's key prefix)."""
     settings.CHANNEL_LAYERS = {
         "default": layer_config("channels_redis.pubsub.RedisPubSubChannelLayer", url)
@@ -138,9 +152,9 @@ notify = sync_to_async(services.notify)
 # --- the faults --------------------------------------------------------------------------------
 
 
-async def test_redis_down_nothing_lost(private_redis, daphne_for, settings, alice, caplog):
+async def test_redis_down_nothing_lost(private_redis, server_for, settings, alice, caplog):
     use_redis(settings, private_redis.url)
-    server = await sync_to_async(daphne_for)({"REDIS_URL": private_redis.url})
+    server = await sync_to_async(server_for)({"REDIS_URL": private_redis.url})
     session = await session_of(alice)
     async with open_socket(server, session) as ws:
         hello = await receive(ws)
@@ -160,32 +174,30 @@ async def test_redis_down_nothing_lost(private_redis, daphne_for, settings, alic
     assert "sent while Redis is down" in titles
 
 
-async def test_daphne_restart_closes_with_4012_and_nothing_is_lost(daphne_for, settings, alice):
+async def test_a_restart_closes_with_4012_and_nothing_is_lost(server_for, settings, alice):
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     use_redis(settings, REDIS_URL)
-    server = await sync_to_async(daphne_for)({"REDIS_URL": REDIS_URL})
+    server = await sync_to_async(server_for)({"REDIS_URL": REDIS_URL})
     session = await session_of(alice)
     async with open_socket(server, session) as ws:
         after = (await receive(ws))["last_id"] or 0
         stopping = asyncio.create_task(asyncio.to_thread(server.stop))
         assert await close_code(ws, 10) == 4012  # "service restart": reconnect soon
         await stopping
-    await notify(alice, "sent while daphne is down")
+    await notify(alice, "sent while the server is down")
     await asyncio.to_thread(server.start)
-    assert "sent while daphne is down" in await resume_until_found(
-        server, session, after, "sent while daphne is down"
+    assert "sent while the server is down" in await resume_until_found(
+        server, session, after, "sent while the server is down"
     )
 
 
-async def test_a_client_that_stops_reading_is_dropped(daphne_for, settings, alice):
+async def test_a_client_that_stops_reading_is_dropped(server_for, settings, alice):
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     use_redis(settings, REDIS_URL)
-    # Daphne's own heartbeat bounds what a stuck client costs: no pong in time, no connection.
-    server = await sync_to_async(daphne_for)(
-        {"REDIS_URL": REDIS_URL}, "--ping-interval", "1", "--ping-timeout", "2"
-    )
+    # The server's own heartbeat bounds what a stuck client costs: no pong in time, no connection.
+    server = await sync_to_async(server_for)({"REDIS_URL": REDIS_URL}, heartbeat=(1, 2))
     session = await session_of(alice)
     stuck = socket.create_connection(("127.0.0.1", server.port), 5)
     stuck.sendall(
@@ -276,7 +288,10 @@ print(session.session_key)
 """
 
 
-async def test_postgres_restart_consumers_recover(private_postgres, daphne_for, settings):
+# How the sockets live through a PostgreSQL restart is the app's own (its pool, the consumers'
+# database work in threads), whichever server carries them: daphne alone spares the suite 20 s.
+@pytest.mark.parametrize("server_for", ["daphne"], indirect=True)
+async def test_postgres_restart_consumers_recover(private_postgres, server_for, settings):
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     database, pg_ctl = private_postgres
@@ -285,7 +300,7 @@ async def test_postgres_restart_consumers_recover(private_postgres, daphne_for, 
     session = (await asyncio.to_thread(manage, database, redis, "shell", "-c", SETUP_USER)).split()[
         -1
     ]
-    server = await sync_to_async(daphne_for)({"DATABASE_URL": database, "REDIS_URL": redis})
+    server = await sync_to_async(server_for)({"DATABASE_URL": database, "REDIS_URL": redis})
     send = "from notifications.services import notify; notify(1, {title!r})"
     async with open_socket(server, session) as ws:
         assert (await receive(ws))["type"] == "hello"

@@ -1,6 +1,6 @@
 """The Origin check of cookie WebSockets (notifications/realtime/origins.py): scheme, host and
-port, through the project's real ASGI stack, and through a real daphne for the handshake's
-HTTP 403."""
+port, through the project's real ASGI stack, and through a real daphne and uvicorn for the
+handshake's HTTP 403."""
 
 import pytest
 from channels.db import database_sync_to_async
@@ -169,14 +169,14 @@ def test_bad_explicit_origins_are_a_system_check_error(settings, origins):
         call_command("check")
 
 
-# --- through daphne --------------------------------------------------------------------------
+# --- through daphne and uvicorn -------------------------------------------------------------
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "origin", ["http://127.0.0.1:{other}", "https://127.0.0.1:{port}", "https://evil.example"]
 )
-async def test_daphne_answers_a_refused_origin_with_403(server, alice, origin):
+async def test_the_server_answers_a_refused_origin_with_403(server, alice, origin):
     session = await session_of(alice)
     origin = origin.format(port=server.port, other=server.port + 1)
     with pytest.raises(InvalidStatus) as refused:

@@ -135,6 +135,12 @@ def test_news_still_means_a_200_for_trusted_credentials(alice):
 # --- across processes: revoked here, refused by daphne ----------------------------------------
 
 
+@pytest.fixture(scope="module")
+def server(daphne):
+    """Daphne alone: polling is plain HTTP (tests.live's ``server`` runs on each server)."""
+    return daphne
+
+
 @pytest.mark.e2e
 async def test_revocations_reach_every_process(
     server, alice, bob, same_redis_as_server, monkeypatch

@@ -1,5 +1,5 @@
 """The suite keeps to its own keys in Redis (tests/redis_keys.py): everything it writes, in this
-process and in the daphne processes it starts, is under the run's prefix, and what it removes at
+process and in the server processes it starts, is under the run's prefix, and what it removes at
 the end is exactly that. A Redis shared with anyone else keeps their keys."""
 
 import time
@@ -13,8 +13,9 @@ from django.test import Client
 from notifications import services
 from notifications.realtime.presence import registry
 from tests.redis_keys import PREFIX, delete_keys, layer_config, redis_cache
+from tests.servers import DaphneServer
 from tests.sockets import open_socket, receive, session_of
-from tests.test_faults import daphne_for, private_redis, use_redis  # noqa: F401 (the fixtures)
+from tests.test_faults import own_servers, private_redis, use_redis  # noqa: F401 (the fixture)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,6 +24,13 @@ pytestmark = [
 ]
 
 FOREIGN = {"someone-else:session:1": "theirs", "asgi:group:theirs": "theirs", "plain": "theirs"}
+
+
+@pytest.fixture
+def daphne_for(tmp_path):
+    """The keys are the app's, whichever server runs it: daphne is enough."""
+    with own_servers(DaphneServer, tmp_path) as start:
+        yield start
 
 
 async def test_every_key_the_suite_writes_carries_its_prefix_and_only_those_are_removed(

@@ -1,5 +1,6 @@
-"""A socket lives exactly as long as the right to open it, in every process: two daphnes, sockets
-on both, and each way that right ends (docs/security.md lists them)."""
+"""A socket lives exactly as long as the right to open it, in every process: two server processes
+(a daphne and a uvicorn), sockets on both, and each way that right ends (docs/security.md lists
+them)."""
 
 import asyncio
 import json
@@ -18,8 +19,8 @@ from websockets.asyncio.client import connect
 from notifications.realtime import broker
 from notifications.realtime.node import node
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import DaphneServer, database_url
 from tests.live import use_the_servers_redis
+from tests.servers import DaphneServer, UvicornServer, database_url
 from tests.sockets import close_code, open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -29,7 +30,7 @@ PASSWORD = "an-old-password-1"
 
 @pytest.fixture(scope="module")
 def servers(django_db_setup, tmp_path_factory):
-    """Two daphne processes on the test database and Redis, checking credentials every second."""
+    """A daphne and a uvicorn on the test database and Redis, checking credentials every second."""
     if not redis_reachable():
         service_missing(f"Redis is not reachable at {REDIS_URL}")
     env = {
@@ -39,7 +40,7 @@ def servers(django_db_setup, tmp_path_factory):
         "TEST_NOTIFICATIONS": json.dumps({"CREDENTIALS_CHECK_SECONDS": 1}),
     }
     directory = tmp_path_factory.mktemp("revocation")
-    started = [DaphneServer(env, directory / f"daphne-{n}.log") for n in range(2)]
+    started = [kind(env, directory / f"{kind.name}.log") for kind in (DaphneServer, UvicornServer)]
     try:
         for server in started:
             server.start()
@@ -51,7 +52,7 @@ def servers(django_db_setup, tmp_path_factory):
 
 @pytest.fixture
 def shared_redis(servers, settings):
-    """This process speaks to the daphnes' channel layer and cache, as a web process would."""
+    """This process speaks to the servers' channel layer and cache, as a web process would."""
     use_the_servers_redis(settings)
 
 
@@ -78,7 +79,7 @@ async def still_open(ws) -> bool:
 
 
 async def sockets_of(servers, session):
-    """A socket on each daphne, greeted."""
+    """A socket on each server, greeted."""
     opened = [await open_socket(server, session).__aenter__() for server in servers]
     for ws in opened:
         await greeted(ws)

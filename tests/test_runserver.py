@@ -11,15 +11,17 @@ import pytest
 from django.db import connection
 
 from tests.conftest import REDIS_URL, redis_reachable, service_missing
-from tests.daphne_server import ROOT, DaphneServer, database_url
+from tests.servers import ROOT, Server, database_url
 from tests.sockets import open_socket, receive, session_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-class Runserver(DaphneServer):
+class Runserver(Server):
     """``manage.py runserver`` on a free port, autoreloader and all (its own process group, so
     that the reloader's child goes with it)."""
+
+    name = "runserver"
 
     def command(self) -> list[str]:
         return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}"]

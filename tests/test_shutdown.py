@@ -1,13 +1,15 @@
 """The goodbye at SIGTERM/SIGINT (notifications/realtime/shutdown.py): sockets are closed first,
-then the signal does what it did before; outside daphne's main thread nothing is installed. The
-whole path under a real daphne is tested in test_e2e.py and under runserver in test_runserver.py."""
+then the signal does what it did before; it is installed over daphne's and uvicorn's handlers
+only, in the main thread. The whole path under a real daphne and a real uvicorn is tested in
+test_faults.py (``test_a_restart_closes_with_4012_and_nothing_is_lost``) and under runserver in
+test_runserver.py."""
 
 import asyncio
 import signal
-import sys
 import threading
 
 import pytest
+import uvicorn
 
 from notifications.realtime import shutdown
 
@@ -45,28 +47,90 @@ def test_a_close_that_fails_or_hangs_still_lets_the_signal_through(no_grace):
     assert handled == [signal.SIGINT, signal.SIGINT]
 
 
-def test_without_a_previous_handler_the_default_action_is_taken(no_grace):
-    """SIGWINCH's default action is to do nothing: the test process survives what for SIGTERM
-    would end it, and the handler is the default again."""
-    closed = []
+@pytest.fixture
+def servers_handlers(monkeypatch):
+    """``servers_handlers(handler)``: SIGTERM and SIGINT handled by ``handler``, as a server sets
+    them before it serves; both restored afterwards, and nothing installed yet."""
+    monkeypatch.setattr(shutdown, "_installed", False)
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def set_(handler):
+        for signum in saved:
+            signal.signal(signum, handler)
+
+    yield set_
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def uvicorns():
+    return uvicorn.Server(uvicorn.Config(app=None))
+
+
+def daphnes():
+    from twisted.internet import reactor  # daphne's, installed when daphne.server is imported
+
+    return reactor
+
+
+@pytest.mark.parametrize(
+    "server, handler",
+    [(daphnes, lambda reactor: reactor.sigTerm), (uvicorns, lambda server: server.handle_exit)],
+    ids=["daphne", "uvicorn"],
+)
+def test_installed_over_the_servers_handlers(servers_handlers, server, handler):
+    original = handler(server())
+    servers_handlers(original)
 
     async def close_all():
-        closed.append(True)
+        pass
 
-    signal.signal(signal.SIGWINCH, lambda n, f: None)
-    try:
-        asyncio.run(shutdown._close_then(close_all, signal.SIG_DFL, signal.SIGWINCH))
-        assert closed == [True]
-        assert signal.getsignal(signal.SIGWINCH) == signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+    asyncio.run(_install(close_all))
+    assert shutdown._installed is True
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        assert signal.getsignal(signum) is not original
 
 
-def test_nothing_is_installed_outside_daphnes_main_thread(monkeypatch):
+def test_under_uvicorn_the_sockets_close_before_uvicorn_stops(servers_handlers, no_grace):
+    server = uvicorns()
+    servers_handlers(server.handle_exit)
+    closed_while_serving = []
+
+    async def close_all():
+        closed_while_serving.append(not server.should_exit)
+
+    async def serve_then_terminate():
+        shutdown.install(close_all)
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0)  # the handler handed the goodbye to the loop: it starts now
+        await asyncio.gather(*shutdown._goodbyes)
+
+    asyncio.run(asyncio.wait_for(serve_then_terminate(), 5))
+    assert closed_while_serving == [True]
+    assert server.should_exit  # and then uvicorn was told
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [signal.SIG_DFL, signal.default_int_handler, lambda number, frame: None],
+    ids=["default", "KeyboardInterrupt", "a function"],
+)
+def test_nothing_is_installed_over_handlers_of_others(servers_handlers, handler):
+    """pytest, a debugger, a server this does not know: their signals stay theirs."""
+    servers_handlers(handler)
+
+    async def close_all():
+        pass
+
+    asyncio.run(_install(close_all))
+    assert shutdown._installed is False
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_nothing_is_installed_outside_the_main_thread(servers_handlers):
     """``runserver`` serves from another thread, where Python refuses signal handlers."""
-    monkeypatch.setitem(sys.modules, "twisted.internet.reactor", object())
-    monkeypatch.setattr(shutdown, "_installed", False)
-    before = signal.getsignal(signal.SIGTERM)
+    server = uvicorns()
+    servers_handlers(server.handle_exit)
 
     async def close_all():
         pass
@@ -84,18 +148,7 @@ def test_nothing_is_installed_outside_daphnes_main_thread(monkeypatch):
     thread.join()
     assert errors == []
     assert shutdown._installed is False
-    assert signal.getsignal(signal.SIGTERM) is before
-
-
-def test_nothing_is_installed_without_twisted(monkeypatch):
-    monkeypatch.delitem(sys.modules, "twisted.internet.reactor", raising=False)
-    monkeypatch.setattr(shutdown, "_installed", False)
-
-    async def close_all():
-        pass
-
-    asyncio.run(_install(close_all))
-    assert shutdown._installed is False
+    assert signal.getsignal(signal.SIGTERM) == server.handle_exit
 
 
 async def _install(close_all) -> None:

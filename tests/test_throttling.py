@@ -157,6 +157,13 @@ def test_windows_turn_over_at_a_moment_of_each_users_own():
 # --- across processes ----------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def server(daphne):
+    """Daphne alone: the budget is the app's, whichever server asks (tests.live's ``server``
+    runs on each)."""
+    return daphne
+
+
 @pytest.mark.e2e
 async def test_one_budget_across_processes(server, alice, same_redis_as_server, monkeypatch):
     """Tickets issued by this process and by daphne (its own process, the default 30/minute)

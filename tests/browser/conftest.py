@@ -82,6 +82,12 @@ async def module_chromium():
         yield browser
 
 
+@pytest.fixture(scope="module")
+def server(daphne):
+    """The browser tests run on daphne alone (tests.live's ``server`` runs on each server)."""
+    return daphne
+
+
 @pytest.fixture
 def base_url(server) -> str:
     return f"http://127.0.0.1:{server.port}"

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from playwright.async_api import expect
 
 from notifications.models import Notification
-from tests.live import daphne_serving
+from tests.live import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ EMAIL_ON = {"EMAIL_DIGESTS": True, "BASE_URL": "http://127.0.0.1"}
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, with email digests on."""
-    with daphne_serving(request, tmp_path_factory, EMAIL_ON) as daphne:
+    with serving(request, tmp_path_factory, EMAIL_ON) as daphne:
         yield daphne
 
 

@@ -17,7 +17,7 @@ from playwright.async_api import expect
 from notifications import services
 from notifications.models import Notification
 from tests.browser.test_admin_send import open_connected
-from tests.live import daphne_serving
+from tests.live import serving
 
 # Between tests the tables are emptied and the content types written again, under new ids,
 # while the server process keeps the ids it read in its ContentType cache: only the module's first
@@ -33,7 +33,7 @@ GROUP_TYPE = "Group (Authentication and Authorization)"
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, asking for a confirmation above one recipient."""
-    with daphne_serving(request, tmp_path_factory, {"SEND_CONFIRM_ABOVE": 1}) as daphne:
+    with serving(request, tmp_path_factory, {"SEND_CONFIRM_ABOVE": 1}) as daphne:
         yield daphne
 
 

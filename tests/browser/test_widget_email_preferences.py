@@ -15,7 +15,7 @@ from notifications import services
 from tests.browser import test_widget
 from tests.browser.test_widget import connected, create, preferences_view, row_headers, switch
 from tests.browser.test_widget_layout import OUTSIDE, phone
-from tests.live import daphne_serving
+from tests.live import serving
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixtures
@@ -33,7 +33,7 @@ LOCKED = "Always shown in the app: this site does not let you mute it."
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, with EMAIL_SETTINGS."""
-    with daphne_serving(request, tmp_path_factory, EMAIL_SETTINGS) as daphne:
+    with serving(request, tmp_path_factory, EMAIL_SETTINGS) as daphne:
         yield daphne
 
 

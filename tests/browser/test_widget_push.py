@@ -37,7 +37,7 @@ from tests.browser.test_widget_email_preferences import (
     stored_preferences,
 )
 from tests.browser.test_widget_layout import OUTSIDE, phone
-from tests.live import daphne_serving
+from tests.live import serving
 
 pytestmark = test_widget.pytestmark
 open_widget = test_widget.open_widget  # the fixtures
@@ -58,7 +58,7 @@ FALLBACK_TITLE = "New notification"
 @pytest.fixture(scope="module")
 def server(request, django_db_setup, tmp_path_factory):
     """tests.live's daphne, with Web Push and email on."""
-    with daphne_serving(request, tmp_path_factory, {**EMAIL_SETTINGS, **PUSH_SETTINGS}) as daphne:
+    with serving(request, tmp_path_factory, {**EMAIL_SETTINGS, **PUSH_SETTINGS}) as daphne:
         yield daphne
 
 

@@ -415,6 +415,37 @@ async def test_a_socket_that_stops_answering_is_taken_for_dead(page):
     assert answering["open"] is True and answering["pings"] >= 5
 
 
+@pytest.mark.parametrize("code", [4012, 1012, 4013, 1013, 4500, 1006, 4401])
+async def test_every_close_but_4401_means_come_back(page, code):
+    """uvicorn's own 1012 (stopping) is as good as the app's 4012 (docs/websocket.md)."""
+
+    async def closing_server(socket):
+        await socket.close(code=code)
+
+    await page.route_web_socket(f"ws://widget.test/closes-{code}/", closing_server)
+    states = await run(
+        page,
+        "sync.js",
+        """
+        const states = [];
+        const sync = new m.Sync({
+          api: {}, url: arg, inbox: {}, deliver() {}, ensureLoaded: async () => {},
+          setState: (state) => states.push(state), heartbeatMs: 60000, timeoutMs: 60000,
+          failuresBeforePolling: 1000,
+        });
+        sync.connect();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        sync.stop();
+        return states;
+        """,
+        f"ws://widget.test/closes-{code}/",
+    )
+    if code == 4401:
+        assert states == ["signed-out"]
+    else:
+        assert states and set(states) == {"reconnecting"}
+
+
 async def test_a_grouped_notification_replaces_the_unread_ones_of_its_key(page):
     result = await run(
         page,

@@ -1,2 +1,3 @@
 """Support modules of the chaos test (tests/test_chaos.py): the settings and ASGI application of
-its daphne processes, its sender processes, its WebSocket clients and its tallies."""
+its server processes (daphne or uvicorn), its sender processes, its WebSocket clients and its
+tallies."""

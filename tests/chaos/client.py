@@ -1,7 +1,7 @@
 """The chaos test's WebSocket client: one browser tab that follows the contract to the letter
 (docs/websocket.md), and keeps the books the test checks.
 
-Each (re)connect goes to a daphne chosen at random, as behind a load balancer. After ``hello``
+Each (re)connect goes to a server chosen at random, as behind a load balancer. After ``hello``
 it sends ``resume`` from the newest id it holds (0 when it holds none) and pages the backlog:
 with a ``cursor`` in an incomplete ``backlog`` it asks for the next page of the same ``after``;
 without one it resumes from the newest id it holds. It drops what it already holds by id, and

@@ -15,21 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.daphne_server import ROOT, DaphneServer
+from tests.servers import ROOT, Server
 
 
 def stamp(moment: float | None = None) -> str:
     """A wall-clock time as the processes' log lines show it."""
     moment = time.time() if moment is None else moment
     return time.strftime("%H:%M:%S", time.localtime(moment)) + f".{int(moment * 1000) % 1000:03d}"
-
-
-class ChaosDaphne(DaphneServer):
-    """A daphne serving the chaos test's application (tests/chaos/asgi.py)."""
-
-    def command(self) -> list[str]:
-        command = super().command()
-        return [*command[:-1], "tests.chaos.asgi:application"]
 
 
 class FaultLog:
@@ -138,7 +130,7 @@ class SenderProcess:
             return ""
 
 
-# What is worth reading in a daphne's log when a run fails (the rest is one line per event).
+# What is worth reading in a server's log when a run fails (the rest is one line per event).
 INTERESTING = re.compile(
     r"Traceback|Error|Exception|WARNING|ERROR|chaos: injected|event=drop|complete=False|"
     r"^\s+File |^\S*Error"
@@ -146,19 +138,19 @@ INTERESTING = re.compile(
 
 
 class ShowChaosLogsOnFailure:
-    """Appends the fault log, the daphnes' notable lines and the senders' logs to the report of
+    """Appends the fault log, the servers' notable lines and the senders' logs to the report of
     a failing test of ``module``; the full logs stay in pytest's tmp directory."""
 
     def __init__(
         self,
         module: str,
         faults: FaultLog,
-        daphnes: list[DaphneServer],
+        servers: list[Server],
         senders: list[SenderProcess],
     ) -> None:
         self.module = module
         self.faults = faults
-        self.daphnes = daphnes
+        self.servers = servers
         self.senders = senders
 
     @pytest.hookimpl(hookwrapper=True)
@@ -168,12 +160,12 @@ class ShowChaosLogsOnFailure:
         if not (report.failed and item.module.__name__ == self.module):
             return
         report.sections.append(("chaos: fault log", "\n".join(self.faults.lines)))
-        for index, daphne in enumerate(self.daphnes):
-            lines = [line for line in daphne.log(10**9).splitlines() if INTERESTING.search(line)]
+        for index, server in enumerate(self.servers):
+            lines = [line for line in server.log(10**9).splitlines() if INTERESTING.search(line)]
             report.sections.append(
                 (
-                    f"chaos: daphne {index} (port {daphne.port}), notable lines of "
-                    f"{daphne.log_path}",
+                    f"chaos: {server.name} {index} (port {server.port}), notable lines of "
+                    f"{server.log_path}",
                     "\n".join(lines[-200:]),
                 )
             )

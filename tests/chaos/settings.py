@@ -1,4 +1,4 @@
-"""Settings of the chaos test's daphne and sender processes: the test settings, with the channel
+"""Settings of the chaos test's server and sender processes: the test settings, with the channel
 layer and the cache on the test's private Redis servers, and time and size limits shrunk so that
 a run of a minute exercises them.
 
@@ -30,7 +30,7 @@ CACHES = {
     }
 }
 
-# Three daphnes and several senders share PostgreSQL with the rest of the machine.
+# Three servers and several senders share PostgreSQL with the rest of the machine.
 DATABASES = copy.deepcopy(base.DATABASES)
 if "pool" in DATABASES["default"].get("OPTIONS", {}):
     DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 4
@@ -43,7 +43,7 @@ CHAOS_NOTIFICATIONS = {
     # (three times BACKLOG_LIMIT inside the margin) go over it.
     "RESUME_MARGIN_SECONDS": 10,
     # Small enough that sockets the chaos leaks show, large enough for a user's three clients,
-    # their reconnects and the ghosts of one killed daphne.
+    # their reconnects and the ghosts of one killed server.
     "MAX_SOCKETS_PER_USER": 8,
     # Gap detection (issue 12), once the app has the setting.
     "GAP_CHECK_SECONDS": 2,
