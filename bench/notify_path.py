@@ -125,22 +125,27 @@ class Bench:
             self.send()
         return [query["sql"][:120] for query in queries.captured_queries]
 
-    def round(self, sends: int, baseline_first: bool) -> dict[str, Any]:
-        """``sends`` of each, in alternating blocks; the seconds of each call."""
+    def round(self, sends: int, baseline_first: bool) -> dict[str, list[float]]:
+        """``sends`` of each, in alternating blocks: the seconds of each call, and the CPU
+        seconds of each block per call (the process's, its threads included: less moved by
+        the other users of a shared machine than the clock)."""
         self.clear()
         insert = self.baseline()
         timed: dict[str, list[float]] = {"notify": [], "baseline": []}
+        cpu: dict[str, list[float]] = {"notify": [], "baseline": []}
         runs: list[tuple[str, Callable[[], None]]] = [("notify", self.send), ("baseline", insert)]
         if baseline_first:
             runs.reverse()
         gc.collect()
         for _ in range(0, sends, BLOCK):
             for name, call in runs:
+                cpu_started = time.process_time()
                 for _ in range(BLOCK):
                     started = time.perf_counter()
                     call()
                     timed[name].append(time.perf_counter() - started)
-        return timed
+                cpu[name].append((time.process_time() - cpu_started) / BLOCK)
+        return {**timed, **{f"{name} cpu": values for name, values in cpu.items()}}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -156,8 +161,9 @@ def worker(args: argparse.Namespace) -> None:
         timed = bench.round(args.sends, baseline_first=bool(number % 2))
         rounds.append({name: statistics.median(values) for name, values in timed.items()})
         print(
-            f"  round {number + 1}: notify() {1000 * rounds[-1]['notify']:.3f} ms,"
-            f" baseline {1000 * rounds[-1]['baseline']:.3f} ms",
+            f"  round {number + 1}: notify() {1000 * rounds[-1]['notify']:.3f} ms"
+            f" ({1000 * rounds[-1]['notify cpu']:.3f} CPU), baseline"
+            f" {1000 * rounds[-1]['baseline']:.3f} ms ({1000 * rounds[-1]['baseline cpu']:.3f})",
             file=sys.stderr,
             flush=True,
         )
@@ -240,17 +246,22 @@ def run() -> int:
         f" (blocks of {BLOCK}, alternating) after a warm-up",
         "",
         "| layer and cache | notify(), ms: median of the rounds' medians (min–max) | raw INSERT"
-        " + commit, ms | notify() / raw, per round | statements per notify() |",
-        "|---|---|---|---|---|",
+        " + commit, ms | notify() / raw, per round | CPU ms per notify() | CPU ms per raw insert"
+        " | CPU, notify() / raw | statements per notify() |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, found in measured.items():
         rounds = found["rounds"]
         ours = [1000 * r["notify"] for r in rounds]
         base = [1000 * r["baseline"] for r in rounds]
         ratio = report.spread(report.paired(ours, base), "{:.1f}")
+        cpu = [1000 * r["notify cpu"] for r in rounds]
+        cpu_base = [1000 * r["baseline cpu"] for r in rounds]
+        cpu_ratio = report.spread(report.paired(cpu, cpu_base), "{:.1f}")
         lines.append(
             f"| {found['layer']} ({name}) | {report.spread(ours, '{:.3f}')} |"
-            f" {report.spread(base, '{:.3f}')} | {ratio} | {len(found['statements'])} |"
+            f" {report.spread(base, '{:.3f}')} | {ratio} | {report.spread(cpu, '{:.3f}')} |"
+            f" {report.spread(cpu_base, '{:.3f}')} | {cpu_ratio} | {len(found['statements'])} |"
         )
     lines += [
         "",
@@ -259,7 +270,9 @@ def run() -> int:
         " query, the push to the channel layer). Raw: `INSERT ... RETURNING id` of a row with"
         " the same values on the driver's connection in autocommit, for another user (its rows"
         " do not add to the reader's counts). Each round starts from an empty table (PostgreSQL:"
-        " VACUUM ANALYZE). Machine: shared, 2 cores.",
+        " VACUUM ANALYZE). CPU: the benchmark process's (all its threads: the push loop's and"
+        " the Redis workers' too; not the database's or Redis's), per call, per round."
+        " Machine: shared, 2 cores.",
         "",
     ]
     for name, found in measured.items():
