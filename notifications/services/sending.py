@@ -190,7 +190,7 @@ def _prepared_audience(
     shape: dict[str, Any] = {"ids": ids}
     if len(ids) > 1:
         shape["count"] = len(ids)
-    if not (category and category in app_settings.UNMUTABLE_CATEGORIES):
+    if not _unmutable(category):
         shape["level"] = level
         if category:
             shape["category"] = category
@@ -539,13 +539,17 @@ def without_muted(
 
     A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
     (recorded before it became unmutable), nor of the level, nor of the object silences it."""
-    if category and category in app_settings.UNMUTABLE_CATEGORIES:
+    if _unmutable(category):
         return users
     target_key = None
     if target is not None and target.pk is not None:
         content_type, object_id = object_key(target)
         target_key = (content_type.pk, object_id)
     return _without_mutes(users, category=category, level=level, target_key=target_key)
+
+
+def _unmutable(category: str) -> bool:
+    return bool(category) and category in app_settings.UNMUTABLE_CATEGORIES
 
 
 def _without_mutes(
