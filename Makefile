@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/python -m bench.digests $(DIGESTS_BENCH_ARGS)
 	$(BIN)/python -m bench.push $(PUSH_BENCH_ARGS)
 	$(BIN)/python -m bench.following $(FOLLOWING_BENCH_ARGS)
+	$(BIN)/python -m bench.notify_path $(NOTIFY_BENCH_ARGS)
+	$(BIN)/python -m bench.notify_path --postgres $(NOTIFY_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -81,6 +81,8 @@ def bump(user_ids: Sequence[int]) -> None:
     try:
         if len(user_ids) > SHARED_BUMP_ABOVE:
             _cache().set(_SHARED, token, timeout=_TIMEOUT)
+        elif len(user_ids) == 1:  # one SET, where set_many is a transaction of two commands
+            _cache().set(_key(user_ids[0]), token, timeout=_TIMEOUT)
         else:
             _cache().set_many({_key(user_id): token for user_id in user_ids}, timeout=_TIMEOUT)
     except Exception as error:

@@ -34,6 +34,7 @@ def test_half_a_version_is_none():
 def test_a_cache_that_is_down_gives_a_fresh_version_each_time_and_bumps_nothing(caplog):
     broken = mock.Mock(
         get_many=mock.Mock(side_effect=ConnectionError("down")),
+        set=mock.Mock(side_effect=ConnectionError("down")),
         set_many=mock.Mock(side_effect=ConnectionError("down")),
     )
     with mock.patch.object(versions, "_cache", return_value=broken):
@@ -41,3 +42,17 @@ def test_a_cache_that_is_down_gives_a_fresh_version_each_time_and_bumps_nothing(
         versions.bump([7])
     assert "cache unreachable" in caplog.text
     assert "could not bump" in caplog.text
+
+
+def test_a_bump_of_one_user_and_of_several_makes_each_one_stale():
+    first = 10**9 + secrets.randbelow(10**9)
+    users = [first, first + 1, first + 2]
+    before = [versions.current(user_id) for user_id in users]
+    versions.bump(users[:1])
+    assert [read(user_id) != version for user_id, version in zip(users, before, strict=True)] == [
+        True,
+        False,
+        False,
+    ]
+    versions.bump(users)
+    assert all(read(user_id) not in (None, before[n]) for n, user_id in enumerate(users))

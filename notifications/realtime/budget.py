@@ -8,7 +8,8 @@ bump, the registry's who-is-online) run on a few daemon threads of this module's
 sender waits for them only as long as its budget allows; the pushes run on the push loop
 (``broker.py``) under the same budget. The database work in between runs in the sender's thread
 and is not charged: it is not Redis, and the budget is there to bound a hung Redis. Whatever is
-given up is named in one warning per send.
+given up is named in one warning per send. With the app's cache in this process (no Redis at
+all) there is nothing to bound, and no thread: the calls run in the sender's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
+
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 
 from ..conf import app_settings
 
@@ -62,6 +67,8 @@ class Budget:
         time (``what`` is then named in the warning; the call itself finishes, or fails, on its
         own, and its result is dropped). Exceptions it raises are raised here."""
         timeout = self.remaining() * share
+        if timeout and _in_process():
+            return True, function(*args)
         finished, result = _workers().call(timeout, function, *args) if timeout else (False, None)
         if not finished:
             self.give_up(what)
@@ -87,6 +94,13 @@ class Budget:
                 self.seconds,
                 ", ".join(self.given_up),
             )
+
+
+def _in_process() -> bool:
+    """Whether the app's cache lives in this process (the socket registry then does too:
+    presence.py). What a budget bounds is then no Redis call and cannot hang: it runs in the
+    sender's thread, without a hop to a worker (the demo without Redis, the tests)."""
+    return isinstance(caches[app_settings.CACHE_ALIAS], LocMemCache | DummyCache)
 
 
 def counted(number: int, noun: str) -> str:

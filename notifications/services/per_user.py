@@ -4,6 +4,8 @@ Python."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any, cast
 
 from django.core.exceptions import EmptyResultSet
@@ -42,32 +44,67 @@ def insert_per_user(
     source = audience_sql(audience, using)
     if source is None:
         return []
-    source_sql, source_params = source
+    return insert_from(
+        model, user_field, values, source, using, returning=returning, skip_existing=skip_existing
+    )
+
+
+def insert_from(
+    model: type[models.Model],
+    user_field: str,
+    values: dict[str, Any],
+    source: tuple[str, Sequence[Any]],
+    using: str,
+    *,
+    returning: tuple[str, ...] = (),
+    skip_existing: bool = False,
+) -> list[tuple[Any, ...]]:
+    """:func:`insert_per_user` from an audience's SQL and parameters (``audience_sql``'s)."""
     connection = connections[using]
-    quote = connection.ops.quote_name
-    meta = model._meta
-    fields = cast("list[models.Field[Any, Any]]", [meta.get_field(name) for name in values])
-    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
+    (before, after), fields = _insert_head(
+        model, user_field, tuple(values), using, connection.vendor, returning, skip_existing
+    )
     params = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(fields, values.values(), strict=True)
     ]
-    if connection.vendor == "postgresql":
+    source_sql, source_params = source
+    with connection.cursor() as cursor:
+        cursor.execute(before + source_sql + after, (*params, *source_params))
+        return [tuple(row) for row in cursor.fetchall()] if returning else []
+
+
+@functools.cache
+def _insert_head(
+    model: type[models.Model],
+    user_field: str,
+    names: tuple[str, ...],
+    using: str,
+    vendor: str,
+    returning: tuple[str, ...],
+    skip_existing: bool,
+) -> tuple[tuple[str, str], list[models.Field[Any, Any]]]:
+    """The statement before and after the audience's SQL, the same for every send."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = cast("list[models.Field[Any, Any]]", [meta.get_field(name) for name in names])
+    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
+    if vendor == "postgresql":
         # In a SELECT list PostgreSQL types a bare parameter as text, which an integer or JSON
         # column then refuses: say what each one is.
         placeholders = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
     else:
         placeholders = ", ".join("%s" for _ in fields)
     user_column = quote(cast(str, cast(models.Field, meta.get_field(user_field)).column))
-    sql = (
+    before = (
         f"INSERT INTO {quote(meta.db_table)} ({user_column}, {columns}) "
-        f"SELECT audience.{quote(AUDIENCE_USER_ID)}, {placeholders} FROM ({source_sql}) AS audience"
+        f"SELECT audience.{quote(AUDIENCE_USER_ID)}, {placeholders} FROM ("
     )
+    after = ") AS audience"
     if skip_existing:
         # "WHERE 1 = 1": SQLite would otherwise read ON CONFLICT as part of the SELECT's join.
-        sql += " WHERE 1 = 1 ON CONFLICT DO NOTHING"
+        after += " WHERE 1 = 1 ON CONFLICT DO NOTHING"
     if returning:
-        sql += " RETURNING " + ", ".join(quote(column) for column in returning)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (*params, *source_params))
-        return [tuple(row) for row in cursor.fetchall()] if returning else []
+        after += " RETURNING " + ", ".join(quote(column) for column in returning)
+    return (before, after), fields

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,16 +19,28 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
-from django.db.models import Q
+from django.db.models import F, Func, Q, Subquery
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..models import Channel, Email, Follow, Level, Mute, Notification, id_list, is_category
+from ..models import (
+    Channel,
+    Email,
+    Follow,
+    Level,
+    Mute,
+    Notification,
+    id_list,
+    id_list_param,
+    is_category,
+    object_key,
+)
+from ..prepared import Prepared, Slot
 from ..protocol import object_ref
 from ..users import active_users
 from . import outbox
 from .batch import NotificationBatch
-from .per_user import AUDIENCE_USER_ID, audience_sql, insert_per_user
+from .per_user import AUDIENCE_USER_ID, audience_sql, insert_from
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
@@ -80,38 +95,45 @@ def notify(
         expires_at=expires_at,
         email=email,
     )
-    users, expected_ids = _audience(recipients)
+    ids = _recipient_ids(recipients)  # None: a QuerySet or a Group, whoever matches
+    users = None if ids is not None else _audience(recipients)[0]
     excluded = None if exclude is None else _excluded(exclude)
     using = DEFAULT_DB_ALIAS
     prototype._state.db = using
-    # Without a group key the send is one statement, which needs no savepoint of its own inside
-    # the caller's transaction (two round trips saved per call, as Model.save() does); folding
-    # writes several, so it takes one.
+    folded: list[Notification] = []
     missing: list[int] = []
-    with transaction.atomic(using=using, savepoint=bool(prototype.group_key)):
-        audience = without_muted(users, category=category, level=level, target=target)
-        if excluded is not None:
-            audience = audience.exclude(pk__in=excluded)
-        folded = _fold(prototype, audience, using) if prototype.group_key else []
-        if folded:
-            folded_users = [row.recipient_id for row in folded]
-            audience = audience.exclude(pk__in=id_list(folded_users, using))
-        rows = _insert(prototype, audience, using)
-        if expected_ids is not None and len(rows) + len(folded) != len(expected_ids):
-            # Fewer rows than ids: some are muted, or do not exist (one query, on this path only).
+    with _transaction(using, several=bool(prototype.group_key)):
+        source: tuple[str, Sequence[Any]] | None
+        if ids is not None and excluded is None and not prototype.group_key:
+            # The common send: its statement built once (prepared.py).
+            source = _prepared_audience(ids, category=category, level=level, target=target)
+        else:
+            audience = without_muted(
+                users if users is not None else _users(cast(list[int], ids)),
+                category=category,
+                level=level,
+                target=target,
+            )
+            if excluded is not None:
+                audience = audience.exclude(pk__in=excluded)
+            if ids is not None and len(ids) > 1:
+                audience = _all_exist(audience, ids, len(ids), using)
+            folded = _fold(prototype, audience, using) if prototype.group_key else []
+            if folded:
+                folded_users = [row.recipient_id for row in folded]
+                audience = audience.exclude(pk__in=id_list(folded_users, using))
+            source = audience_sql(audience, using)
+        rows = _insert(prototype, source, using)
+        if ids is not None and len(rows) + len(folded) != len(ids):
+            # Fewer rows than ids: some are muted, or do not exist (one query, on this path
+            # only). Ids of no user made the insert write nothing (_all_exist).
             written = {rid for _, rid in rows} | {row.recipient_id for row in folded}
-            unwritten = [user_id for user_id in expected_ids if user_id not in written]
-            existing = set(users.filter(pk__in=unwritten).values_list("pk", flat=True))
-            missing = [user_id for user_id in unwritten if user_id not in existing]
+            missing = _missing([user_id for user_id in ids if user_id not in written])
             if missing and prototype.group_key:
-                raise _unknown_users(missing)  # rolls back to the savepoint
-            if missing:
-                # No savepoint: take back the rows just written, and raise once out of the
-                # block, so that the caller's transaction stays usable.
-                Notification.objects.using(using).filter(
-                    id__in=id_list([nid for nid, _ in rows], using)
-                ).delete()
+                raise _unknown_users(missing)  # rolls the fold back to the savepoint
     if missing:
+        # Raised out of the block: with no savepoint of its own, raising in it would leave the
+        # caller's transaction unusable.
         raise _unknown_users(missing)
     batch = NotificationBatch.merge(
         [NotificationBatch.of(prototype, rows)]
@@ -120,6 +142,94 @@ def notify(
     if len(batch):
         outbox.queue_sent(batch, using)
     return batch
+
+
+def _transaction(using: str, *, several: bool) -> AbstractContextManager[Any]:
+    """Where a send writes. Folding writes several statements: a savepoint of its own. One
+    statement needs none inside the caller's transaction (two round trips saved, as
+    Model.save() does), and no transaction at all in autocommit mode, where it is one (BEGIN and
+    COMMIT saved): its rows are committed when it returns, before anything is announced."""
+    if several:
+        return transaction.atomic(using=using)
+    if transaction.get_connection(using).get_autocommit():
+        return contextlib.nullcontext()
+    return transaction.atomic(using=using, savepoint=False)
+
+
+def _users(ids: list[int]) -> models.QuerySet:
+    return get_user_model()._default_manager.filter(pk__in=id_list(ids))
+
+
+_COUNT = models.IntegerField()
+
+
+def _all_exist(users: models.QuerySet, ids: Any, count: int, using: str) -> models.QuerySet:
+    """``users``, or no one unless all ``count`` of ``ids`` are users: a send naming an unknown
+    id writes nothing, in the same statement, and needs no transaction to take rows back."""
+    known = (
+        get_user_model()
+        ._default_manager.using(using)
+        .filter(pk__in=id_list(ids, using))
+        .order_by()
+        .values(n=Func(F("pk"), function="COUNT", output_field=_COUNT))
+    )
+    return users.alias(known_users=Subquery(known)).filter(known_users=count)
+
+
+def _missing(unwritten: list[int]) -> list[int]:
+    """Which of these ids are no user's."""
+    existing = set(_users(unwritten).values_list("pk", flat=True)) if unwritten else set()
+    return [user_id for user_id in unwritten if user_id not in existing]
+
+
+def _prepared_audience(
+    ids: list[int], *, category: str, level: str, target: models.Model | None
+) -> tuple[str, tuple[Any, ...]]:
+    """What ``without_muted(users with these ids, ...)`` selects, as SQL and parameters, with
+    ``_all_exist`` for several ids: built once per shape."""
+    shape: dict[str, Any] = {"ids": ids}
+    if len(ids) > 1:
+        shape["count"] = len(ids)
+    if not _unmutable(category):
+        shape["level"] = level
+        if category:
+            shape["category"] = category
+        if target is not None and target.pk is not None:
+            content_type, object_id = object_key(target)
+            shape.update(target_type=content_type.pk, target_id=object_id)
+    return _AUDIENCE.sql(DEFAULT_DB_ALIAS, **shape)
+
+
+def _build_audience(
+    using: str,
+    *,
+    ids: Any,
+    count: int | None = None,
+    level: str | None = None,
+    category: str = "",
+    target_type: int | None = None,
+    target_id: str = "",
+) -> tuple[str, tuple[Any, ...]]:
+    users = _users(ids).using(using)
+    if count is not None:
+        users = _all_exist(users, ids, count, using)
+    if level is not None:
+        target_key = None if target_type is None else (target_type, target_id)
+        users = _without_mutes(users, category=category, level=level, target_key=target_key)
+    source = audience_sql(users, using)
+    assert source is not None  # an id list is never empty by construction
+    return source
+
+
+_AUDIENCE = Prepared(
+    _build_audience,
+    ids=Slot([-7_301_011, -7_301_012], id_list_param),
+    count=Slot(-7_301_013, lambda value, connection: _COUNT.get_db_prep_value(value, connection)),
+    level=Slot("notifications-marker-level"),
+    category=Slot("notifications-marker-category"),
+    target_type=Slot(-7_301_014),
+    target_id=Slot("notifications-marker-target"),
+)
 
 
 def _unknown_users(ids: list[int]) -> ValueError:
@@ -429,15 +539,29 @@ def without_muted(
 
     A category in ``UNMUTABLE_CATEGORIES`` reaches everyone: neither a mute of that category
     (recorded before it became unmutable), nor of the level, nor of the object silences it."""
-    if category and category in app_settings.UNMUTABLE_CATEGORIES:
+    if _unmutable(category):
         return users
+    target_key = None
+    if target is not None and target.pk is not None:
+        content_type, object_id = object_key(target)
+        target_key = (content_type.pk, object_id)
+    return _without_mutes(users, category=category, level=level, target_key=target_key)
+
+
+def _unmutable(category: str) -> bool:
+    return bool(category) and category in app_settings.UNMUTABLE_CATEGORIES
+
+
+def _without_mutes(
+    users: models.QuerySet, *, category: str, level: str, target_key: tuple[int, str] | None
+) -> models.QuerySet:
     muted = Q(kind=Mute.Kind.LEVEL, value=level)
     if category:
         muted |= Q(kind=Mute.Kind.CATEGORY, value=category)
     in_app = Mute.objects.filter(muted, channel=Channel.IN_APP)
     users = users.exclude(pk__in=in_app.values("user_id"))
-    if target is not None and target.pk is not None:
-        muting = Follow.objects.of(target).muted()
+    if target_key is not None:
+        muting = Follow.objects.of_key(*target_key).muted()
         users = users.exclude(pk__in=muting.values("user_id"))
     return users
 
@@ -453,22 +577,30 @@ def _excluded(exclude: Any) -> models.QuerySet:
 def _audience(recipients: Any) -> tuple[models.QuerySet, list[int] | None]:
     """The recipients as a QuerySet of user ids to insert from, and the ids that must all exist
     (None when the caller gave a QuerySet or a Group, whose members are whoever matches)."""
+    ids = _recipient_ids(recipients)
+    if ids is not None:
+        return _users(ids), ids
     user_model = get_user_model()
     if isinstance(recipients, Group):
         if recipients.pk is None:
             raise ValueError("recipients: the group is not saved")
         return active_users(user_model._default_manager.filter(groups=recipients)), None
-    if isinstance(recipients, models.QuerySet):
-        if recipients.model is not user_model:
-            raise ValueError(
-                f"recipients: a QuerySet of {user_model._meta.label} is required "
-                f"(got one of {recipients.model._meta.label})"
-            )
-        return recipients, None
+    if recipients.model is not user_model:
+        raise ValueError(
+            f"recipients: a QuerySet of {user_model._meta.label} is required "
+            f"(got one of {recipients.model._meta.label})"
+        )
+    return recipients, None
+
+
+def _recipient_ids(recipients: Any) -> list[int] | None:
+    """The ids of the users named one by one; None for a Group or a QuerySet."""
+    if isinstance(recipients, Group | models.QuerySet):
+        return None
+    user_model = get_user_model()
     if isinstance(recipients, user_model | int | str) or not isinstance(recipients, Iterable):
         recipients = [recipients]
-    ids = list(dict.fromkeys(user_id_of(item, user_model) for item in recipients))
-    return user_model._default_manager.filter(pk__in=id_list(ids)), ids
+    return list(dict.fromkeys(user_id_of(item, user_model) for item in recipients))
 
 
 def user_id_of(item: Any, user_model: type[models.Model], name: str = "recipients") -> int:
@@ -505,9 +637,12 @@ _COLUMNS = (
 
 
 def _insert(
-    prototype: Notification, audience: models.QuerySet, using: str
+    prototype: Notification, source: tuple[str, Sequence[Any]] | None, using: str
 ) -> list[tuple[int, int]]:
-    """Write one row per user of ``audience`` in one statement; return (id, recipient id) pairs."""
+    """Write one row per user the ``source`` SQL selects (``audience_sql``'s), in one
+    statement; return (id, recipient id) pairs."""
+    if source is None:  # no one, by construction
+        return []
     for role in ("actor", "target"):
         obj = getattr(prototype, role)
         if obj is not None:
@@ -516,11 +651,16 @@ def _insert(
             )
             setattr(prototype, f"{role}_content_type_id", content_type.pk)
             setattr(prototype, f"{role}_object_id", str(obj.pk))
+    values = {name: getattr(prototype, attname) for name, attname in _attnames()}
+    rows = insert_from(
+        Notification, "recipient", values, source, using, returning=("id", "recipient_id")
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+@functools.cache
+def _attnames() -> list[tuple[str, str]]:
     fields = cast(
         "list[models.Field[Any, Any]]", [Notification._meta.get_field(n) for n in _COLUMNS]
     )
-    values = {field.name: getattr(prototype, field.attname) for field in fields}
-    rows = insert_per_user(
-        Notification, "recipient", values, audience, using, returning=("id", "recipient_id")
-    )
-    return [(row[0], row[1]) for row in rows]
+    return [(field.name, field.attname) for field in fields]
