@@ -132,7 +132,8 @@ class Node:
         # The client may be gone already, or take nothing (under uvicorn a close waits for the
         # client's TCP window like any send): its place is given back all the same.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(socket.close(code=code), CLOSE_WAIT_SECONDS)
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                await socket.close(code=code)
         await self.remove(socket)
 
     def close_soon(self, socket: Socket, code: int, reason: str) -> None:

@@ -41,9 +41,11 @@ class SlowClient:
 
     async def _drain(self, socket: Socket, waiting: asyncio.Task[None]) -> None:
         try:
-            await asyncio.wait_for(waiting, STUCK_SECONDS)
+            async with asyncio.timeout(STUCK_SECONDS):
+                await waiting
             while self.frames and socket.closed_with is None:
-                await asyncio.wait_for(socket.send(text_data=self.frames.popleft()), STUCK_SECONDS)
+                async with asyncio.timeout(STUCK_SECONDS):
+                    await socket.send(text_data=self.frames.popleft())
         except TimeoutError:
             await node().close(socket, CLOSE_TRY_AGAIN, "too_slow")
         except Exception as error:  # the client went away meanwhile
