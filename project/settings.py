@@ -107,10 +107,13 @@ if REDIS_URL:
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
                 # redis-py 8: without socket_timeout=None an idle receive() times out after ~5 s,
                 # and a pool refuses commands past 100 connections (channels_redis #422).
+                # All of a process's messages share one Redis list, whose capacity (100 by
+                # default) a burst of pushes exceeds: past it the layer drops without a word.
                 "CONFIG": {
                     "hosts": [
                         {"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}
-                    ]
+                    ],
+                    "capacity": 10_000,
                 },
             }
         }
