@@ -140,5 +140,6 @@ class Run:
         line += f", clients CPU {d.cpu:.2f} s]"
         line += f"  ({d.stale} late ones of an earlier delivery)" if d.stale else ""
         line += f"  MISSING {d.missing}" if d.missing else ""
+        line += f"  {d.received - d.expected} TWICE" if d.received > d.expected else ""
         line += f"  SERVER CLOSED {closed} sockets, codes {dict(d.codes)}" if closed else ""
         self.say(line)

@@ -43,6 +43,8 @@ def verdict(ratios: list[float], target: float, ds: list[Any]) -> tuple[bool, st
     closed, codes = sum(d.lost_sockets for d in ds), sum((d.codes for d in ds), Counter())
     ok = (ratio >= target if target > 0 else ratio <= -target) and not lost
     notes = [f"{lost:,} of {sum(d.expected for d in ds):,} lost"] if lost else []
+    if extra := sum(max(0, d.received - d.expected) for d in ds):
+        notes.append(f"{extra:,} more received than sent (some twice)")
     if closed:
         notes.append(f"server closed {closed:,} sockets (codes {dict(codes)})")
     if nothing := sum(d.last is None for d in ds if d.scenario == EVERYONE):
