@@ -213,7 +213,7 @@ def run() -> int:
         title = "Where the time goes: the app servers and senders during fan-out and broadcast"
         heading = "\n".join(report.header(title, "bench.websocket", "WS_BENCH_ARGS"))
         text = f"{heading}\n\n{PROFILED}\n\n" + "\n".join(run.profiles)
-        report.write(RESULTS / "profile-websocket.md", text)
+        report.write(args.output.with_name(f"profile-{args.output.name}"), text)
     return 0
 
 
