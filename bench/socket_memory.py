@@ -139,6 +139,9 @@ async def sockets(client: Process, server: Server, keys: dict[int, str], cmd: st
     command = {"cmd": cmd, "target": server.ws}
     if cmd == "connect":
         command |= {"url": server.ws, "origin": server.url, "entries": [*map(list, keys.items())]}
+        # Few at a time: under tracemalloc a busy daphne otherwise lets handshakes pass its 5 s
+        # timeout (WSREJECT)
+        command["at_once"] = 5
     answer = await asyncio.to_thread(client.call, command, 600)
     if answer.get("failed"):
         raise BenchError(f"{answer['failed']} sockets did not open\n{server.process.log()}")
