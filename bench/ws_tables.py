@@ -94,7 +94,8 @@ def tables(run: Run) -> str:
 def details(run: Run) -> str:
     args, rows = run.args, []
     for (scenario, name), ds in run.results.items():
-        value = median(d.elapsed if scenario == EVERYONE else d.rate for d in ds)
+        values = [d.elapsed if scenario == EVERYONE else d.rate for d in ds]
+        value = median(x for x in values if x == x)  # not NaN: a delivery that got nothing
         row = [scenario, name, f"{value:.3f} s" if scenario == EVERYONE else f"{value:,.0f} msg/s"]
         for key in ("server_cpu", "sender_cpu", "sent", "cpu"):
             row.append(f"{median(getattr(d, key) for d in ds):.2f}")
