@@ -1,8 +1,8 @@
 """The demo's ASGI application (``project.asgi``), able to dump a tracemalloc snapshot on demand.
 
-``bench.socket_memory`` serves it with daphne under ``PYTHONTRACEMALLOC``: on SIGUSR1 the main
-thread (daphne's, where this module is imported) collects garbage, then dumps a snapshot to
-``$BENCH_SNAPSHOT_DIR/snapshot-<n>.pickle`` (n counting from 0) and, last, writes
+``bench.socket_memory`` serves it with daphne or uvicorn under ``PYTHONTRACEMALLOC``: on SIGUSR1
+the main thread (the server's, where either imports this module) collects garbage, then dumps a
+snapshot to ``$BENCH_SNAPSHOT_DIR/snapshot-<n>.pickle`` (n counting from 0) and, last, writes
 ``snapshot-<n>.json`` with tracemalloc's traced size: its appearance says the dump is complete.
 """
 

@@ -1,13 +1,14 @@
 """What one idle WebSocket holds on the server, by owner (tracemalloc), and its RSS.
 
-``.venv/bin/python -m bench.socket_memory [--sockets 1000] [--redis-url redis://.../12]``: a
-daphne of the demo (``bench/memory_asgi.py``, ``PYTHONTRACEMALLOC``) on a SQLite database of
-the run's own, the in-memory channel layer unless ``--redis-url`` (pub/sub layer, that database
-flushed); a client process (``ws_client.py``) opens authenticated sockets that stay idle.
+``.venv/bin/python -m bench.socket_memory [--sockets 1000] [--servers daphne,uvicorn]
+[--redis-url redis://.../11]``: per ASGI server (daphne; uvicorn with wsproto) one serving the
+demo (``bench/memory_asgi.py``, ``PYTHONTRACEMALLOC``) on a SQLite database of the run's own,
+the in-memory channel layer unless ``--redis-url`` (pub/sub layer, that database flushed); a
+client process (``ws_client.py``) opens authenticated sockets that stay idle.
 Warm-up (sockets opened and closed), snapshot A with none open, ``--sockets`` opened and
 settled, snapshot B; each allocation of B - A is attributed to the first frame, from the most
-recent outwards, outside the standard library: its package is the owner. A daphne without
-tracemalloc gives the RSS per socket the app really costs.
+recent outwards, outside the standard library: its package is the owner. The same server
+without tracemalloc gives the RSS per socket the app really costs.
 """
 
 import argparse
@@ -26,11 +27,12 @@ from typing import Any
 from bench.lib import processes, report
 from bench.lib.databases import flush_redis, seed
 from bench.lib.processes import (
+    ASGI_SERVERS,
     BIN,
     HOST,
     BenchError,
     Process,
-    daphne,
+    asgi_server,
     django_env,
     rss_bytes,
     run_checked,
@@ -44,6 +46,7 @@ STDLIB = tuple(
 # The owners the issue names, and the packages each stands for (others are their own group).
 GROUPS = {
     "daphne/Twisted/autobahn": ("daphne", "twisted", "autobahn", "txaio", "zope", "automat"),
+    "uvicorn/wsproto/h11": ("uvicorn", "wsproto", "h11"),
     "channels": ("channels",),
     "channels_redis (+ redis, msgpack)": ("channels_redis", "redis", "msgpack"),
     "asgiref": ("asgiref",),
@@ -103,14 +106,16 @@ def group(owner: str) -> str:
 
 
 class Server:
-    """A daphne of the demo and its snapshots (with tracemalloc) or just its RSS (without)."""
+    """A server (``kind``) of the demo and its snapshots (with tracemalloc) or just its RSS."""
 
-    def __init__(self, env: dict[str, str], folder: Path, traced: bool) -> None:
-        self.folder, self.dumped = folder / ("traced" if traced else "plain"), 0
+    def __init__(self, kind: str, env: dict[str, str], folder: Path, traced: bool) -> None:
+        self.folder, self.dumped = folder / f"{kind}-{'traced' if traced else 'plain'}", 0
         self.folder.mkdir()
         extra = {"PYTHONTRACEMALLOC": str(FRAMES), "BENCH_SNAPSHOT_DIR": str(self.folder)}
         app = "bench.memory_asgi:application" if traced else "project.asgi:application"
-        self.process = daphne(env | (extra if traced else {}), self.folder / "daphne.log", app)
+        env = env | (extra if traced else {})
+        # Django imported under tracemalloc: a slow start on a busy machine
+        self.process = asgi_server(kind, env, self.folder / f"{kind}.log", app, 300)
         self.pid, self.url = self.process.pid, self.process.url
         self.ws = f"ws://{HOST}:{self.process.port}/ws/notifications/"
 
@@ -134,19 +139,22 @@ async def sockets(client: Process, server: Server, keys: dict[int, str], cmd: st
     command = {"cmd": cmd, "target": server.ws}
     if cmd == "connect":
         command |= {"url": server.ws, "origin": server.url, "entries": [*map(list, keys.items())]}
+        # Few at a time: under tracemalloc a busy daphne otherwise lets handshakes pass its 5 s
+        # timeout (WSREJECT)
+        command["at_once"] = 5
     answer = await asyncio.to_thread(client.call, command, 600)
     if answer.get("failed"):
         raise BenchError(f"{answer['failed']} sockets did not open\n{server.process.log()}")
 
 
-async def measure(args: argparse.Namespace, env: dict, folder: Path, keys: list[str]) -> dict:
-    client = Process([str(BIN / "python"), "-m", "bench.ws_client"], env, folder / "client.log")
-    client.start()
+async def measure(args: argparse.Namespace, kind: str, env: dict, folder: Path, keys: list) -> dict:
+    log = folder / f"client-{kind}.log"
+    client = Process([str(BIN / "python"), "-m", "bench.ws_client"], env, log).start()
     warm = dict(enumerate(keys[args.sockets :]))
     idle = dict(enumerate(keys[: args.sockets]))
     result: dict[str, Any] = {}
     for traced in (True, False):
-        server, started = Server(env, folder, traced), time.monotonic()
+        server, started = Server(kind, env, folder, traced), time.monotonic()
         for _ in range(2):  # imports, caches, first sessions: paid before the baseline
             await sockets(client, server, warm, "connect")
             await sockets(client, server, warm, "close")
@@ -162,12 +170,13 @@ async def measure(args: argparse.Namespace, env: dict, folder: Path, keys: list[
         name = "traced" if traced else "plain"
         result[name] = {"rss": rss, "a": a, "b": b, "seconds": time.monotonic() - started}
         per = (rss[1] - rss[0]) / args.sockets
-        print(f"{name}: RSS {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB, {per:,.0f} B/socket")
+        rss_mib = f"RSS {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB"
+        print(f"{kind}, {name}: {rss_mib}, {per:,.0f} B/socket", flush=True)
     client.stop()
     return result
 
 
-def analyse(args: argparse.Namespace, result: dict) -> str:
+def analyse(args: argparse.Namespace, kind: str, result: dict) -> str:
     n = args.sockets
     (a, a_info), (b, b_info) = result["traced"]["a"], result["traced"]["b"]
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
@@ -234,7 +243,7 @@ def analyse(args: argparse.Namespace, result: dict) -> str:
         f" differences sum to {total / n:,.0f} B ({100 * total / traced_diff:.1f} % of it; the"
         " rest is tracemalloc's own module, filtered out). tracemalloc's own memory (its traces,"
         f" {b_info['overhead'] / 2**20:.0f} MiB at B) is not counted in either.",
-        f"- RSS per idle socket, daphne without tracemalloc (a second daphne, same steps):"
+        f"- RSS per idle socket, {kind} without tracemalloc (a second {kind}, same steps):"
         f" **{(plain[1] - plain[0]) / n:,.0f} B** ({plain[0] / 2**20:.1f} ->"
         f" {plain[1] / 2**20:.1f} MiB). Python allocations are only part of it: allocator"
         " overhead, fragmentation and C-level buffers are in RSS and not in tracemalloc (kernel"
@@ -265,16 +274,21 @@ def analyse(args: argparse.Namespace, result: dict) -> str:
 def run() -> int:
     parser = argparse.ArgumentParser(description="Memory of an idle WebSocket, by owner.")
     parser.add_argument("--sockets", type=int, default=1000, help="idle sockets (default 1000)")
+    parser.add_argument("--servers", default="daphne,uvicorn", help="ASGI servers to measure")
     parser.add_argument("--top", type=int, default=10, help="allocation sites listed")
-    parser.add_argument("--redis-url", default="", help="pub/sub layer on it (flushed): db 12")
+    parser.add_argument("--redis-url", default="", help="pub/sub layer on it (flushed): db 11")
     parser.add_argument("--output", type=Path, default=RESULTS / "socket_memory.md")
     args = parser.parse_args()
+    kinds = [kind for kind in args.servers.split(",") if kind]
+    if not kinds or set(kinds) - set(ASGI_SERVERS):
+        parser.error(f"--servers: one or more of {', '.join(ASGI_SERVERS)}")
     if args.redis_url and args.redis_url.rstrip("/").endswith("/0"):
         raise BenchError("Redis db 0 is not the benchmark's to flush")
     processes.raise_nofile()
     clock, version = time.monotonic(), report.code_version()
-    title = "Memory per idle WebSocket on daphne, by owner (tracemalloc)"
+    title = f"Memory per idle WebSocket on {' and '.join(kinds)}, by owner (tracemalloc)"
     lines = report.header(title, "bench.socket_memory", "")
+    sections = []
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         extra = {"BENCH_LAYER_PREFIX": f"sm{os.getpid()}"} if args.redis_url else {}
@@ -283,15 +297,18 @@ def run() -> int:
         try:
             run_checked([str(BIN / "python"), "manage.py", "migrate", "--noinput"], env)
             keys = seed(env, folder, "users", args.sockets + WARM)["session_keys"]
-            result = asyncio.run(measure(args, env, folder, keys))
+            for kind in kinds:
+                result = asyncio.run(measure(args, kind, env, folder, keys))
+                sections += [f"## {kind}", "", analyse(args, kind, result)]
         finally:
             processes.stop_all()
             flush_redis(args.redis_url)
     lines[2] += f"; the run took {(time.monotonic() - clock) / 60:.1f} min"
     layer = f"channels_redis pub/sub on {args.redis_url}" if args.redis_url else "in-memory"
-    setup = f"- setup: daphne, DJANGO_DEBUG=0, SQLite (a temporary file), {layer} channel layer,"
+    setup = f"- setup: {' and '.join(kinds)}, one at a time (uvicorn with `--ws wsproto"
+    setup += f" --lifespan off`), DJANGO_DEBUG=0, SQLite (a temporary file), {layer} channel layer,"
     setup += " one client process (`websockets`, session cookie, Origin, no compression)"
-    lines += [f"- code: {version}", setup, "", analyse(args, result)]
+    lines += [f"- code: {version}", setup, "", *sections]
     report.write(args.output, "\n".join(lines))
     return 0
 

@@ -71,8 +71,8 @@ class Target:
             await socket.close()
             raise
 
-    async def connect(self, entries: list[list[Any]]) -> dict[str, Any]:
-        limit = asyncio.Semaphore(25)
+    async def connect(self, entries: list[list[Any]], at_once: int = 25) -> dict[str, Any]:
+        limit = asyncio.Semaphore(at_once)
         self.keys.update((index, key) for index, key in entries)
 
         async def one(index: int, key: str) -> None:

@@ -163,11 +163,15 @@ class Process:
             raise BenchError(f"{self.args[:3]} exited ({self.process.poll()}) {when}\n{self.log()}")
 
     def stop(self) -> None:
-        """End a helper's input (it quits), then terminate, then kill, while it runs."""
+        """End a helper's input (it quits), then terminate, then kill, while it runs; a server
+        (no input) is terminated at once."""
         if self in _running:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                self.process.stdin.close()  # type: ignore[union-attr]
-            for ask in (lambda: None, self.process.terminate, self.process.kill):
+            asks = [self.process.terminate, self.process.kill]
+            if self.process.stdin is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self.process.stdin.close()
+                asks.insert(0, lambda: None)
+            for ask in asks:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     ask()
                     self.process.wait(10)
@@ -179,11 +183,37 @@ class Process:
         return f"--- {self.log_path.name} ---\n{text}\n--- end of {self.log_path.name} ---"
 
 
-def daphne(env: dict, log: Path, app: str = "project.asgi:application", **where: Path) -> Process:
-    """A daphne of the run, started: ours, or hq's (``where``: its ``executable``, ``cwd``)."""
+def daphne(
+    env: dict, log: Path, app: str = "project.asgi:application", seconds: float = 60, **where: Path
+) -> Process:
+    """A daphne of the run, started (listening within ``seconds``): ours, or hq's (``where``:
+    its ``executable``, ``cwd``)."""
     port = free_port()
     command = [str(where.get("executable", BIN / "daphne")), "-b", HOST, "-p", str(port), app]
-    return Process(command, env, log, port, where.get("cwd", ROOT)).start()
+    return Process(command, env, log, port, where.get("cwd", ROOT)).start(seconds)
+
+
+ASGI_SERVERS = ("daphne", "uvicorn")
+
+
+def asgi_server(
+    kind: str, env: dict, log: Path, app: str = "project.asgi:application", seconds: float = 60
+) -> Process:
+    """A server of the run, started (listening within ``seconds``): daphne, or uvicorn with
+    wsproto (its legacy `websockets` mode waits on each slow client; wsproto does not)."""
+    if kind == "daphne":
+        return daphne(env, log, app, seconds)
+    if not (BIN / "uvicorn").exists() or not _importable("wsproto"):
+        raise BenchError(f"uvicorn or wsproto is missing: {BIN / 'pip'} install uvicorn wsproto")
+    port = free_port()
+    command = [str(BIN / "uvicorn"), "--host", HOST, "--port", str(port), "--ws", "wsproto"]
+    return Process([*command, "--lifespan", "off", app], env, log, port).start(seconds)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 # --- the helper's side ------------------------------------------------------------------------
