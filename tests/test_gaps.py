@@ -83,6 +83,27 @@ async def test_what_a_backlog_brought_is_not_sent_again(fast_checks, alice):
     await communicator.disconnect()
 
 
+async def test_a_push_that_arrives_after_its_row_was_recovered_is_not_sent_again(
+    fast_checks, alice
+):
+    """The push of a broadcast can still be on its way (queued in the layer, behind thousands of
+    other sockets) when a check finds its row: the socket gets it once."""
+    communicator, _ = await signed_in(alice)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "late push")
+    [recovered] = await frames(communicator, 1)
+    assert recovered["notification"]["id"] == nid and recovered["recovered"] is True
+    shape = {"title": "late push"}
+    late = broker.created_messages([(shape, [(alice.pk, nid, 1, 1)])])
+    await node().hub.deliver(late[0][1])
+    assert await frames(communicator, 0.5) == []
+    newer = await database_sync_to_async(written_by_another_program)(alice, "next")
+    both = broker.created_messages([(shape, [(alice.pk, nid, 2, 2), (alice.pk, newer, 2, 2)])])
+    await node().hub.deliver(both[0][1])
+    [message] = await frames(communicator, 1)  # pushed or recovered, whichever came first
+    assert message["notification"]["id"] == newer
+    await communicator.disconnect()
+
+
 async def test_a_lost_push_is_recovered(fast_checks, alice, monkeypatch):
     communicator, _ = await signed_in(alice)
 

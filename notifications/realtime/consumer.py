@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -83,7 +83,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     # message budget: paging is paced by the server's answers, never a flood.
     next_page: tuple[int, int] | None = None
     # What the hub delivered before the socket was sent hello, sent right after it.
-    held: list[tuple[list[str], Iterable[int]]] | None = None
+    held: list[tuple[list[str], list[int]]] | None = None
     # The pushes queued behind a send the client is slow to take (None: none is waiting).
     queued: SlowClient | None = None
 
@@ -271,18 +271,21 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the hub ----------------------------------------------------------------------
 
-    async def push(self, frames: list[str], ids: Iterable[int]) -> None:
+    async def push(self, frames: list[str], ids: list[int]) -> None:
         """Frames for this socket's user, encoded once per process (hub.py), and the ids of the
-        notifications among them, remembered for gap detection. Nothing may come before hello:
-        until then they wait. Never waits on the client: a send the server makes wait (uvicorn,
-        while the client's TCP window is full) goes on in a task, and what follows queues
-        behind it (``slow.py``)."""
+        notifications among them (one per frame, or none), remembered for gap detection; a
+        notification the socket was already sent (recovered, in a backlog) is not sent again.
+        Nothing may come before hello: until then they wait. Never waits on the client: a send
+        the server makes wait (uvicorn, while the client's TCP window is full) goes on in a
+        task, and what follows queues behind it (``slow.py``)."""
         if self.closed_with is not None:
             return
         if self.greeted_at is None:
             self.held = [*(self.held or []), (frames, ids)]
             return
-        self.delivered.add(ids)
+        frames = self.delivered.unsent(frames, ids)
+        if not frames:
+            return
         if self.queued is not None:
             self.queued.add(self, frames)
             return

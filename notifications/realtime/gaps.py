@@ -57,6 +57,20 @@ class RecentIds:
     def __contains__(self, nid: object) -> bool:
         return nid in self.sent
 
+    def unsent(self, frames: list[str], ids: list[int]) -> list[str]:
+        """Of a push's frames (one per id; a frame without ids, ``changed``, always goes), those
+        the socket was not sent yet, all of them remembered as sent from now on. A push can
+        arrive after gap detection recovered its row, or after a resume brought it."""
+        sent = self.sent
+        if not ids:
+            return frames
+        if not any(nid in sent for nid in ids):
+            self.add(ids)
+            return frames
+        fresh = [frame for frame, nid in zip(frames, ids, strict=True) if nid not in sent]
+        self.add(ids)
+        return fresh
+
     def forget_before(self, moment: float) -> None:
         if any(at < moment for at in self.sent.values()):
             self.sent = {nid: at for nid, at in self.sent.items() if at >= moment}

@@ -145,7 +145,7 @@ class Hub:
         sockets = self._sockets(event.get("user"))
         if kind == broker.CHANGED:
             for socket in sockets:
-                await self._each(socket, socket.push([event["frame"]], ()))
+                await self._each(socket, socket.push([event["frame"]], []))
         elif kind == broker.REVOKE:
             for socket in sockets:
                 await self._each(socket, socket.revoked(event.get("credential")))

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import CLOSE_SERVICE_RESTART, CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN
@@ -53,7 +53,7 @@ class Socket(Protocol):
 
     async def close(self, code: int | None = None) -> None: ...
 
-    async def push(self, frames: list[str], ids: Iterable[int]) -> None: ...
+    async def push(self, frames: list[str], ids: list[int]) -> None: ...
 
     async def revoked(self, credential: str | None) -> None: ...
 
