@@ -17,7 +17,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from .auth import TicketAuthMiddleware
+from .auth import SessionAuthMiddleware, TicketAuthMiddleware
 from .conf import REMOVED, SETTINGS, Settings
 from .realtime.broker import in_memory
 from .realtime.consumer import NotificationConsumer
@@ -161,6 +161,10 @@ def check_websocket_origins(app_configs: Any = None, **kwargs: Any) -> list[Warn
     ]
 
 
+# What gives a cookie socket its user: Channels' stack, or the one of WebSocketAuthStack.
+SESSION_AUTH = (AuthMiddleware, SessionAuthMiddleware)
+
+
 @register(Tags.compatibility)
 def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     path = getattr(settings, "ASGI_APPLICATION", None)
@@ -199,7 +203,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Error | Warnin
 
     messages: list[Error | Warning] = []
     if any(
-        not ticket_branch(chain) and not any(isinstance(step, AuthMiddleware) for step in chain)
+        not ticket_branch(chain) and not any(isinstance(step, SESSION_AUTH) for step in chain)
         for chain in chains
     ):
         messages.append(
