@@ -104,6 +104,31 @@ async def test_a_push_that_arrives_after_its_row_was_recovered_is_not_sent_again
     await communicator.disconnect()
 
 
+async def test_a_push_that_arrives_while_a_check_reads_its_row_is_sent_once(
+    fast_checks, alice, monkeypatch
+):
+    """The check found the row unsent, and the push comes while it reads the row's shape: the
+    check then leaves it to the push."""
+    communicator, _ = await signed_in(alice)
+    real, hub = gaps._shapes_and_counts, node().hub
+    pushed = []
+
+    def shapes_while_the_push_arrives(ids, user_ids):
+        if not pushed:
+            [nid] = ids
+            event = broker.created_messages([({"title": "raced"}, [(alice.pk, nid, 1, 1)])])
+            async_to_sync(hub.deliver)(event[0][1])  # on the server's loop, meanwhile
+            pushed.append(nid)
+        return real(ids, user_ids)
+
+    monkeypatch.setattr(gaps, "_shapes_and_counts", shapes_while_the_push_arrives)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "raced")
+    [message] = await frames(communicator, 2)
+    assert pushed == [nid]
+    assert message["notification"]["id"] == nid and "recovered" not in message
+    await communicator.disconnect()
+
+
 async def test_a_lost_push_is_recovered(fast_checks, alice, monkeypatch):
     communicator, _ = await signed_in(alice)
 

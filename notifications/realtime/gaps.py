@@ -71,6 +71,10 @@ class RecentIds:
         self.add(ids)
         return fresh
 
+    def forget(self, ids: Iterable[int]) -> None:
+        for nid in ids:
+            self.sent.pop(nid, None)
+
     def forget_before(self, moment: float) -> None:
         if any(at < moment for at in self.sent.values()):
             self.sent = {nid: at for nid, at in self.sent.items() if at >= moment}
@@ -141,20 +145,25 @@ class GapDetector:
         shapes, counts = await database_sync_to_async(_shapes_and_counts)(ids, users)
         sent = 0
         for socket, nids in missing.items():
+            # The push may have come while the shapes were read: what it brought is not sent
+            # again. What is sent now is remembered first: a push arriving while it is being
+            # written is not sent either.
+            nids = [nid for nid in sorted(nids) if nid not in socket.delivered]
+            socket.delivered.add(nids)
             unread, unseen = counts.get(socket.user_id or 0, (0, 0))
             frames = [
-                encode(notification_frame(shapes[nid], unread, unseen, recovered=True))
-                for nid in sorted(nids)
+                (nid, encode(notification_frame(shapes[nid], unread, unseen, recovered=True)))
+                for nid in nids
                 if nid in shapes  # deleted or expired since
             ]
-            try:
-                for frame in frames:
+            for index, (_, frame) in enumerate(frames):
+                try:
                     await socket.send(text_data=frame)
-            except Exception as error:  # the socket went away meanwhile
-                logger.debug("notifications: a recovered notification was not sent: %r", error)
-                continue
-            socket.delivered.add(nids)
-            sent += len(frames)
+                except Exception as error:  # the socket went away meanwhile: the next check
+                    socket.delivered.forget(nid for nid, _ in frames[index:])
+                    logger.debug("notifications: a recovered notification was not sent: %r", error)
+                    break
+                sent += 1
         events.info(
             "event=gap process=%s sockets=%d notifications=%d", PROCESS, len(missing), len(ids)
         )
