@@ -127,9 +127,9 @@ class GapDetector:
             since = began - timedelta(seconds=began_here - first + _SLACK_SECONDS)
         rows = await database_sync_to_async(_written_since)(list(sockets), since - margin)
         missing: dict[Socket, list[int]] = {}
-        for nid, user_id in rows:
+        for nid, user_id in rows:  # every row of the window: the loop of a check that costs
             for socket in sockets.get(user_id, ()):
-                if socket.user_id is not None and nid not in socket.delivered:
+                if socket.user_id is not None and nid not in socket.delivered.sent:
                     missing.setdefault(socket, []).append(nid)
         sent = await self._send(missing) if missing else 0
         self.checked_at = began
