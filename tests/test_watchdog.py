@@ -232,11 +232,15 @@ async def pushed_after_reconnecting(user, attempts: int = 8) -> bool:
 async def test_restarting_either_of_two_redis_servers_closes_the_sockets_it_carried(
     two_redis_servers, make_user, settings
 ):
-    """Each user's group lives on one of the two servers. Restarting one loses what it carried
-    then: its sockets are told (4013) and, reconnecting, hear of new sends again. With the
-    pub/sub layer the other server's sockets stay open, unless the restarted one carries the
-    group of all processes; with the core layer every message of a process passes through one
-    server's list, and restarting that one tells every socket."""
+    """Each user's group lives on one of the two servers. One that goes down loses what it
+    would carry meanwhile: its sockets are told (4013) and, once it is back, reconnecting, hear of
+    new sends again. With the pub/sub layer the other server's sockets stay open, unless the
+    restarted one carries the group of all processes; with the core layer every message of a
+    process passes through one server's list, and restarting that one tells every socket.
+
+    The server stays down until the sockets are told: redis-py 8.2 retries a command through a
+    restart of a few hundred milliseconds and resubscribes, and then nothing is lost and nothing
+    needs telling (the heartbeats all arrive, late, in order)."""
     pubsub = "pubsub" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
     users = {}
     for _ in range(40):
@@ -248,8 +252,8 @@ async def test_restarting_either_of_two_redis_servers_closes_the_sockets_it_carr
         sockets = {shard: (await signed_in(user))[0] for shard, user in users.items()}
         await asyncio.sleep(0.5)  # the watchdog is beating on both shards
         two_redis_servers[restarted].stop()
+        assert await closed_with(sockets[restarted], 15) == 4013
         two_redis_servers[restarted].start()
-        assert await closed_with(sockets[restarted], 10) == 4013
         other = 1 - restarted
         # Sends to many users pass through the group of all processes: losing its server tells
         # every socket.
