@@ -159,7 +159,8 @@ class GapDetector:
             for index, (_, frame) in enumerate(frames):
                 try:
                     await socket.send(text_data=frame)
-                except Exception as error:  # the socket went away meanwhile: the next check
+                except Exception as error:  # the socket went away meanwhile
+                    # What it was not sent, the next check tries again.
                     socket.delivered.forget(nid for nid, _ in frames[index:])
                     logger.debug("notifications: a recovered notification was not sent: %r", error)
                     break
