@@ -104,6 +104,24 @@ async def test_a_push_that_arrives_after_its_row_was_recovered_is_not_sent_again
     await communicator.disconnect()
 
 
+async def test_the_push_of_a_row_a_backlog_brought_still_brings_its_counts(alice):
+    """A backlog carries no counts: the push of one of its rows, arriving after it, is sent all
+    the same (the client drops it by id and takes its counts). Dropped, the badge stayed at 0
+    (the demo page's browser test caught it)."""
+    communicator, _ = await signed_in(alice)
+    nid = await database_sync_to_async(written_by_another_program)(alice, "in the backlog")
+    await communicator.send_json_to({"type": "resume", "after": 0})
+    [backlog] = await frames(communicator, 0.5)
+    assert [item["id"] for item in backlog["notifications"]] == [nid]
+    assert "unread_count" not in backlog
+    push = broker.created_messages([({"title": "in the backlog"}, [(alice.pk, nid, 1, 1)])])
+    await node().hub.deliver(push[0][1])
+    [message] = await frames(communicator, 0.5)
+    assert message["type"] == "notification" and message["notification"]["id"] == nid
+    assert (message["unread_count"], message["unseen_count"]) == (1, 1)
+    await communicator.disconnect()
+
+
 async def test_a_push_that_arrives_while_a_check_reads_its_row_is_sent_once(
     fast_checks, alice, monkeypatch
 ):

@@ -289,7 +289,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def push(self, frames: list[str], ids: list[int]) -> None:
         """Frames for this socket's user, encoded once per process (hub.py), and the ids of the
         notifications among them (one per frame, or none), remembered for gap detection; a
-        notification the socket was already sent (recovered, in a backlog) is not sent again.
+        notification the socket was already sent in a frame (pushed, or recovered by gap
+        detection) is not sent again.
         Nothing may come before hello: until then they wait. Never waits on the client: a send
         the server makes wait (uvicorn, while the client's TCP window is full) goes on in a
         task, and what follows queues behind it (``slow.py``)."""

@@ -42,42 +42,59 @@ _SLACK_SECONDS = 2.0
 
 
 class RecentIds:
-    """The ids one socket was sent lately, with when (monotonic)."""
+    """The ids one socket was sent lately, with when (monotonic), and which of them it was sent
+    in a ``notification`` frame: a push or a recovery, which carry the user's counts. A backlog
+    carries none."""
 
-    __slots__ = ("sent",)
+    __slots__ = ("sent", "framed")
 
     def __init__(self) -> None:
         self.sent: dict[int, float] = {}
+        self.framed: set[int] | None = None  # made on the first push: an idle socket has none
 
-    def add(self, ids: Iterable[int]) -> None:
+    def add(self, ids: Iterable[int], *, framed: bool = False) -> None:
         now = time.monotonic()
+        if not framed:
+            for nid in ids:
+                self.sent[nid] = now
+            return
+        if self.framed is None:
+            self.framed = set()
+        in_frames = self.framed
         for nid in ids:
             self.sent[nid] = now
+            in_frames.add(nid)
 
     def __contains__(self, nid: object) -> bool:
         return nid in self.sent
 
     def unsent(self, frames: list[str], ids: list[int]) -> list[str]:
         """Of a push's frames (one per id; a frame without ids, ``changed``, always goes), those
-        the socket was not sent yet, all of them remembered as sent from now on. A push can
-        arrive after gap detection recovered its row, or after a resume brought it."""
-        sent = self.sent
+        whose notification the socket was not sent in a frame yet, all of them remembered as
+        sent from now on. A push can arrive after gap detection recovered its row. One a
+        backlog brought is sent all the same: the client drops it by id, and takes its counts,
+        which the backlog did not carry."""
         if not ids:
             return frames
-        if not any(nid in sent for nid in ids):
-            self.add(ids)
+        framed = self.framed
+        if framed is None or not any(nid in framed for nid in ids):
+            self.add(ids, framed=True)
             return frames
-        fresh = [frame for frame, nid in zip(frames, ids, strict=True) if nid not in sent]
-        self.add(ids)
+        fresh = [frame for frame, nid in zip(frames, ids, strict=True) if nid not in framed]
+        self.add(ids, framed=True)
         return fresh
 
     def forget(self, ids: Iterable[int]) -> None:
         for nid in ids:
             self.sent.pop(nid, None)
+            if self.framed is not None:
+                self.framed.discard(nid)
 
     def forget_before(self, moment: float) -> None:
         if any(at < moment for at in self.sent.values()):
             self.sent = {nid: at for nid, at in self.sent.items() if at >= moment}
+            if self.framed is not None:
+                self.framed = {nid for nid in self.framed if nid in self.sent} or None
 
 
 class GapDetector:
@@ -149,7 +166,7 @@ class GapDetector:
             # again. What is sent now is remembered first: a push arriving while it is being
             # written is not sent either.
             nids = [nid for nid in sorted(nids) if nid not in socket.delivered]
-            socket.delivered.add(nids)
+            socket.delivered.add(nids, framed=True)
             unread, unseen = counts.get(socket.user_id or 0, (0, 0))
             frames = [
                 (nid, encode(notification_frame(shapes[nid], unread, unseen, recovered=True)))
