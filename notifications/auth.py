@@ -8,7 +8,6 @@ origin check that keeps other sites from opening sockets with your users' cookie
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,7 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import parse_cookie
 
 from .realtime import tickets
-from .realtime.credentials import Credential
+from .realtime.credentials import Credential, session_store
 from .realtime.origins import OriginValidator
 from .users import active_users, is_active
 
@@ -59,8 +58,7 @@ class SessionAuthMiddleware:
             if name == b"cookie":
                 cookies = parse_cookie(value.decode("latin-1"))
                 break
-        store = import_module(settings.SESSION_ENGINE).SessionStore
-        session = store(cookies.get(settings.SESSION_COOKIE_NAME))
+        session = session_store()(cookies.get(settings.SESSION_COOKIE_NAME))
         user = await get_user({"session": session})
         scope = {**scope, "cookies": cookies, "session": session, "user": user}
         return await self.inner(scope, receive, send)

@@ -98,13 +98,18 @@ def _session_verdict(data: dict[str, Any] | None, user: Any) -> int | None:
 # --- reading many sessions at once ------------------------------------------------------------
 
 
+def session_store() -> Any:
+    """The ``SessionStore`` class of ``SESSION_ENGINE``."""
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
 def _sessions(keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The data of every live session among ``keys`` (missing and expired ones left out)."""
     keys = list(dict.fromkeys(key for key in keys if key))
     if not keys:
         return {}
     engine = settings.SESSION_ENGINE
-    store = import_module(engine).SessionStore
+    store = session_store()
     found: dict[str, dict[str, Any]] = {}
     if engine in ("django.contrib.sessions.backends.cache", _CACHED_DB):
         cache = caches[settings.SESSION_CACHE_ALIAS]
