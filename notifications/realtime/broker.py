@@ -529,6 +529,19 @@ async def join(user_id: int, channel_name: str, attempts: int = 3) -> bool:
     return False
 
 
+def membership_lifetime() -> float | None:
+    """How long the layer keeps a channel in a group after adding it, in seconds: the core and
+    in-memory layers' ``group_expiry`` (a day by default), after which a group send skips the
+    channel. None when a membership lasts until it is discarded (the pub/sub layer)."""
+    layer = get_channel_layer()
+    if layer is None or _is_pubsub(layer):
+        return None
+    lifetime = getattr(layer, "group_expiry", None)
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+        return None
+    return float(lifetime)
+
+
 async def leave(user_id: int, channel_name: str) -> None:
     layer = get_channel_layer()
     if layer is None:

@@ -9,6 +9,7 @@ rows. A socket has no channel, queue or task of its own.
 
 Everything still travels through the Channels layer (its groups, ``group_send``), so the
 in-memory, core and pub/sub layers all work, and a project's own consumers are untouched.
+Layers that forget a membership after ``group_expiry`` get theirs renewed (renewal.py).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class Hub:
                 self.task = self.node.spawn(self._receive(channel))
         channel = self.channel
         async with self._lock(user_id):
-            if user_id in self.joined and self.channel == channel:
-                return True
+            # Added again for each socket, even when the user is joined already: the layer may
+            # have forgotten the membership (a restarted Redis) while another socket was open.
             if not await broker.join(user_id, channel):
                 return False
             if self.channel != channel:  # the layer failed meanwhile: that channel is gone
@@ -84,6 +85,23 @@ class Hub:
         if not self.node.sockets and not self.joined and self.task is not None:
             self.task.cancel()
             self.task, self.channel = None, None
+
+    async def renew(self) -> None:
+        """Add the channel to every group it holds again (renewal.py)."""
+        channel = self.channel
+        if channel is None:
+            return
+        try:
+            await broker.subscribe(broker.NODES_GROUP, channel)
+        except Exception as error:  # still a member until the lifetime ends: the next renews
+            logger.warning("notifications: the group of all processes was not renewed: %r", error)
+        if self.channel != channel:  # stopped meanwhile: its last act was to leave that group
+            await broker.unsubscribe(broker.NODES_GROUP, channel)
+            return
+        for user_id in list(self.joined):
+            async with self._lock(user_id):
+                if user_id in self.joined and self.channel == channel:
+                    await broker.join(user_id, channel)  # a failure is logged; the next renews
 
     async def _receive(self, channel: str) -> None:
         try:

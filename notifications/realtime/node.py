@@ -3,10 +3,11 @@
 A consumer asks its node to add its socket (a place in the registry, the user's group), to
 remove it, or to close it with a code; nothing else keeps a list of sockets. While the node has
 sockets it runs what the process does for all of them: the keep-alive sweep (sweep.py), the
-channel-layer watchdog (watchdog.py), gap detection (gaps.py), the credentials checks
-(credential_checks.py), the GC freezer (gcfreeze.py), and the goodbye when the server is told
-to stop (shutdown.py). Every background task it starts stays referenced until it finishes.
-One node per event loop: under daphne, one per process. docs/realtime.md walks through it.
+channel-layer watchdog (watchdog.py), the renewal of its group memberships (renewal.py), gap
+detection (gaps.py), the credentials checks (credential_checks.py), the GC freezer
+(gcfreeze.py), and the goodbye when the server is told to stop (shutdown.py). Every
+background task it starts stays referenced until it finishes. One node per event loop: under
+daphne, one per process. docs/realtime.md walks through it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .gaps import GapDetector, RecentIds
 from .gcfreeze import Freezer
 from .hub import Hub
 from .presence import PROCESS, registry
+from .renewal import Renewal
 from .sweep import Sweep
 from .watchdog import Watchdog
 
@@ -70,6 +72,7 @@ class Node:
         self.hub = Hub(self)
         self.sweep = Sweep(self)
         self.watchdog = Watchdog(self)
+        self.renewal = Renewal(self)
         self.gaps = GapDetector(self)
         self.freezer = Freezer(self)
         self.revocations = Revocations(self)
@@ -185,6 +188,7 @@ class Node:
     def _start(self) -> None:
         self.sweep.ensure_running()
         self.watchdog.ensure_running()
+        self.renewal.ensure_running()
         self.gaps.ensure_running()
         self.freezer.ensure_running()
         self.revocations.ensure_running()

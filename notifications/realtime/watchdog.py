@@ -38,6 +38,7 @@ class Watchdog:
         self.last_beat: list[float] = []  # monotonic, per shard
         self.joined: set[int] = set()  # shards whose heartbeat group this node's channel is in
         self.receiving: int | None = None  # the shard every message to this process passes
+        self.channel: str | None = None  # while it runs
 
     def ensure_running(self) -> None:
         if self.task is None or self.task.done():
@@ -63,6 +64,7 @@ class Watchdog:
         self.expected = [1 for _ in shards]
         self.last_beat = [time.monotonic() for _ in shards]
         self.joined = set()
+        self.channel = channel
         listener = self.node.spawn(self._listen(channel))
         period = LAYER_CHECK_SECONDS
         try:
@@ -77,9 +79,24 @@ class Watchdog:
                         self._lose(shard, "no heartbeat arrived for a long time")
                         self.last_beat[shard] = time.monotonic()
         finally:
+            self.channel = None
             listener.cancel()
             for shard in self.joined:
                 await broker.unsubscribe(self.groups[shard], channel)
+
+    async def renew(self) -> None:
+        """Add the channel to its heartbeat groups again (renewal.py)."""
+        channel = self.channel
+        if channel is None:
+            return
+        for shard in list(self.joined):
+            try:
+                await broker.subscribe(self.groups[shard], channel)
+            except Exception:
+                self.joined.discard(shard)  # the next beat joins it again, or says it cannot
+            if self.channel != channel:  # stopped meanwhile, having left its groups
+                await broker.unsubscribe(self.groups[shard], channel)
+                return
 
     async def _beat(self, shard: int, channel: str) -> None:
         try:
@@ -115,6 +132,7 @@ class Watchdog:
                     # lost its members, sockets of this shard included. Join it again.
                     self.joined.discard(shard)
                     self._lose(shard, "the layer forgot its group memberships")
+                    self.node.renewal.soon()  # the hub's, for the sockets that stay open
                     self.expected[shard] = number + 1
                 continue
             self.last_beat[shard] = time.monotonic()
