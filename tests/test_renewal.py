@@ -142,6 +142,27 @@ def test_only_layers_that_forget_memberships_are_renewed(settings):
     assert broker.membership_lifetime() == 3600
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert broker.membership_lifetime() == 86400
+    settings.CHANNEL_LAYERS = {"default": core_layer(url, group_expiry=0)}
+    assert broker.membership_lifetime() is None  # nothing a renewal could keep
+
+
+async def test_a_renewal_stops_at_the_first_add_the_layer_refuses(
+    expiring_layer, make_user, monkeypatch
+):
+    users = await sync_to_async(lambda: [make_user() for _ in range(3)])()
+    sockets = [(await signed_in(user))[0] for user in users]
+    asked = []
+
+    async def refused(user_id, channel_name, attempts=3):
+        asked.append((user_id, attempts))
+        return False
+
+    monkeypatch.setattr(broker, "join", refused)
+    await node().hub.renew()
+    assert len(asked) == 1 and asked[0][1] == 1  # one user, one attempt: the next renewal retries
+    assert node().hub.joined == {user.pk for user in users}  # still members until it lapses
+    for communicator in sockets:
+        await communicator.disconnect()
 
 
 async def test_renewal_stops_with_the_last_socket(expiring_layer, alice):

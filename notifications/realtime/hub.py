@@ -100,8 +100,12 @@ class Hub:
             return
         for user_id in list(self.joined):
             async with self._lock(user_id):
-                if user_id in self.joined and self.channel == channel:
-                    await broker.join(user_id, channel)  # a failure is logged; the next renews
+                if user_id not in self.joined or self.channel != channel:
+                    continue
+                # One attempt, and none more once the layer fails: each would hold a user's
+                # lock through join()'s retries, and what was added lasts till the next renewal.
+                if not await broker.join(user_id, channel, attempts=1):
+                    return
 
     async def _receive(self, channel: str) -> None:
         try:
